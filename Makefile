@@ -1,0 +1,64 @@
+# hopwatch — the entry points. `make help` lists them.
+SHELL := /bin/bash
+BIN   := $(CURDIR)/bin
+GO    ?= go
+export PATH := $(BIN):$(PATH)
+
+# Binaries that `make build` produces.
+CMDS := hopwatch-proxy statsd-sink
+
+.PHONY: help build test unit lint e2e bench bench-go bench-proxy bench-sink tools fuzz up clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build the binaries into ./bin
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+
+test: tools-test build lint unit ## everything CI runs: lint, race-enabled unit, integration and end-to-end tests
+
+unit: ## go test -race over every package (integration and e2e tests included)
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+lint: tools-lint ## golangci-lint with the committed .golangci.yml, plus gofmt and go vet
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/golangci-lint run ./...
+
+bench: bench-go bench-proxy bench-sink ## all benchmarks; figures go to BENCHMARKS.md
+
+bench-go: ## Go micro-benchmarks of the hot paths, with allocations
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./proxy/... ./sink/...
+
+bench-proxy: build ## wrk against hopwatch-proxy, nginx, HAProxy and Caddy in one run
+	bench/proxy/run.sh
+
+bench-sink: build tools-test ## statsd-sink vs statsd_exporter on identical streams
+	bench/sink/run.sh
+
+tools: ## build every pinned dev tool into ./bin (skips tools already at their pinned version)
+	tools/build.sh $(notdir $(patsubst %/,%,$(wildcard tools/*/)))
+
+tools-lint:
+	@tools/build.sh golangci-lint
+
+tools-test: ## tools the tests run against (statsd_exporter for the differential test)
+	@tools/build.sh statsd_exporter
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
+	  done; done
+
+up: build ## run the dev environment (placeholder until the dev-environment issue lands)
+	@echo "make up: the Tilt dev environment is not built yet (see the dev-environment issue)."
+	@echo "For now, run the pieces by hand:"
+	@echo "  bin/statsd-sink --preset=envoy &"
+	@echo "  bin/hopwatch-proxy -c deploy/local/front-proxy.yaml"
+	@exit 1
+
+clean: ## remove build outputs (keeps pinned tools)
+	rm -f $(addprefix $(BIN)/,$(CMDS))

@@ -1,0 +1,240 @@
+// Package connmgr is hopwatch's HTTP connection manager, after Envoy's: for
+// each downstream request it enforces header limits, applies the
+// X-Forwarded-For and x-request-id rules, selects the virtual host and
+// route, answers redirects, direct responses and misses itself, hands routed
+// requests to the router, and writes one access-log line.
+//
+// A Manager serves one listener. Its configuration is an immutable Snapshot
+// swapped atomically on hot reload, so a request always sees one consistent
+// configuration from start to finish and a reload never fails a request.
+package connmgr
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hopwatch/hopwatch/proxy/accesslog"
+	"github.com/hopwatch/hopwatch/proxy/cluster"
+	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/headers"
+	"github.com/hopwatch/hopwatch/proxy/requestid"
+	"github.com/hopwatch/hopwatch/proxy/route"
+	"github.com/hopwatch/hopwatch/proxy/router"
+	"github.com/hopwatch/hopwatch/proxy/streaminfo"
+
+	"math/rand/v2"
+)
+
+// Snapshot is one listener's complete, immutable request-handling
+// configuration.
+type Snapshot struct {
+	// Listener is the listener's configuration, defaults applied.
+	Listener *config.Listener
+	// Routes is the compiled route table.
+	Routes *route.Table
+	// Clusters resolves route targets.
+	Clusters *cluster.Manager
+	// AccessLog receives one line per request; nil disables logging.
+	AccessLog accesslog.Logger
+}
+
+// Manager handles the requests of one listener.
+type Manager struct {
+	snap atomic.Pointer[Snapshot]
+	// draining makes every response ask the client to close its
+	// connection, so that clients move away before shutdown.
+	draining *atomic.Bool
+}
+
+// New returns a Manager serving snap. draining is shared by every listener
+// of the process and flipped by /healthcheck/fail and SIGTERM.
+func New(snap *Snapshot, draining *atomic.Bool) *Manager {
+	m := &Manager{draining: draining}
+	m.snap.Store(snap)
+	return m
+}
+
+// Swap installs a new snapshot; requests already running keep the old one.
+func (m *Manager) Swap(snap *Snapshot) { m.snap.Store(snap) }
+
+// Snapshot returns the current snapshot.
+func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
+
+var infoPool = sync.Pool{New: func() any { return new(streaminfo.Info) }}
+
+// ServeHTTP implements http.Handler.
+func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	snap := m.snap.Load()
+	lc := snap.Listener
+	info := infoPool.Get().(*streaminfo.Info)
+	*info = streaminfo.Info{
+		StartTime:               time.Now(),
+		Method:                  req.Method,
+		Path:                    req.RequestURI,
+		Protocol:                req.Proto,
+		Authority:               req.Host,
+		UserAgent:               req.Header.Get("User-Agent"),
+		DownstreamRemoteAddress: req.RemoteAddr,
+	}
+	if info.Path == "" { // HTTP/2 leaves RequestURI empty for some clients
+		info.Path = req.URL.RequestURI()
+	}
+	rw := &responseWriter{ResponseWriter: w, info: info}
+	body := &countingBody{ReadCloser: req.Body}
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body = body
+	}
+	outcome := m.handle(rw, req, snap, lc, info)
+	info.BytesReceived += body.n
+	info.Duration = time.Since(info.StartTime)
+	if info.ResponseCode == 0 {
+		info.ResponseCode = rw.status
+	}
+	info.ResponseHeaders = rw.Header()
+	if snap.AccessLog != nil {
+		snap.AccessLog.Log(info)
+	}
+	*info = streaminfo.Info{}
+	infoPool.Put(info)
+	if outcome.Abort {
+		// Reset the stream: the client must not take a truncated body
+		// for a complete one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, lc *config.Listener, info *streaminfo.Info) router.Outcome {
+	serverName := lc.ServerName
+	if n := headers.Count(req.Header); n > lc.Limits.MaxRequestHeadersCount {
+		info.ResponseFlags.Set(streaminfo.DownstreamProtocolError)
+		info.ResponseCodeDetails = "too_many_headers"
+		router.WriteLocalReply(w, http.StatusRequestHeaderFieldsTooLarge, "too many request headers: "+strconv.Itoa(n)+" > "+strconv.Itoa(lc.Limits.MaxRequestHeadersCount), serverName, m.prepare(lc, ""))
+		return router.Outcome{}
+	}
+
+	// Everything below edits the header set that goes upstream. The
+	// incoming map is owned by this request; cloning it would cost an
+	// allocation per header for nothing.
+	h := req.Header
+	upgrade, isUpgrade := headers.IsUpgrade(h)
+	headers.RemoveHopByHop(h)
+	if isUpgrade {
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = []string{upgrade}
+	}
+
+	peer, _ := netip.ParseAddrPort(req.RemoteAddr)
+	fwd := headers.ApplyForwardedFor(h.Get("X-Forwarded-For"), peer.Addr(), *lc.UseRemoteAddress, lc.XffNumTrustedHops)
+	h["X-Forwarded-For"] = []string{fwd.XFF}
+	info.XForwardedFor = fwd.XFF
+	if *lc.UseRemoteAddress {
+		if fwd.Internal {
+			h["X-Envoy-Internal"] = []string{"true"}
+		} else {
+			// External clients must not steer retries, timeouts or tracing.
+			headers.RemoveEnvoyHeaders(h)
+		}
+	}
+	proto := "http"
+	if req.TLS != nil {
+		proto = "https"
+	}
+	if _, ok := h["X-Forwarded-Proto"]; !ok || *lc.UseRemoteAddress && !fwd.Internal {
+		h["X-Forwarded-Proto"] = []string{proto}
+	}
+	if _, ok := h["X-Forwarded-Host"]; !ok || *lc.UseRemoteAddress && !fwd.Internal {
+		h["X-Forwarded-Host"] = []string{req.Host}
+	}
+
+	// x-request-id, by Envoy's rules: an edge proxy replaces the ID of an
+	// external request unless told to preserve it; any missing ID is generated.
+	rid := h.Get("X-Request-Id")
+	if *lc.UseRemoteAddress && !fwd.Internal && !lc.RequestID.PreserveExternal {
+		rid = ""
+	}
+	if rid == "" && *lc.RequestID.Generate {
+		rid = requestid.New()
+	}
+	if rid != "" {
+		h["X-Request-Id"] = []string{rid}
+	}
+	info.RequestID = rid
+	info.RequestHeaders = h
+	prepare := m.prepare(lc, rid)
+
+	vh := snap.Routes.SelectVirtualHost(req.Host)
+	var rt *route.Route
+	if vh != nil {
+		rt = vh.Match(req)
+	}
+	if rt == nil {
+		// Never an open proxy: anything unrouted is refused.
+		info.ResponseFlags.Set(streaminfo.NoRouteFound)
+		info.ResponseCodeDetails = "route_not_found"
+		router.WriteLocalReply(w, http.StatusNotFound, "", serverName, prepare)
+		return router.Outcome{}
+	}
+	info.VirtualHost = vh.Name
+	info.RouteName = rt.Name
+
+	switch rt.Action {
+	case route.ActionDirectResponse:
+		status, body := rt.DirectResponse()
+		info.ResponseCodeDetails = "direct_response"
+		router.WriteLocalReply(w, status, body, serverName, prepare)
+		return router.Outcome{}
+	case route.ActionRedirect:
+		loc, status := rt.RedirectLocation(req)
+		info.ResponseCodeDetails = "redirect"
+		w.Header()["Location"] = []string{loc}
+		router.WriteLocalReply(w, status, "", serverName, prepare)
+		return router.Outcome{}
+	}
+
+	target := rt.PickCluster(req, rand.Uint64())
+	cl := snap.Clusters.Get(target.Name)
+	if cl == nil {
+		info.UpstreamCluster = target.Name
+		info.ResponseFlags.Set(streaminfo.NoClusterFound)
+		info.ResponseCodeDetails = "cluster_not_found"
+		router.WriteLocalReply(w, http.StatusServiceUnavailable, "", serverName, prepare)
+		return router.Outcome{}
+	}
+	vars := &route.Vars{RemoteAddr: req.RemoteAddr, UpstreamCluster: target.Name, Request: h}
+	rt.ApplyRequest(target, h, vars)
+	return router.Forward(w, &router.Request{
+		Downstream:        req,
+		Header:            h,
+		Route:             rt,
+		Target:            target,
+		Cluster:           cl,
+		Vars:              vars,
+		Info:              info,
+		StreamIdleTimeout: lc.Limits.StreamIdleTimeout.D(),
+		ServerName:        serverName,
+		PrepareResponse:   prepare,
+		Upgrade:           upgrade,
+	})
+}
+
+// prepare returns the last edit made to every response's headers: the
+// x-request-id echo and, while draining, a request to close the connection.
+func (m *Manager) prepare(lc *config.Listener, rid string) func(http.Header) {
+	echo := lc.RequestID.AlwaysSetInResponse && rid != ""
+	draining := m.draining != nil && m.draining.Load()
+	if !echo && !draining {
+		return nil
+	}
+	return func(h http.Header) {
+		if echo {
+			h["X-Request-Id"] = []string{rid}
+		}
+		if draining {
+			h["Connection"] = []string{"close"}
+		}
+	}
+}

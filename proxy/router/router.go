@@ -1,0 +1,484 @@
+// Package router forwards a routed request to an upstream cluster. It is
+// hopwatch's counterpart of Envoy's router filter: it picks a host, applies
+// the route and per-try timeouts, retries by the route's retry policy with
+// jittered backoff, streams bodies both ways (trailers and protocol upgrades
+// included) and records Envoy's response flags for what went wrong.
+package router
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hopwatch/hopwatch/proxy/cluster"
+	"github.com/hopwatch/hopwatch/proxy/headers"
+	"github.com/hopwatch/hopwatch/proxy/retry"
+	"github.com/hopwatch/hopwatch/proxy/route"
+	"github.com/hopwatch/hopwatch/proxy/streaminfo"
+)
+
+// Causes attached to cancelled upstream contexts, so that a failed attempt
+// can be classified without guessing from error strings.
+var (
+	errRouteTimeout  = errors.New("route timeout")
+	errPerTryTimeout = errors.New("per-try timeout")
+	errIdleTimeout   = errors.New("stream idle timeout")
+	errAttemptDone   = errors.New("attempt finished")
+)
+
+// Request is everything Forward needs about one downstream request. The
+// connection manager has already matched the route, chosen the cluster and
+// prepared the outgoing headers.
+type Request struct {
+	// Downstream is the request as received.
+	Downstream *http.Request
+	// Header is the header set to send upstream (hop-by-hop headers already
+	// removed, X-Forwarded-*, x-request-id and route mutations applied).
+	Header http.Header
+	// Route is the matched route; Target the cluster it picked.
+	Route   *route.Route
+	Target  *route.ClusterTarget
+	Cluster *cluster.Cluster
+	// Vars feed dynamic header values in response mutations.
+	Vars *route.Vars
+	// Info receives what happened.
+	Info *streaminfo.Info
+	// StreamIdleTimeout applies when the route sets none; 0 disables it.
+	StreamIdleTimeout time.Duration
+	// ServerName replaces the upstream's Server header, as Envoy does.
+	ServerName string
+	// PrepareResponse runs on the downstream response headers just before
+	// they are written (x-request-id echo, drain's Connection: close).
+	PrepareResponse func(http.Header)
+	// Upgrade is the protocol the client asked to switch to, if any.
+	Upgrade string
+}
+
+// Outcome tells the caller how the response ended.
+type Outcome struct {
+	// Abort is true when the response was cut off after its headers were
+	// sent; the caller must reset the stream (panic(http.ErrAbortHandler))
+	// after logging.
+	Abort bool
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+// Forward proxies fr to its cluster and writes the response to w.
+func Forward(w http.ResponseWriter, fr *Request) Outcome {
+	info := fr.Info
+	rt := fr.Route
+	down := fr.Downstream
+	info.UpstreamCluster = fr.Cluster.Name()
+
+	var policy retry.Policy
+	if rt.Retry != nil {
+		policy = rt.Retry.ForRequest(down.Header)
+	}
+	limit := rt.ReplayBufferLimit
+	if policy.NumRetries == 0 {
+		limit = 0 // no retries: never hold the body back
+	}
+	body, err := newRequestBody(down, limit)
+	if err != nil {
+		info.ResponseFlags.Set(streaminfo.DownstreamConnectionTermination)
+		info.ResponseCodeDetails = "downstream_remote_disconnect"
+		return Outcome{}
+	}
+	if body.stream != nil && down.ProtoMajor == 1 {
+		// A streamed body may still be arriving while the response flows
+		// back (gRPC-web, long uploads answered early).
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
+
+	// The route timeout spans every attempt and the backoff between them,
+	// from the first byte sent upstream to the response headers.
+	reqCtx, cancelReq := context.WithCancelCause(down.Context())
+	defer cancelReq(errAttemptDone)
+	var routeTimer *time.Timer
+	if rt.Timeout > 0 {
+		routeTimer = time.AfterFunc(rt.Timeout, func() { cancelReq(errRouteTimeout) })
+		defer routeTimer.Stop()
+	}
+
+	var attemptedBuf [4]*cluster.Host
+	attempted := attemptedBuf[:0]
+	for attempt := 1; ; attempt++ {
+		info.Attempts = attempt
+		host := fr.Cluster.Pick(&cluster.LBContext{Attempted: attempted})
+		if host == nil {
+			localReply(w, fr, http.StatusServiceUnavailable, streaminfo.NoHealthyUpstream, "no_healthy_upstream", "no healthy upstream")
+			return Outcome{}
+		}
+		attempted = append(attempted, host)
+		info.UpstreamHost = host.Address()
+
+		reqBody, n, ok := body.forAttempt(attempt)
+		if !ok {
+			// Unreachable: retries are refused below when the body cannot be replayed.
+			localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamConnectionFailure, "body_not_replayable", "request body cannot be replayed")
+			return Outcome{}
+		}
+		a := newAttempt(reqCtx, fr, host, policy.PerTryTimeout)
+		attemptStart := time.Now()
+		host.BeginRequest()
+		res, err := fr.Cluster.Transport().RoundTrip(a.request(fr, host, reqBody, n))
+		failure, cause := classify(a.ctx, reqCtx, down.Context(), err)
+
+		retriesLeft := attempt <= policy.NumRetries && body.replayable
+		if err == nil {
+			info.UpstreamServiceTime = time.Since(attemptStart)
+			info.HasUpstreamServiceTime = true
+			if policy.RetryOnStatus(res.StatusCode) && res.StatusCode != http.StatusSwitchingProtocols {
+				if retriesLeft && backoff(reqCtx, &policy, attempt) {
+					discard(res.Body)
+					a.finish(host)
+					continue
+				}
+				if policy.NumRetries > 0 {
+					info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
+				}
+			}
+			if routeTimer != nil {
+				routeTimer.Stop()
+			}
+			a.stopPerTry()
+			var out Outcome
+			if res.StatusCode == http.StatusSwitchingProtocols {
+				out = tunnel(w, fr, res)
+			} else {
+				out = respond(w, fr, res, a)
+			}
+			a.finish(host)
+			return out
+		}
+
+		a.finish(host)
+		switch cause {
+		case causeDownstreamGone:
+			info.ResponseFlags.Set(streaminfo.DownstreamConnectionTermination)
+			info.ResponseCodeDetails = "downstream_remote_disconnect"
+			return Outcome{}
+		case causeRouteTimeout:
+			if attempt > 1 {
+				info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
+			}
+			localReply(w, fr, http.StatusGatewayTimeout, streaminfo.UpstreamRequestTimeout, "upstream_response_timeout", "upstream request timeout")
+			return Outcome{}
+		}
+		if policy.RetryOnFailure(failure) {
+			if retriesLeft && backoff(reqCtx, &policy, attempt) {
+				continue
+			}
+			if policy.NumRetries > 0 {
+				info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
+			}
+		}
+		if context.Cause(reqCtx) == errRouteTimeout {
+			// The route timeout fired during the backoff.
+			localReply(w, fr, http.StatusGatewayTimeout, streaminfo.UpstreamRequestTimeout, "upstream_response_timeout", "upstream request timeout")
+			return Outcome{}
+		}
+		failureReply(w, fr, failure, err)
+		return Outcome{}
+	}
+}
+
+// attempt is one upstream try: its context, per-try timer and stream idle timer.
+type attempt struct {
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	perTry    *time.Timer
+	idle      time.Duration
+	idleTimer *time.Timer
+}
+
+func newAttempt(reqCtx context.Context, fr *Request, host *cluster.Host, perTry time.Duration) *attempt {
+	a := &attempt{}
+	a.ctx, a.cancel = context.WithCancelCause(reqCtx)
+	if perTry > 0 {
+		a.perTry = time.AfterFunc(perTry, func() { a.cancel(errPerTryTimeout) })
+	}
+	a.idle = fr.StreamIdleTimeout
+	if fr.Route.HasIdleTimeout {
+		a.idle = fr.Route.IdleTimeout
+	}
+	return a
+}
+
+// request builds the outgoing request for host.
+func (a *attempt) request(fr *Request, host *cluster.Host, body io.ReadCloser, n int64) *http.Request {
+	down := fr.Downstream
+	path := down.URL.Path
+	rawPath := down.URL.RawPath
+	if rewritten := fr.Route.RewritePath(path); rewritten != path {
+		path, rawPath = rewritten, ""
+	}
+	host_ := down.Host
+	switch {
+	case fr.Route.HostRewrite != "":
+		host_ = fr.Route.HostRewrite
+	case fr.Route.AutoHostRewrite:
+		host_ = host.Address()
+	}
+	out := &http.Request{
+		Method:        down.Method,
+		URL:           &url.URL{Scheme: fr.Cluster.Scheme(), Host: host.Address(), Path: path, RawPath: rawPath, RawQuery: down.URL.RawQuery},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        fr.Header,
+		Body:          body,
+		ContentLength: n,
+		Host:          host_,
+		Trailer:       down.Trailer,
+	}
+	if body == http.NoBody {
+		out.Body = nil
+	}
+	return out.WithContext(a.ctx)
+}
+
+func (a *attempt) stopPerTry() {
+	if a.perTry != nil {
+		a.perTry.Stop()
+	}
+}
+
+// startIdle arms the stream idle timer for body copying.
+func (a *attempt) startIdle() {
+	if a.idle > 0 {
+		a.idleTimer = time.AfterFunc(a.idle, func() { a.cancel(errIdleTimeout) })
+	}
+}
+
+// progress records body progress, postponing the idle timeout.
+func (a *attempt) progress() {
+	if a.idleTimer != nil {
+		a.idleTimer.Reset(a.idle)
+	}
+}
+
+func (a *attempt) finish(host *cluster.Host) {
+	a.stopPerTry()
+	if a.idleTimer != nil {
+		a.idleTimer.Stop()
+	}
+	a.cancel(errAttemptDone)
+	host.EndRequest()
+}
+
+type failureCause int
+
+const (
+	causeNone failureCause = iota
+	causeDownstreamGone
+	causeRouteTimeout
+	causePerTryTimeout
+	causeIdleTimeout
+)
+
+// classify maps a RoundTrip error to a retry failure kind and, where a
+// context was cancelled, to who cancelled it.
+func classify(attemptCtx, reqCtx, downCtx context.Context, err error) (retry.Failure, failureCause) {
+	if err == nil {
+		return 0, causeNone
+	}
+	switch context.Cause(attemptCtx) {
+	case errPerTryTimeout:
+		return retry.PerTryTimeout, causePerTryTimeout
+	case errRouteTimeout:
+		return retry.PerTryTimeout, causeRouteTimeout
+	case errIdleTimeout:
+		return retry.Reset, causeIdleTimeout
+	}
+	if downCtx.Err() != nil {
+		return retry.Reset, causeDownstreamGone
+	}
+	var ce *cluster.ConnectError
+	if errors.As(err, &ce) {
+		return retry.ConnectFailure, causeNone
+	}
+	if strings.Contains(err.Error(), "REFUSED_STREAM") {
+		return retry.RefusedStream, causeNone
+	}
+	return retry.Reset, causeNone
+}
+
+// backoff sleeps before retry number attempt, returning false if the
+// request's context ended first.
+func backoff(ctx context.Context, p *retry.Policy, attempt int) bool {
+	d := p.Backoff(attempt, rand.Uint64())
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// discard drains a little of a response we will not use so that its
+// connection can be reused, then closes it.
+func discard(body io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, body, 4096)
+	_ = body.Close()
+}
+
+// failureReply answers for an upstream failure before response headers.
+func failureReply(w http.ResponseWriter, fr *Request, f retry.Failure, err error) {
+	switch {
+	case f == retry.ConnectFailure:
+		localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamConnectionFailure,
+			"upstream_reset_before_response_started{connection_failure}",
+			"upstream connect error or disconnect/reset before headers. reset reason: connection failure")
+	case f == retry.PerTryTimeout:
+		localReply(w, fr, http.StatusGatewayTimeout, streaminfo.UpstreamRequestTimeout, "upstream_per_try_timeout", "upstream request timeout")
+	case isProtocolError(err):
+		localReply(w, fr, http.StatusBadGateway, streaminfo.UpstreamProtocolError,
+			"upstream_reset_before_response_started{protocol_error}", "upstream protocol error")
+	case f == retry.RefusedStream:
+		localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamRemoteReset,
+			"upstream_reset_before_response_started{remote_refused_stream_reset}",
+			"upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset")
+	default:
+		localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamConnectionTermination,
+			"upstream_reset_before_response_started{connection_termination}",
+			"upstream connect error or disconnect/reset before headers. reset reason: connection termination")
+	}
+}
+
+func isProtocolError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "malformed") || strings.Contains(s, "PROTOCOL_ERROR")
+}
+
+// localReply writes a response generated by the proxy itself, as Envoy's
+// local replies: text/plain body, the response flag recorded.
+func localReply(w http.ResponseWriter, fr *Request, status int, flag streaminfo.Flag, details, body string) {
+	info := fr.Info
+	if flag != 0 {
+		info.ResponseFlags.Set(flag)
+	}
+	info.ResponseCodeDetails = details
+	WriteLocalReply(w, status, body, fr.ServerName, fr.PrepareResponse)
+}
+
+// WriteLocalReply writes a proxy-generated response: the connection manager
+// uses it for 404 NR and friends, the router for upstream failures.
+func WriteLocalReply(w http.ResponseWriter, status int, body, serverName string, prepare func(http.Header)) {
+	h := w.Header()
+	if body != "" {
+		h["Content-Type"] = []string{"text/plain"}
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
+	h["Server"] = []string{serverName}
+	if prepare != nil {
+		prepare(h)
+	}
+	w.WriteHeader(status)
+	if body != "" {
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// respond streams an upstream response downstream.
+func respond(w http.ResponseWriter, fr *Request, res *http.Response, a *attempt) Outcome {
+	info := fr.Info
+	info.ResponseCodeDetails = "via_upstream"
+	headers.RemoveHopByHop(res.Header)
+	h := w.Header()
+	for k, vv := range res.Header {
+		h[k] = vv
+	}
+	// Announce the trailers the upstream declared; any that arrive
+	// unannounced (common over HTTP/2, e.g. grpc-status) are sent with
+	// http.TrailerPrefix after the body.
+	var announced []string
+	if len(res.Trailer) > 0 {
+		announced = make([]string, 0, len(res.Trailer))
+		for k := range res.Trailer {
+			announced = append(announced, k)
+		}
+		h["Trailer"] = []string{strings.Join(announced, ", ")}
+	}
+	h["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(info.UpstreamServiceTime.Milliseconds(), 10)}
+	h["Server"] = []string{fr.ServerName}
+	fr.Route.ApplyResponse(fr.Target, h, fr.Vars)
+	if fr.PrepareResponse != nil {
+		fr.PrepareResponse(h)
+	}
+	w.WriteHeader(res.StatusCode)
+
+	// Flush every write when the body has no declared length (streaming,
+	// server-sent events, gRPC); otherwise let the server buffer.
+	flusher, _ := w.(http.Flusher)
+	flushEach := res.ContentLength < 0 && flusher != nil
+	if flushEach {
+		flusher.Flush()
+	}
+	a.startIdle()
+	bufp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bufp)
+	err := copyBody(w, res.Body, *bufp, flushEach, flusher, a)
+	_ = res.Body.Close()
+	if err != nil {
+		switch context.Cause(a.ctx) {
+		case errRouteTimeout:
+			info.ResponseFlags.Set(streaminfo.UpstreamRequestTimeout)
+		case errIdleTimeout:
+			info.ResponseFlags.Set(streaminfo.StreamIdleTimeout)
+		default:
+			if fr.Downstream.Context().Err() != nil || errors.Is(err, errDownstreamWrite) {
+				info.ResponseFlags.Set(streaminfo.DownstreamConnectionTermination)
+			} else {
+				info.ResponseFlags.Set(streaminfo.UpstreamConnectionTermination)
+			}
+		}
+		return Outcome{Abort: true}
+	}
+	for k, vv := range res.Trailer {
+		if slices.Contains(announced, k) {
+			h[k] = vv
+		} else {
+			h[http.TrailerPrefix+k] = vv
+		}
+	}
+	return Outcome{}
+}
+
+var errDownstreamWrite = errors.New("downstream write failed")
+
+// copyBody copies src to w, reporting progress for the idle timer.
+func copyBody(w io.Writer, src io.Reader, buf []byte, flushEach bool, f http.Flusher, a *attempt) error {
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			a.progress()
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return errDownstreamWrite
+			}
+			if flushEach {
+				f.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}

@@ -1,0 +1,413 @@
+// Package proxy is hopwatch-proxy as a library: it loads a configuration,
+// starts the listeners and the admin server, reloads without failing a
+// request, and drains gracefully on shutdown.
+//
+// The pieces live in sub-packages named after Envoy's architecture:
+// listener → connmgr (HTTP connection manager) → route → router → cluster.
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hopwatch/hopwatch/proxy/accesslog"
+	"github.com/hopwatch/hopwatch/proxy/admin"
+	"github.com/hopwatch/hopwatch/proxy/cluster"
+	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/connmgr"
+	"github.com/hopwatch/hopwatch/proxy/listener"
+	"github.com/hopwatch/hopwatch/proxy/route"
+)
+
+// Version is hopwatch-proxy's version, reported by /server_info.
+var Version = "dev"
+
+// Server is a running proxy.
+type Server struct {
+	path string
+	log  *slog.Logger
+
+	// mu serialises Start, Reload and Shutdown.
+	mu        sync.Mutex
+	cfg       *config.Config
+	clusters  *cluster.Manager
+	listeners map[string]*liveListener // by listener name
+	logs      map[accessLogKey]*accesslog.FileLogger
+	admin     *http.Server
+	adminLn   net.Listener
+
+	draining     atomic.Bool
+	healthFailed atomic.Bool
+	started      time.Time
+	loads        atomic.Uint64
+	rejects      atomic.Uint64
+	lastErr      atomic.Pointer[string]
+}
+
+type liveListener struct {
+	ln  *listener.Listener
+	mgr *connmgr.Manager
+}
+
+// accessLogKey identifies an access-log output, so that a reload keeps an
+// unchanged one open rather than reopening the file.
+type accessLogKey struct{ path, format, text string }
+
+// New loads the configuration at path. It does not start anything.
+func New(path string, log *slog.Logger) (*Server, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{path: path, log: log, cfg: cfg, listeners: map[string]*liveListener{}, logs: map[accessLogKey]*accesslog.FileLogger{}}, nil
+}
+
+// Start binds the admin server and every listener.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.started = time.Now()
+	clusters, err := cluster.NewManager(ctx, s.cfg.Clusters, nil, s.log)
+	if err != nil {
+		return err
+	}
+	s.clusters = clusters
+	if err := s.startAdmin(ctx); err != nil {
+		clusters.Close()
+		return err
+	}
+	for i := range s.cfg.Listeners {
+		lc := &s.cfg.Listeners[i]
+		snap, err := s.snapshot(lc, clusters)
+		if err != nil {
+			s.stopLocked(ctx)
+			return err
+		}
+		mgr := connmgr.New(snap, &s.draining)
+		ln, err := listener.Listen(ctx, lc, mgr, s.log)
+		if err != nil {
+			s.stopLocked(ctx)
+			return err
+		}
+		s.listeners[lc.Name] = &liveListener{ln: ln, mgr: mgr}
+		s.log.Info("listener started", "listener", lc.Name, "address", ln.Addr().String(), "stat_prefix", lc.StatPrefix)
+	}
+	s.closeUnusedLogs()
+	s.loads.Add(1)
+	return nil
+}
+
+func (s *Server) startAdmin(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Admin.Address)
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	s.adminLn = ln
+	s.admin = &http.Server{Handler: admin.Handler(s, nil), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.admin.Serve(ln) }()
+	s.log.Info("admin server started", "address", ln.Addr().String())
+	return nil
+}
+
+// AdminAddr is the admin server's bound address.
+func (s *Server) AdminAddr() net.Addr { return s.adminLn.Addr() }
+
+// ListenerAddr is the bound address of the named listener, or nil.
+func (s *Server) ListenerAddr(name string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.listeners[name]; l != nil {
+		return l.ln.Addr()
+	}
+	return nil
+}
+
+// snapshot compiles one listener's request-handling configuration.
+func (s *Server) snapshot(lc *config.Listener, clusters *cluster.Manager) (*connmgr.Snapshot, error) {
+	table, err := route.NewTable(lc.VirtualHosts, route.Options{NodeHostname: s.cfg.Node.ID})
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
+	}
+	var logs accesslog.Multi
+	for _, al := range lc.AccessLog {
+		key := accessLogKey{al.Path, al.Format, al.TextFormat}
+		fl := s.logs[key]
+		if fl == nil {
+			fl, err = accesslog.New(al, accesslog.Options{})
+			if err != nil {
+				return nil, fmt.Errorf("listener %q: access log: %w", lc.Name, err)
+			}
+			s.logs[key] = fl
+		}
+		logs = append(logs, fl)
+	}
+	snap := &connmgr.Snapshot{Listener: lc, Routes: table, Clusters: clusters}
+	switch len(logs) {
+	case 0:
+	case 1:
+		snap.AccessLog = logs[0]
+	default:
+		snap.AccessLog = logs
+	}
+	return snap, nil
+}
+
+// Reload reads the configuration file again and applies it. A file that
+// does not load or validate is refused with the reason, and the running
+// configuration keeps serving. Listeners that appear are started and
+// listeners that disappear are drained.
+func (s *Server) Reload(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.reloadLocked(ctx)
+	if err != nil {
+		s.rejects.Add(1)
+		msg := err.Error()
+		s.lastErr.Store(&msg)
+		return err
+	}
+	s.loads.Add(1)
+	return nil
+}
+
+func (s *Server) reloadLocked(ctx context.Context) error {
+	cfg, err := config.Load(s.path)
+	if err != nil {
+		return err
+	}
+	if cfg.Admin.Address != s.cfg.Admin.Address {
+		return fmt.Errorf("admin.address changed from %s to %s: the admin address cannot change on reload; restart the proxy", s.cfg.Admin.Address, cfg.Admin.Address)
+	}
+	for i := range cfg.Listeners {
+		if old := s.listeners[cfg.Listeners[i].Name]; old != nil && old.ln.Config().Address != cfg.Listeners[i].Address {
+			return fmt.Errorf("listener %q: address changed from %s to %s: rename the listener to move it", cfg.Listeners[i].Name, old.ln.Config().Address, cfg.Listeners[i].Address)
+		}
+	}
+	clusters, err := cluster.NewManager(ctx, cfg.Clusters, s.clusters, s.log)
+	if err != nil {
+		return err
+	}
+	// Compile every snapshot before touching anything, so that a bad
+	// listener leaves the running configuration whole.
+	snaps := make([]*connmgr.Snapshot, len(cfg.Listeners))
+	for i := range cfg.Listeners {
+		if snaps[i], err = s.snapshot(&cfg.Listeners[i], clusters); err != nil {
+			clusters.Close()
+			return err
+		}
+	}
+	keep := map[string]bool{}
+	for i := range cfg.Listeners {
+		lc := &cfg.Listeners[i]
+		keep[lc.Name] = true
+		if live := s.listeners[lc.Name]; live != nil {
+			live.mgr.Swap(snaps[i])
+			if err := live.ln.Update(lc); err != nil {
+				s.log.Error("listener update failed; it keeps its previous server settings", "listener", lc.Name, "err", err)
+			}
+			continue
+		}
+		mgr := connmgr.New(snaps[i], &s.draining)
+		ln, err := listener.Listen(ctx, lc, mgr, s.log)
+		if err != nil {
+			s.log.Error("new listener failed to start", "listener", lc.Name, "err", err)
+			continue
+		}
+		s.listeners[lc.Name] = &liveListener{ln: ln, mgr: mgr}
+		s.log.Info("listener started", "listener", lc.Name, "address", ln.Addr().String())
+	}
+	for name, live := range s.listeners {
+		if !keep[name] {
+			delete(s.listeners, name)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), cfg.Lifecycle.DrainTime.D()+time.Second)
+				defer cancel()
+				_ = live.ln.Shutdown(ctx)
+			}()
+			s.log.Info("listener removed", "listener", name)
+		}
+	}
+	old := s.clusters
+	s.clusters = clusters
+	s.cfg = cfg
+	// Requests that started before the swap may still use the old cluster
+	// manager's transports; closing it only closes idle connections of
+	// clusters that were not carried over.
+	old.Close()
+	s.closeUnusedLogs()
+	s.log.Info("configuration reloaded", "path", s.path, "listeners", len(cfg.Listeners), "clusters", len(cfg.Clusters))
+	return nil
+}
+
+// closeUnusedLogs closes access logs that no listener references any more,
+// after a grace period for requests still finishing on an old snapshot.
+func (s *Server) closeUnusedLogs() {
+	used := map[accessLogKey]bool{}
+	for i := range s.cfg.Listeners {
+		for _, al := range s.cfg.Listeners[i].AccessLog {
+			used[accessLogKey{al.Path, al.Format, al.TextFormat}] = true
+		}
+	}
+	for key, fl := range maps.Clone(s.logs) {
+		if !used[key] {
+			delete(s.logs, key)
+			time.AfterFunc(time.Minute, func() { _ = fl.Close() })
+		}
+	}
+}
+
+// ReopenLogs reopens every access-log file, for log rotation (SIGUSR1).
+func (s *Server) ReopenLogs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fl := range s.logs {
+		if err := fl.Reopen(); err != nil {
+			s.log.Error("reopening access log failed", "path", fl.Path(), "err", err)
+		}
+	}
+}
+
+// Shutdown drains: every response asks its client to close the connection
+// and /ready fails for the configured drain time, then the listeners stop
+// accepting and in-flight requests get another drain time to finish.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	drain := s.cfg.Lifecycle.DrainTime.D()
+	s.mu.Unlock()
+	s.draining.Store(true)
+	s.log.Info("draining", "drain_time", drain.String())
+	t := time.NewTimer(drain)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sctx, cancel := context.WithTimeout(context.Background(), drain+time.Second)
+	defer cancel()
+	s.stopLocked(sctx)
+}
+
+func (s *Server) stopLocked(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, live := range s.listeners {
+		wg.Go(func() { _ = live.ln.Shutdown(ctx) })
+	}
+	wg.Wait()
+	if s.admin != nil {
+		_ = s.admin.Shutdown(ctx)
+	}
+	if s.clusters != nil {
+		s.clusters.Close()
+	}
+	for _, fl := range s.logs {
+		_ = fl.Close()
+	}
+}
+
+// State implements admin.Server.
+func (s *Server) State() string {
+	if s.draining.Load() || s.healthFailed.Load() {
+		return "DRAINING"
+	}
+	return "LIVE"
+}
+
+// SetHealthCheckFailed implements admin.Server: /healthcheck/fail starts
+// draining, /healthcheck/ok stops it.
+func (s *Server) SetHealthCheckFailed(failed bool) {
+	s.healthFailed.Store(failed)
+	s.draining.Store(failed)
+}
+
+// Clusters implements admin.Server.
+func (s *Server) Clusters() []*cluster.Cluster {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clusters.Clusters()
+}
+
+// ConfigDump implements admin.Server.
+func (s *Server) ConfigDump() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Redacted()
+}
+
+// Info implements admin.Server.
+func (s *Server) Info() admin.Info {
+	s.mu.Lock()
+	cfg := s.cfg
+	s.mu.Unlock()
+	info := admin.Info{
+		Version:       Version,
+		State:         s.State(),
+		NodeID:        cfg.Node.ID,
+		NodeCluster:   cfg.Node.Cluster,
+		Zone:          cfg.Node.Zone,
+		ConfigPath:    s.path,
+		StartTime:     s.started,
+		UptimeSeconds: int64(time.Since(s.started).Seconds()),
+		ConfigLoads:   s.loads.Load(),
+		ConfigRejects: s.rejects.Load(),
+	}
+	if e := s.lastErr.Load(); e != nil {
+		info.LastReloadError = *e
+	}
+	return info
+}
+
+// WatchConfig reloads the configuration whenever the file's identity or
+// modification time changes (polling, which also sees Kubernetes ConfigMap
+// symlink swaps), until ctx ends.
+func (s *Server) WatchConfig(ctx context.Context, every time.Duration) {
+	last := statFile(s.path)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur := statFile(s.path)
+		if cur == last {
+			continue
+		}
+		last = cur
+		if err := s.Reload(ctx); err != nil {
+			s.log.Error("configuration change rejected; the previous configuration keeps serving", "path", s.path, "err", err)
+		}
+	}
+}
+
+// fileStamp is what WatchConfig compares to notice a changed file.
+type fileStamp struct {
+	ok      bool
+	size    int64
+	modTime time.Time
+	ino     uint64
+}
+
+func statFile(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	st := fileStamp{ok: true, size: fi.Size(), modTime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st
+}
