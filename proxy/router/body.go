@@ -2,6 +2,7 @@ package router
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 )
@@ -38,7 +39,7 @@ func newRequestBody(req *http.Request, limit int) (*requestBody, error) {
 	// rest for a single streamed attempt.
 	buf := bytes.NewBuffer(make([]byte, 0, min(max(req.ContentLength, 512), int64(limit)+1)))
 	n, err := io.CopyN(buf, req.Body, int64(limit)+1)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	if n <= int64(limit) {

@@ -182,7 +182,7 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 				info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
 			}
 		}
-		if context.Cause(reqCtx) == errRouteTimeout {
+		if errors.Is(context.Cause(reqCtx), errRouteTimeout) {
 			// The route timeout fired during the backoff.
 			localReply(w, fr, http.StatusGatewayTimeout, streaminfo.UpstreamRequestTimeout, "upstream_response_timeout", "upstream request timeout")
 			return Outcome{}
@@ -222,12 +222,12 @@ func (a *attempt) request(fr *Request, host *cluster.Host, body io.ReadCloser, n
 	if rewritten := fr.Route.RewritePath(path); rewritten != path {
 		path, rawPath = rewritten, ""
 	}
-	host_ := down.Host
+	authority := down.Host
 	switch {
 	case fr.Route.HostRewrite != "":
-		host_ = fr.Route.HostRewrite
+		authority = fr.Route.HostRewrite
 	case fr.Route.AutoHostRewrite:
-		host_ = host.Address()
+		authority = host.Address()
 	}
 	out := &http.Request{
 		Method:        down.Method,
@@ -238,7 +238,7 @@ func (a *attempt) request(fr *Request, host *cluster.Host, body io.ReadCloser, n
 		Header:        fr.Header,
 		Body:          body,
 		ContentLength: n,
-		Host:          host_,
+		Host:          authority,
 		Trailer:       down.Trailer,
 	}
 	if body == http.NoBody {
@@ -292,12 +292,12 @@ func classify(attemptCtx, reqCtx, downCtx context.Context, err error) (retry.Fai
 	if err == nil {
 		return 0, causeNone
 	}
-	switch context.Cause(attemptCtx) {
-	case errPerTryTimeout:
+	switch cause := context.Cause(attemptCtx); {
+	case errors.Is(cause, errPerTryTimeout):
 		return retry.PerTryTimeout, causePerTryTimeout
-	case errRouteTimeout:
+	case errors.Is(cause, errRouteTimeout):
 		return retry.PerTryTimeout, causeRouteTimeout
-	case errIdleTimeout:
+	case errors.Is(cause, errIdleTimeout):
 		return retry.Reset, causeIdleTimeout
 	}
 	if downCtx.Err() != nil {
@@ -435,10 +435,10 @@ func respond(w http.ResponseWriter, fr *Request, res *http.Response, a *attempt)
 	err := copyBody(w, res.Body, *bufp, flushEach, flusher, a)
 	_ = res.Body.Close()
 	if err != nil {
-		switch context.Cause(a.ctx) {
-		case errRouteTimeout:
+		switch cause := context.Cause(a.ctx); {
+		case errors.Is(cause, errRouteTimeout):
 			info.ResponseFlags.Set(streaminfo.UpstreamRequestTimeout)
-		case errIdleTimeout:
+		case errors.Is(cause, errIdleTimeout):
 			info.ResponseFlags.Set(streaminfo.StreamIdleTimeout)
 		default:
 			if fr.Downstream.Context().Err() != nil || errors.Is(err, errDownstreamWrite) {

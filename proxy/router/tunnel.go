@@ -68,11 +68,12 @@ func tunnel(w http.ResponseWriter, fr *Request, res *http.Response) Outcome {
 		info.BytesSent += n
 		errc <- err
 	}()
-	<-errc
+	firstErr := <-errc
 	// One direction ended: close both so the other copy returns too.
 	_ = conn.Close()
 	_ = up.Close()
-	<-errc
+	<-errc //nolint:errcheck // the first error ended the tunnel; the second is its echo
+	_ = firstErr
 	return Outcome{}
 }
 
