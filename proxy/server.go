@@ -145,7 +145,7 @@ func (s *Server) snapshot(lc *config.Listener, clusters *cluster.Manager) (*conn
 		if fl == nil {
 			fl, err = accesslog.New(al, accesslog.Options{})
 			if err != nil {
-				return nil, fmt.Errorf("listener %q: access log: %w", lc.Name, err)
+				return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
 			}
 			s.logs[key] = fl
 		}
