@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# bench/proxy/run.sh — `make bench-proxy`: hopwatch-proxy vs nginx, HAProxy
+# and Caddy, all with access logging on, plus the upstream alone as a
+# baseline. Rewrites the "## hopwatch-proxy vs nginx, HAProxy, Caddy" section
+# of BENCHMARKS.md and leaves the rest of the file alone.
+#
+# Settings (environment):
+#   WRK_THREADS=2 WRK_CONNECTIONS=64 WRK_DURATION=10 (seconds) WARMUP=2 (seconds)
+#   PROXIES=nginx,haproxy,caddy,hopwatch-proxy   which proxies to measure
+#   BODY_SIZE=128                                upstream body in bytes
+#   BENCH_OUT=BENCHMARKS.md                      file to update; empty = print only
+#
+# It installs missing peers and wrk with apt-get (it must run as root then),
+# sends traffic only to 127.0.0.1, bounds every wrk run with -d, and kills
+# every process it started and removes its temporary directory on exit.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+
+threads=${WRK_THREADS:-2}
+connections=${WRK_CONNECTIONS:-64}
+duration=${WRK_DURATION:-10}
+warmup=${WARMUP:-2}
+proxies=${PROXIES:-nginx,haproxy,caddy,hopwatch-proxy}
+body_size=${BODY_SIZE:-128}
+out=${BENCH_OUT-BENCHMARKS.md}
+# Accept "10" and "10s" alike; the harness wants whole seconds.
+duration=${duration%s}
+warmup=${warmup%s}
+for pair in WRK_THREADS:threads WRK_CONNECTIONS:connections WRK_DURATION:duration WARMUP:warmup BODY_SIZE:body_size; do
+	env_name=${pair%%:*} v=${pair#*:}
+	if ! [[ ${!v} =~ ^[0-9]+$ ]]; then
+		echo "run.sh: $env_name=${!v}: want a whole number" >&2
+		exit 2
+	fi
+done
+
+# --- tools -----------------------------------------------------------------
+# Debian package for each command the harness runs.
+declare -A pkg=([wrk]=wrk)
+[[ ,$proxies, == *,nginx,* ]] && pkg[nginx]=nginx-light
+[[ ,$proxies, == *,haproxy,* ]] && pkg[haproxy]=haproxy
+[[ ,$proxies, == *,caddy,* ]] && pkg[caddy]=caddy
+missing=()
+for cmd in "${!pkg[@]}"; do
+	# nginx and haproxy live in /usr/sbin, which a non-login PATH may lack.
+	command -v "$cmd" >/dev/null || [[ -x /usr/sbin/$cmd ]] || missing+=("${pkg[$cmd]}")
+done
+if ((${#missing[@]})); then
+	echo "run.sh: installing ${missing[*]}" >&2
+	if [[ $(id -u) != 0 ]]; then
+		echo "run.sh: need root to apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+	# Debian starts a freshly installed daemon (nginx on :80, caddy, haproxy)
+	# unless policy-rc.d forbids it; a benchmark must not leave those behind.
+	policy=/usr/sbin/policy-rc.d
+	created_policy=
+	if [[ ! -e $policy ]]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created_policy=1
+	fi
+	status=0
+	{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; } || status=$?
+	[[ -n $created_policy ]] && rm -f "$policy"
+	((status == 0)) || { echo "run.sh: apt-get failed ($status)" >&2; exit "$status"; }
+fi
+export PATH=$PATH:/usr/sbin:/sbin
+
+# --- work directory and cleanup --------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/hopwatch-bench-proxy.XXXXXX")
+harness_pid=
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	if [[ -n $harness_pid ]] && kill -0 "$harness_pid" 2>/dev/null; then
+		# The harness stops its children itself on SIGTERM; whatever is left
+		# dies with it (each child has Pdeathsig=SIGKILL).
+		kill -TERM "$harness_pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do
+			kill -0 "$harness_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$harness_pid" 2>/dev/null || true
+		wait "$harness_pid" 2>/dev/null || true
+	fi
+	rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# --- build -----------------------------------------------------------------
+mkdir -p "$work/bin"
+echo "run.sh: building upstream, harness and hopwatch-proxy" >&2
+go build -o "$work/bin/upstream" ./bench/proxy/upstream
+go build -o "$work/bin/harness" ./bench/proxy
+hopwatch_args=()
+if [[ ,$proxies, == *,hopwatch-proxy,* ]]; then
+	if ! go build -o "$work/bin/hopwatch-proxy" ./cmd/hopwatch-proxy; then
+		echo "run.sh: hopwatch-proxy does not build; fix it, or run the peers alone with PROXIES=nginx,haproxy,caddy" >&2
+		exit 1
+	fi
+	hopwatch_args=(-hopwatch "$work/bin/hopwatch-proxy")
+fi
+
+# The command recorded in BENCHMARKS.md, with the settings spelled out.
+recorded="WRK_THREADS=$threads WRK_CONNECTIONS=$connections WRK_DURATION=$duration WARMUP=$warmup"
+[[ $proxies != nginx,haproxy,caddy,hopwatch-proxy ]] && recorded+=" PROXIES=$proxies"
+[[ $body_size != 128 ]] && recorded+=" BODY_SIZE=$body_size"
+recorded+=" bench/proxy/run.sh"
+
+# Run in the background and wait, so that the traps fire while it runs.
+"$work/bin/harness" \
+	-upstream "$work/bin/upstream" "${hopwatch_args[@]}" \
+	-proxies "$proxies" \
+	-threads "$threads" -connections "$connections" \
+	-duration "${duration}s" -warmup "${warmup}s" \
+	-body-size "$body_size" -workers "$(nproc)" \
+	-workdir "$work/run" -out "$out" -command "$recorded" &
+harness_pid=$!
+wait "$harness_pid"
