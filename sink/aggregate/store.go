@@ -1,0 +1,656 @@
+// Package aggregate keeps the StatsD-derived series: counters, gauges, sets,
+// histograms and summaries, sharded by the hash of the series key so that no
+// global lock sits on the ingest path. It enforces cardinality budgets,
+// expires idle series with per-shard expiry heaps, and resolves type
+// conflicts the way statsd_exporter does.
+package aggregate
+
+import (
+	"container/heap"
+	"hash/maphash"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Kind is the Prometheus type of a family.
+type Kind uint8
+
+// Family kinds.
+const (
+	KindCounter Kind = iota + 1
+	KindGauge
+	KindHistogram
+	KindSummary
+)
+
+var kindNames = [...]string{"untyped", "counter", "gauge", "histogram", "summary"}
+
+// String returns the Prometheus TYPE name.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "untyped"
+}
+
+// Label is one label of a series.
+type Label struct {
+	Name, Value string
+}
+
+// Objective is a summary quantile with its allowed error.
+type Objective struct {
+	Quantile, Error float64
+}
+
+// SummaryOptions mirror client_golang's SummaryOpts; zero values take its
+// defaults.
+type SummaryOptions struct {
+	Objectives []Objective
+	MaxAge     time.Duration
+	AgeBuckets uint32
+	BufCap     uint32
+}
+
+// Spec describes a series to create.
+type Spec struct {
+	Name, Help string
+	Kind       Kind
+	// Set marks a gauge that counts distinct values per interval.
+	Set bool
+	// Labels must be sorted by name and unique.
+	Labels  []Label
+	TTL     time.Duration
+	Buckets []float64 // histograms: sorted upper bounds without +Inf
+	Summary SummaryOptions
+}
+
+// Overflow is what happens to a new series beyond a cardinality budget.
+type Overflow uint8
+
+// Overflow behaviours.
+const (
+	// OverflowDrop drops samples of the new series.
+	OverflowDrop Overflow = iota
+	// OverflowFold adds them to the family's overflow series, labelled
+	// {statsd_sink_overflow="true"}.
+	OverflowFold
+)
+
+// OverflowLabel is the label of a family's overflow series.
+const OverflowLabel = "statsd_sink_overflow"
+
+// Options configure a Store.
+type Options struct {
+	// Shards is the number of lock shards (default 256).
+	Shards int
+	// MaxSeries limits all series together; 0 is unlimited. New metric
+	// names beyond it are always dropped (folding needs a family).
+	MaxSeries int
+	// MaxSeriesPerFamily limits series per metric name; 0 is unlimited.
+	MaxSeriesPerFamily int
+	// Overflow selects drop or fold.
+	Overflow Overflow
+	// SetInterval is the period over which sets count distinct values
+	// (default 1m).
+	SetInterval time.Duration
+	// DefaultTTL applies to series whose mapping sets no ttl; 0 never
+	// expires them.
+	DefaultTTL time.Duration
+	// MaxSetValues bounds the distinct values a set tracks per interval
+	// (default 65536), so a set cannot grow without bound.
+	MaxSetValues int
+}
+
+// Outcome says how GetOrCreate resolved a key.
+type Outcome uint8
+
+// Outcomes of GetOrCreate.
+const (
+	Found Outcome = iota
+	Created
+	// Folded: the budget was exhausted and the family's overflow series
+	// was returned instead.
+	Folded
+	// DroppedGlobal / DroppedFamily: over budget, no series returned.
+	DroppedGlobal
+	DroppedFamily
+	// Conflict: the name exists with another type (or collides with a
+	// histogram/summary's _sum/_count/_bucket), like statsd_exporter.
+	Conflict
+)
+
+// Store holds all series. It is safe for concurrent use.
+type Store struct {
+	opts     Options
+	seed     maphash.Seed
+	shards   []shard
+	overflow shard // guards every overflow series
+
+	famMu    sync.Mutex
+	families map[string]*family
+
+	series atomic.Int64
+	now    atomic.Int64 // coarse clock (unix ns), advanced by Tick
+	epoch  atomic.Uint64
+	setRot int64 // next set rotation, guarded by tickMu
+	tickMu sync.Mutex
+}
+
+type shard struct {
+	mu     sync.Mutex
+	m      map[string]*Series
+	expiry expiryHeap
+	sets   []*Series
+	_      [40]byte // keep neighbouring shard locks off one cache line
+}
+
+type family struct {
+	name, help string
+	kind       Kind
+	buckets    []float64
+	n          int // live series, guarded by Store.famMu
+	overflow   *Series
+}
+
+// Series is one labelled time series. Its values are guarded by its shard's
+// lock; the update methods take it.
+type Series struct {
+	shard    *shard
+	fam      *family
+	key      string
+	labels   []Label
+	lastSeen int64
+	ttl      int64
+	value    float64
+	hist     *histogram
+	sum      *summary
+	set      *setState
+	kind     Kind
+	isSet    bool
+	dead     bool
+}
+
+// New returns an empty store.
+func New(opts Options) *Store {
+	if opts.Shards <= 0 {
+		opts.Shards = 256
+	}
+	if opts.SetInterval <= 0 {
+		opts.SetInterval = time.Minute
+	}
+	if opts.MaxSetValues <= 0 {
+		opts.MaxSetValues = 1 << 16
+	}
+	s := &Store{opts: opts, seed: maphash.MakeSeed(), shards: make([]shard, opts.Shards), families: map[string]*family{}}
+	for i := range s.shards {
+		s.shards[i].m = map[string]*Series{}
+	}
+	now := time.Now().UnixNano()
+	s.now.Store(now)
+	s.setRot = now + int64(opts.SetInterval)
+	return s
+}
+
+// Epoch changes whenever a family is removed, so cached "conflict" answers
+// can be dropped.
+func (s *Store) Epoch() uint64 { return s.epoch.Load() }
+
+// Len is the number of live series, overflow series included.
+func (s *Store) Len() int { return int(s.series.Load()) }
+
+// Families is the number of metric names.
+func (s *Store) Families() int {
+	s.famMu.Lock()
+	defer s.famMu.Unlock()
+	return len(s.families)
+}
+
+func (s *Store) shardFor(key []byte) *shard {
+	h := maphash.Bytes(s.seed, key)
+	return &s.shards[h%uint64(len(s.shards))]
+}
+
+// Lookup returns the live series for key, or nil.
+func (s *Store) Lookup(key []byte) *Series {
+	sh := s.shardFor(key)
+	sh.mu.Lock()
+	se := sh.m[string(key)]
+	sh.mu.Unlock()
+	return se
+}
+
+// GetOrCreate returns the series for key, creating it from spec (called
+// only on a miss) within the budgets.
+func (s *Store) GetOrCreate(key []byte, spec func() *Spec) (*Series, Outcome) {
+	sh := s.shardFor(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if se := sh.m[string(key)]; se != nil {
+		return se, Found
+	}
+	sp := spec()
+	s.famMu.Lock()
+	fam := s.families[sp.Name]
+	if s.conflicts(fam, sp) {
+		s.famMu.Unlock()
+		return nil, Conflict
+	}
+	if s.opts.MaxSeries > 0 && int(s.series.Load()) >= s.opts.MaxSeries {
+		if fam != nil && s.opts.Overflow == OverflowFold {
+			o := s.overflowSeries(fam, sp)
+			s.famMu.Unlock()
+			return o, Folded
+		}
+		s.famMu.Unlock()
+		return nil, DroppedGlobal
+	}
+	if s.opts.MaxSeriesPerFamily > 0 && fam != nil && fam.n >= s.opts.MaxSeriesPerFamily {
+		if s.opts.Overflow == OverflowFold {
+			o := s.overflowSeries(fam, sp)
+			s.famMu.Unlock()
+			return o, Folded
+		}
+		s.famMu.Unlock()
+		return nil, DroppedFamily
+	}
+	if fam == nil {
+		fam = &family{name: sp.Name, help: sp.Help, kind: sp.Kind, buckets: sp.Buckets}
+		s.families[sp.Name] = fam
+	}
+	fam.n++
+	s.series.Add(1)
+	s.famMu.Unlock()
+
+	se := s.newSeries(sh, fam, string(key), sp)
+	sh.m[se.key] = se
+	if se.ttl > 0 {
+		heap.Push(&sh.expiry, expiryItem{deadline: se.lastSeen + se.ttl, s: se})
+	}
+	if se.isSet {
+		sh.sets = append(sh.sets, se)
+	}
+	return se, Created
+}
+
+func (s *Store) newSeries(sh *shard, fam *family, key string, sp *Spec) *Series {
+	se := &Series{shard: sh, fam: fam, key: key, labels: sp.Labels, kind: fam.kind, isSet: sp.Set,
+		lastSeen: s.now.Load(), ttl: int64(sp.TTL)}
+	if se.ttl == 0 {
+		se.ttl = int64(s.opts.DefaultTTL)
+	}
+	switch fam.kind {
+	case KindHistogram:
+		se.hist = &histogram{bounds: fam.buckets, counts: make([]float64, len(fam.buckets)+1)}
+	case KindSummary:
+		se.sum = newSummary(sp.Summary, time.Unix(0, se.lastSeen))
+	case KindGauge:
+		if sp.Set {
+			se.set = &setState{cur: map[uint64]struct{}{}, max: s.opts.MaxSetValues}
+		}
+	}
+	return se
+}
+
+// overflowSeries returns (creating) the family's overflow series; famMu
+// must be held.
+func (s *Store) overflowSeries(fam *family, sp *Spec) *Series {
+	if fam.overflow == nil {
+		o := *sp
+		o.Labels = []Label{{Name: OverflowLabel, Value: "true"}}
+		o.TTL = 0
+		o.Set = false
+		fam.overflow = s.newSeries(&s.overflow, fam, fam.name+"\xff"+OverflowLabel, &o)
+		s.series.Add(1)
+	}
+	return fam.overflow
+}
+
+// conflicts applies statsd_exporter's rules (pkg/registry): a name keeps
+// its first type, and histograms/summaries also own name_sum, name_count
+// (and name_bucket) against other types.
+func (s *Store) conflicts(fam *family, sp *Spec) bool {
+	if fam != nil && fam.kind != sp.Kind {
+		return true
+	}
+	other := func(name string, k Kind) bool {
+		f := s.families[name]
+		return f != nil && f.kind != k
+	}
+	switch sp.Kind {
+	case KindCounter, KindGauge:
+		// statsd_exporter compares against "counter" for gauges too.
+		for _, suf := range []string{"_bucket", "_count", "_sum"} {
+			if base, ok := strings.CutSuffix(sp.Name, suf); ok && other(base, KindCounter) {
+				return true
+			}
+		}
+	case KindHistogram:
+		for _, suf := range []string{"_sum", "_count", "_bucket"} {
+			if other(sp.Name+suf, KindHistogram) {
+				return true
+			}
+		}
+	case KindSummary:
+		for _, suf := range []string{"_sum", "_count"} {
+			if other(sp.Name+suf, KindSummary) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Kind is the series' family type.
+func (se *Series) Kind() Kind { return se.kind }
+
+// IsSet reports whether the series counts distinct values.
+func (se *Series) IsSet() bool { return se.isSet }
+
+// Name is the family name.
+func (se *Series) Name() string { return se.fam.name }
+
+// Overflow reports whether this is a family's overflow series.
+func (se *Series) Overflow() bool { return len(se.labels) == 1 && se.labels[0].Name == OverflowLabel }
+
+// Add adds v to a counter or gauge. It returns false if the series expired
+// meanwhile; the caller must then look it up again.
+func (se *Series) Add(now int64, v float64) bool {
+	se.shard.mu.Lock()
+	if se.dead {
+		se.shard.mu.Unlock()
+		return false
+	}
+	se.value += v
+	se.lastSeen = now
+	se.shard.mu.Unlock()
+	return true
+}
+
+// Set sets a gauge.
+func (se *Series) Set(now int64, v float64) bool {
+	se.shard.mu.Lock()
+	if se.dead {
+		se.shard.mu.Unlock()
+		return false
+	}
+	se.value = v
+	se.lastSeen = now
+	se.shard.mu.Unlock()
+	return true
+}
+
+// Observe records v with weight w (1/sample rate) in a histogram or summary.
+func (se *Series) Observe(now int64, v, w float64) bool {
+	se.shard.mu.Lock()
+	if se.dead {
+		se.shard.mu.Unlock()
+		return false
+	}
+	if se.hist != nil {
+		se.hist.observe(v, w)
+	} else if se.sum != nil {
+		se.sum.observe(time.Unix(0, now), v, w)
+	}
+	se.lastSeen = now
+	se.shard.mu.Unlock()
+	return true
+}
+
+// AddToSet records a set member, identified by its hash.
+func (se *Series) AddToSet(now int64, member uint64) bool {
+	se.shard.mu.Lock()
+	if se.dead {
+		se.shard.mu.Unlock()
+		return false
+	}
+	if st := se.set; st != nil && len(st.cur) < st.max {
+		st.cur[member] = struct{}{}
+	}
+	se.lastSeen = now
+	se.shard.mu.Unlock()
+	return true
+}
+
+// Now is the store's coarse clock in unix nanoseconds; updates stamp series
+// with it instead of calling time.Now per line.
+func (s *Store) Now() int64 { return s.now.Load() }
+
+// Tick advances the clock, expires idle series and rotates set intervals.
+// The server calls it every second. It returns the number of expired series.
+func (s *Store) Tick(now time.Time) int {
+	s.tickMu.Lock()
+	defer s.tickMu.Unlock()
+	n := now.UnixNano()
+	s.now.Store(n)
+	rotate := n >= s.setRot
+	if rotate {
+		for s.setRot <= n {
+			s.setRot += int64(s.opts.SetInterval)
+		}
+	}
+	var expired []*Series
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		// Only entries whose deadline passed are examined: no full scan.
+		for len(sh.expiry) > 0 && sh.expiry[0].deadline < n {
+			it := heap.Pop(&sh.expiry).(expiryItem)
+			se := it.s
+			if se.dead {
+				continue
+			}
+			if d := se.lastSeen + se.ttl; d < n {
+				se.dead = true
+				delete(sh.m, se.key)
+				expired = append(expired, se)
+			} else {
+				heap.Push(&sh.expiry, expiryItem{deadline: d, s: se})
+			}
+		}
+		if rotate && len(sh.sets) > 0 {
+			live := sh.sets[:0]
+			for _, se := range sh.sets {
+				if se.dead {
+					continue
+				}
+				se.set.last = float64(len(se.set.cur))
+				se.set.rotated = true
+				clear(se.set.cur)
+				live = append(live, se)
+			}
+			clear(sh.sets[len(live):])
+			sh.sets = live
+		}
+		sh.mu.Unlock()
+	}
+	if len(expired) > 0 {
+		s.famMu.Lock()
+		removed := false
+		for _, se := range expired {
+			se.fam.n--
+			if se.fam.n == 0 && se.fam.overflow == nil && s.families[se.fam.name] == se.fam {
+				delete(s.families, se.fam.name)
+				removed = true
+			}
+		}
+		s.famMu.Unlock()
+		s.series.Add(-int64(len(expired)))
+		if removed {
+			s.epoch.Add(1)
+		}
+	}
+	return len(expired)
+}
+
+type expiryItem struct {
+	deadline int64
+	s        *Series
+}
+
+type expiryHeap []expiryItem
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryItem)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = expiryItem{}
+	*h = old[:len(old)-1]
+	return it
+}
+
+type setState struct {
+	cur     map[uint64]struct{}
+	last    float64
+	rotated bool
+	max     int
+}
+
+// value is the distinct count of the last complete interval, or of the
+// current one before the first interval has completed.
+func (st *setState) value() float64 {
+	if st.rotated {
+		return st.last
+	}
+	return float64(len(st.cur))
+}
+
+type histogram struct {
+	bounds     []float64
+	counts     []float64 // per bucket, not cumulative; last is +Inf
+	sum, count float64
+}
+
+func (h *histogram) observe(v, w float64) {
+	// Same bucket choice as client_golang: the first bound >= v.
+	var i int
+	if len(h.bounds) < 35 {
+		for i < len(h.bounds) && !(v <= h.bounds[i]) {
+			i++
+		}
+	} else {
+		i = sort.SearchFloat64s(h.bounds, v)
+	}
+	h.counts[i] += w
+	if w == 1 {
+		h.sum += v
+	} else {
+		h.sum += v * w
+	}
+	h.count += w
+}
+
+// FamilySnapshot is a consistent-per-shard copy of one family for exposition.
+type FamilySnapshot struct {
+	Name, Help string
+	Kind       Kind
+	Buckets    []float64 // histogram upper bounds without +Inf
+	Series     []SeriesSnapshot
+}
+
+// Quantile is one summary quantile value.
+type Quantile struct {
+	Quantile, Value float64
+}
+
+// SeriesSnapshot is one series' values.
+type SeriesSnapshot struct {
+	Labels []Label
+	// Value is a counter's or gauge's value.
+	Value float64
+	// Count and Sum are a histogram's or summary's.
+	Count, Sum float64
+	// Cumulative holds cumulative bucket counts, +Inf last.
+	Cumulative []float64
+	Quantiles  []Quantile
+}
+
+// Snapshot copies every family, sorted by name, with series sorted by
+// labels. Each shard is locked only while its series are copied, so a
+// scrape never holds up ingest for long.
+func (s *Store) Snapshot() []FamilySnapshot {
+	idx := map[*family]int{}
+	var out []FamilySnapshot
+	now := time.Unix(0, s.now.Load())
+	add := func(se *Series) {
+		i, ok := idx[se.fam]
+		if !ok {
+			i = len(out)
+			idx[se.fam] = i
+			out = append(out, FamilySnapshot{Name: se.fam.name, Help: se.fam.help, Kind: se.fam.kind, Buckets: se.fam.buckets})
+		}
+		out[i].Series = append(out[i].Series, se.snapshot(now))
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, se := range sh.m {
+			add(se)
+		}
+		sh.mu.Unlock()
+	}
+	s.famMu.Lock()
+	var overflow []*Series
+	for _, f := range s.families {
+		if f.overflow != nil {
+			overflow = append(overflow, f.overflow)
+		}
+	}
+	s.famMu.Unlock()
+	s.overflow.mu.Lock()
+	for _, se := range overflow {
+		add(se)
+	}
+	s.overflow.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	for i := range out {
+		ser := out[i].Series
+		sort.Slice(ser, func(a, b int) bool { return lessLabels(ser[a].Labels, ser[b].Labels) })
+	}
+	return out
+}
+
+func lessLabels(a, b []Label) bool {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i].Name != b[i].Name {
+			return a[i].Name < b[i].Name
+		}
+		if a[i].Value != b[i].Value {
+			return a[i].Value < b[i].Value
+		}
+	}
+	return len(a) < len(b)
+}
+
+// snapshot copies the values; the shard lock must be held.
+func (se *Series) snapshot(now time.Time) SeriesSnapshot {
+	ss := SeriesSnapshot{Labels: se.labels}
+	switch {
+	case se.hist != nil:
+		h := se.hist
+		ss.Count, ss.Sum = h.count, h.sum
+		ss.Cumulative = make([]float64, len(h.counts))
+		c := 0.0
+		for i, v := range h.counts {
+			c += v
+			ss.Cumulative[i] = c
+		}
+	case se.sum != nil:
+		ss.Count, ss.Sum, ss.Quantiles = se.sum.snapshot(now)
+	case se.set != nil:
+		ss.Value = se.set.value()
+	default:
+		ss.Value = se.value
+	}
+	return ss
+}
+
+// nan is kept here so summaries report NaN without importing math twice.
+var nan = math.NaN()

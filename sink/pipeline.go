@@ -1,0 +1,342 @@
+package sink
+
+import (
+	"bytes"
+	"hash/maphash"
+	"sort"
+	"sync/atomic"
+
+	"github.com/hopwatch/hopwatch/sink/aggregate"
+	"github.com/hopwatch/hopwatch/sink/ingest"
+	"github.com/hopwatch/hopwatch/sink/mapping"
+	"github.com/hopwatch/hopwatch/sink/statsd"
+)
+
+// Pipeline turns lines into series updates: parse, map, aggregate. It is
+// shared; each reader goroutine uses its own Worker from NewWorker.
+type Pipeline struct {
+	parser    statsd.Parser
+	mapper    atomic.Pointer[mapping.Mapper]
+	gen       atomic.Uint64
+	store     *aggregate.Store
+	metrics   *Metrics
+	relay     *Relay
+	cacheSize int
+	seed      maphash.Seed
+}
+
+// NewPipeline wires a parser, a mapper and a store. cacheSize bounds each
+// worker's cache of resolved series (0 disables caching).
+func NewPipeline(p statsd.Parser, m *mapping.Mapper, store *aggregate.Store, metrics *Metrics, relay *Relay, cacheSize int) *Pipeline {
+	pl := &Pipeline{parser: p, store: store, metrics: metrics, relay: relay, cacheSize: cacheSize, seed: maphash.MakeSeed()}
+	pl.mapper.Store(m)
+	return pl
+}
+
+// SetMapper swaps the mapping (a reload); workers drop their caches.
+func (p *Pipeline) SetMapper(m *mapping.Mapper) {
+	p.mapper.Store(m)
+	p.gen.Add(1)
+}
+
+// Mapper is the current mapping.
+func (p *Pipeline) Mapper() *mapping.Mapper { return p.mapper.Load() }
+
+// entry is a cached resolution of (type, name, tags) to a series.
+type entry struct {
+	res     *mapping.Result
+	series  *aggregate.Series
+	outcome uint8
+	name    string // escaped metric name, for conflict accounting
+}
+
+const (
+	outcomeSeries uint8 = iota
+	outcomeDrop
+	outcomeEmptyName
+	outcomeConflict
+)
+
+// Worker processes lines for one reader goroutine. It is not safe for
+// concurrent use.
+type Worker struct {
+	p      *Pipeline
+	line   statsd.Line
+	cache  map[string]*entry
+	gen    uint64
+	epoch  uint64
+	key    []byte
+	skey   []byte
+	local  counters
+	labels []aggregate.Label
+}
+
+var _ ingest.Handler = (*Worker)(nil)
+
+// NewWorker returns a worker with an empty cache.
+func (p *Pipeline) NewWorker() *Worker {
+	return &Worker{p: p, cache: map[string]*entry{}, gen: p.gen.Load(), epoch: p.store.Epoch()}
+}
+
+// HandlePacket splits a datagram on '\n' (like statsd_exporter, so empty
+// lines count as lines) and processes every line.
+func (w *Worker) HandlePacket(pkt []byte) {
+	for {
+		i := bytes.IndexByte(pkt, '\n')
+		if i < 0 {
+			w.handleLine(pkt)
+			break
+		}
+		w.handleLine(pkt[:i])
+		pkt = pkt[i+1:]
+	}
+	w.flush()
+}
+
+// HandleLine processes one line (TCP).
+func (w *Worker) HandleLine(line []byte) {
+	w.handleLine(line)
+	w.flush()
+}
+
+func (w *Worker) flush() { w.p.metrics.add(&w.local) }
+
+func (w *Worker) handleLine(line []byte) {
+	c := &w.local
+	c.lines++
+	if w.p.relay != nil && len(line) > 0 {
+		w.p.relay.Line(line)
+	}
+	l := &w.line
+	w.p.parser.Parse(line, l)
+	c.samples += uint64(l.SamplesSeen)
+	c.tags += uint64(l.TaggedSamples)
+	c.tagErrors += uint64(l.TagErrors)
+	for _, r := range l.Errors {
+		c.sampleErrors[r]++
+	}
+	if len(l.Samples) == 0 {
+		return
+	}
+	if g, e := w.p.gen.Load(), w.p.store.Epoch(); g != w.gen || e != w.epoch {
+		clear(w.cache)
+		w.gen, w.epoch = g, e
+	}
+	for i := range l.Samples {
+		w.handleSample(&l.Samples[i])
+	}
+}
+
+func (w *Worker) cacheKey(s *statsd.Sample) []byte {
+	k := append(w.key[:0], byte(s.Type))
+	k = append(k, w.line.Name...)
+	for _, t := range w.line.Tags {
+		k = append(k, 0xff)
+		k = append(k, t.Key...)
+		k = append(k, 0xfe)
+		k = append(k, t.Value...)
+	}
+	w.key = k
+	return k
+}
+
+func (w *Worker) handleSample(s *statsd.Sample) {
+	key := w.cacheKey(s)
+	if e := w.cache[string(key)]; e != nil {
+		if w.apply(e, s) {
+			return
+		}
+		delete(w.cache, string(key)) // the series expired meanwhile
+	}
+	e := w.resolve(s)
+	if e == nil {
+		return
+	}
+	if w.p.cacheSize > 0 {
+		if len(w.cache) >= w.p.cacheSize {
+			clear(w.cache) // cheap bounded eviction; refills from the store
+		}
+		w.cache[string(key)] = e
+	}
+	w.apply(e, s)
+}
+
+// eventKind maps a StatsD type and mapping to the family kind.
+func eventKind(t statsd.Type, r *mapping.Result) aggregate.Kind {
+	switch t {
+	case statsd.TypeCounter:
+		return aggregate.KindCounter
+	case statsd.TypeGauge, statsd.TypeSet:
+		return aggregate.KindGauge
+	}
+	if r.Observer == mapping.ObserverHistogram {
+		return aggregate.KindHistogram
+	}
+	return aggregate.KindSummary
+}
+
+// resolve is the slow path: map the name, build labels and the series key,
+// and find or create the series. It returns nil when nothing is cacheable
+// (budget drops are retried because budget may free up).
+func (w *Worker) resolve(s *statsd.Sample) *entry {
+	c := &w.local
+	res := w.p.mapper.Load().Map(string(w.line.Name), s.Type)
+	if res.Drop {
+		return &entry{res: res, outcome: outcomeDrop}
+	}
+	if res.Matched && res.Name == "" {
+		return &entry{res: res, outcome: outcomeEmptyName}
+	}
+	labels := w.buildLabels(res)
+	kind := eventKind(s.Type, res)
+	sk := append(w.skey[:0], res.Name...)
+	for _, l := range labels {
+		sk = append(sk, 0xff)
+		sk = append(sk, l.Name...)
+		sk = append(sk, 0xfe)
+		sk = append(sk, l.Value...)
+	}
+	w.skey = sk
+	// Negative counters never create a series (statsd_exporter checks
+	// before registering), so look up without creating in that case.
+	if s.Type == statsd.TypeCounter && scaled(res, s) < 0 {
+		se := w.p.store.Lookup(sk)
+		if se == nil {
+			c.events.mapped(res)
+			c.errNegative++
+			return nil
+		}
+	}
+	se, out := w.p.store.GetOrCreate(sk, func() *aggregate.Spec {
+		return &aggregate.Spec{Name: res.Name, Help: res.Help, Kind: kind, Set: s.Type == statsd.TypeSet,
+			Labels: append([]aggregate.Label(nil), labels...), TTL: res.TTL, Buckets: res.Buckets,
+			Summary: summaryOpts(res.Summary)}
+	})
+	switch out {
+	case aggregate.Conflict:
+		return &entry{res: res, outcome: outcomeConflict, name: res.Name}
+	case aggregate.DroppedGlobal, aggregate.DroppedFamily:
+		c.events.mapped(res)
+		w.p.metrics.overflow(out == aggregate.DroppedGlobal, res.Name, false)
+		return nil
+	case aggregate.Folded:
+		w.p.metrics.overflow(false, res.Name, true)
+	}
+	if se.Kind() != kind || se.IsSet() != (s.Type == statsd.TypeSet) {
+		return &entry{res: res, outcome: outcomeConflict, name: res.Name}
+	}
+	return &entry{res: res, series: se}
+}
+
+func summaryOpts(o mapping.SummaryOptions) aggregate.SummaryOptions {
+	out := aggregate.SummaryOptions{MaxAge: o.MaxAge, AgeBuckets: o.AgeBuckets, BufCap: o.BufCap}
+	for _, q := range o.Objectives {
+		out.Objectives = append(out.Objectives, aggregate.Objective{Quantile: q.Quantile, Error: q.Error})
+	}
+	return out
+}
+
+// buildLabels merges the line's tags (escaped keys, last one wins) with
+// the mapping's labels (which win unless honor_labels), sorted by name.
+func (w *Worker) buildLabels(res *mapping.Result) []aggregate.Label {
+	ls := w.labels[:0]
+	var kb []byte
+	for _, t := range w.line.Tags {
+		kb = mapping.AppendEscapedLabel(kb[:0], t.Key)
+		name := string(kb)
+		ls = setLabel(ls, name, string(t.Value), true)
+	}
+	for _, l := range res.Labels {
+		ls = setLabel(ls, l.Name, l.Value, !res.HonorLabels)
+	}
+	sort.Slice(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+	w.labels = ls
+	return ls
+}
+
+func setLabel(ls []aggregate.Label, name, value string, overwrite bool) []aggregate.Label {
+	for i := range ls {
+		if ls[i].Name == name {
+			if overwrite {
+				ls[i].Value = value
+			}
+			return ls
+		}
+	}
+	return append(ls, aggregate.Label{Name: name, Value: value})
+}
+
+// scaled applies the ms→s conversion and the mapping's scale, in
+// statsd_exporter's order.
+func scaled(res *mapping.Result, s *statsd.Sample) float64 {
+	v := s.Value
+	if s.Type == statsd.TypeTimer && !res.KeepMilliseconds {
+		v /= 1000
+	}
+	if res.HasScale {
+		v *= res.Scale
+	}
+	return v
+}
+
+// apply updates the cached series. It returns false if the series expired
+// and must be resolved again.
+func (w *Worker) apply(e *entry, s *statsd.Sample) bool {
+	c := &w.local
+	switch e.outcome {
+	case outcomeDrop:
+		c.actionDrop++
+		c.droppedMapping++
+		return true
+	case outcomeEmptyName:
+		c.errEmptyName++
+		return true
+	case outcomeConflict:
+		c.events.mapped(e.res)
+		w.p.metrics.conflict(s.Type, e.name)
+		return true
+	}
+	now := w.p.store.Now()
+	se := e.series
+	v := scaled(e.res, s)
+	switch s.Type {
+	case statsd.TypeCounter:
+		if v < 0 {
+			c.events.mapped(e.res)
+			c.errNegative++
+			return true
+		}
+		if !se.Add(now, v) {
+			return false
+		}
+		c.eventsCounter++
+	case statsd.TypeGauge:
+		ok := false
+		if s.Relative {
+			ok = se.Add(now, v)
+		} else {
+			ok = se.Set(now, v)
+		}
+		if !ok {
+			return false
+		}
+		c.eventsGauge++
+	case statsd.TypeSet:
+		if !se.AddToSet(now, maphash.Bytes(w.p.seed, s.Raw)) {
+			return false
+		}
+		c.eventsSet++
+	default:
+		wt := s.Weight()
+		if wt <= 0 {
+			c.events.mapped(e.res)
+			return true
+		}
+		if !se.Observe(now, v, wt) {
+			return false
+		}
+		c.eventsObserver++
+	}
+	c.events.mapped(e.res)
+	return true
+}
