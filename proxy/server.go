@@ -229,8 +229,9 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 	for name, live := range s.listeners {
 		if !keep[name] {
 			delete(s.listeners, name)
+			// The drain outlives the reload call: detach it from the caller's context.
 			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), cfg.Lifecycle.DrainTime.D()+time.Second)
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Lifecycle.DrainTime.D()+time.Second)
 				defer cancel()
 				_ = live.ln.Shutdown(ctx)
 			}()

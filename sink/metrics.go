@@ -20,13 +20,13 @@ const maxNamedLabels = 100
 // otherName stands for every name beyond maxNamedLabels.
 const otherName = "__other__"
 
-type eventsMapping struct{ mapped_, unmapped uint64 }
+type eventsMapping struct{ nMapped, nUnmapped uint64 }
 
 func (e *eventsMapping) mapped(r *mapping.Result) {
 	if r.Matched {
-		e.mapped_++
+		e.nMapped++
 	} else {
-		e.unmapped++
+		e.nUnmapped++
 	}
 }
 
@@ -78,8 +78,8 @@ func (m *Metrics) add(c *counters) {
 	for i, v := range c.sampleErrors {
 		addIf(&m.sampleErrors[i], v)
 	}
-	addIf(&m.mapped, c.events.mapped_)
-	addIf(&m.unmapped, c.events.unmapped)
+	addIf(&m.mapped, c.events.nMapped)
+	addIf(&m.unmapped, c.events.nUnmapped)
 	addIf(&m.eventsCounter, c.eventsCounter)
 	addIf(&m.eventsGauge, c.eventsGauge)
 	addIf(&m.eventsObserver, c.eventsObserver)

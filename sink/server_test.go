@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -193,7 +194,7 @@ func TestServerUDPAndTCP(t *testing.T) {
 		for {
 			var mf dto.MetricFamily
 			if err := dec.Decode(&mf); err != nil {
-				if err != io.EOF {
+				if !errors.Is(err, io.EOF) {
 					t.Errorf("%s: decode: %v", accept, err)
 				}
 				break

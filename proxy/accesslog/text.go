@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"errors"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -286,7 +287,8 @@ func parseOperator(format string, start int) (segment, int, error) {
 		seg := segment{op: opStartTime}
 		if hasArg && arg != "" {
 			dirs, err := compileTimeFormat(arg)
-			if te, ok := err.(*timeFormatError); ok {
+			var te *timeFormatError
+			if errors.As(err, &te) {
 				abs := start + len("%START_TIME(") + te.pos
 				return fail(end, "START_TIME format: directive "+strconv.Quote(te.directive)+" at position "+strconv.Itoa(abs)+": "+te.msg)
 			}

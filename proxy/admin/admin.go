@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -94,6 +95,13 @@ func Handler(s Server, extra map[string]http.Handler) http.Handler {
 	mux.HandleFunc("GET /server_info", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, s.Info())
 	})
+	// Go's profiler, Envoy's /cpuprofiler and /heapprofiler analogue. The
+	// admin server is loopback-only unless configured otherwise.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	endpoints = append(endpoints, struct{ path, help string }{"/debug/pprof/", "Go runtime profiles (CPU, heap, goroutines)"})
 	for path, h := range extra {
 		mux.Handle(path, h)
 		endpoints = append(endpoints, struct{ path, help string }{path, ""})

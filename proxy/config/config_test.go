@@ -541,12 +541,12 @@ func mergeBomb(levels int) string {
 	b.WriteString(minimal)
 	b.WriteString("  - &c0 {name: c0, endpoints: [{address: \"127.0.0.1:1\"}]}\n")
 	for i := 1; i <= levels; i++ {
-		b.WriteString(fmt.Sprintf("  - &c%d {<<: [", i))
+		fmt.Fprintf(&b, "  - &c%d {<<: [", i)
 		for j := range 9 {
 			if j > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(fmt.Sprintf("*c%d", i-1))
+			fmt.Fprintf(&b, "*c%d", i-1)
 		}
 		b.WriteString("]}\n")
 	}

@@ -33,7 +33,7 @@ type Handler struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	fams := h.Gather()
-	format := expfmt.NegotiateIncludingOpenMetrics(r.Header)
+	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
 	if format.FormatType() == expfmt.TypeTextPlain || format.FormatType() == expfmt.TypeUnknown {
 		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 		bw := bufio.NewWriterSize(w, 64<<10)

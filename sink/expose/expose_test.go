@@ -3,6 +3,7 @@ package expose
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -89,7 +90,7 @@ func TestNegotiation(t *testing.T) {
 		for {
 			var mf dto.MetricFamily
 			err := dec.Decode(&mf)
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {

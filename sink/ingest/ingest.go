@@ -145,7 +145,7 @@ func ServeTCP(ctx context.Context, l net.Listener, maxLine int, newHandler func(
 		c, err := l.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || ctx.Err() != nil {
-				return nil
+				return nil //nolint:nilerr // a closed listener or cancelled context is a normal stop
 			}
 			return fmt.Errorf("accepting TCP: %w", err)
 		}

@@ -358,7 +358,8 @@ func parseFloat(b []byte) (float64, error) {
 	if len(b) == 0 {
 		return strconv.ParseFloat("", 64)
 	}
-	return strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
+	// ParseFloat keeps s only in its error, which callers drop at once.
+	return strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64) //nolint:gosec // G103: read-only view of b for the duration of the call
 }
 
 func (p *Parser) parseNameAndTags(name []byte, l *Line) {
