@@ -36,7 +36,7 @@ bench-proxy: build ## wrk against hopwatch-proxy, nginx, HAProxy and Caddy in on
 	bench/proxy/run.sh
 
 bench-sink: build tools-test ## statsd-sink vs statsd_exporter on identical streams
-	bench/sink/run.sh
+	$(GO) run ./bench/sink/benchsink
 
 tools: ## build every pinned dev tool into ./bin (skips tools already at their pinned version)
 	tools/build.sh $(notdir $(patsubst %/,%,$(wildcard tools/*/)))
