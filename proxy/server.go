@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +28,7 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/connmgr"
 	"github.com/hopwatch/hopwatch/proxy/listener"
 	"github.com/hopwatch/hopwatch/proxy/route"
+	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
 // Version is hopwatch-proxy's version, reported by /server_info.
@@ -45,12 +48,26 @@ type Server struct {
 	admin     *http.Server
 	adminLn   net.Listener
 
+	// store holds every stat for the life of the process: stats are keyed
+	// by name, so a reload that keeps a cluster or listener keeps its
+	// counts. flusher sends them to the configured StatsD sinks.
+	store   *stats.Store
+	server  *stats.ServerStats
+	flusher *stats.Flusher
+
 	draining     atomic.Bool
 	healthFailed atomic.Bool
 	started      time.Time
 	loads        atomic.Uint64
 	rejects      atomic.Uint64
 	lastErr      atomic.Pointer[string]
+
+	// loadedStamp is the configuration file's stamp taken just before New
+	// read it. WatchConfig starts from it rather than from the file as it
+	// is when the watcher happens to start, which would silently miss an
+	// edit made in between (the watcher starts after Start, on its own
+	// goroutine).
+	loadedStamp fileStamp
 }
 
 type liveListener struct {
@@ -64,23 +81,39 @@ type accessLogKey struct{ path, format, text string }
 
 // New loads the configuration at path. It does not start anything.
 func New(path string, log *slog.Logger) (*Server, error) {
+	// Stamp first: an edit racing with the load then shows as a change.
+	stamp := statFile(path)
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{path: path, log: log, cfg: cfg, listeners: map[string]*liveListener{}, logs: map[accessLogKey]*accesslog.FileLogger{}}, nil
+	store, err := stats.NewStore(stats.Config{HistogramBuckets: cfg.StatsConfig.HistogramBuckets, MaxStats: cfg.StatsConfig.MaxStats})
+	if err != nil {
+		return nil, fmt.Errorf("%s: stats_config: %w", path, err)
+	}
+	return &Server{path: path, log: log, cfg: cfg, store: store, listeners: map[string]*liveListener{}, logs: map[accessLogKey]*accesslog.FileLogger{}, loadedStamp: stamp}, nil
 }
+
+// Stats returns the stats store.
+func (s *Server) Stats() *stats.Store { return s.store }
 
 // Start binds the admin server and every listener.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.started = time.Now()
-	clusters, err := cluster.NewManager(ctx, s.cfg.Clusters, nil, s.log)
+	s.server = s.store.ServerStats()
+	s.server.Live.Set(1)
+	clusters, err := cluster.NewManagerWithOptions(ctx, s.cfg.Clusters, nil, s.log, cluster.Options{DialObserver: dialStats{s.store}})
 	if err != nil {
 		return err
 	}
 	s.clusters = clusters
+	if err := s.startFlusher(ctx); err != nil {
+		clusters.Close()
+		return err
+	}
+	go s.refreshMembership(ctx)
 	if err := s.startAdmin(ctx); err != nil {
 		clusters.Close()
 		return err
@@ -93,11 +126,13 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		mgr := connmgr.New(snap, &s.draining)
-		ln, err := listener.Listen(ctx, lc, mgr, s.log)
+		ln, err := listener.Listen(ctx, lc, mgr, s.listenerStats(lc), s.log)
 		if err != nil {
 			s.stopLocked(ctx)
 			return err
 		}
+		// A port-0 listener learns its address only now.
+		snap.Stats.Listener = s.store.ListenerHTTPStats(ln.Addr().String(), lc.StatPrefix)
 		s.listeners[lc.Name] = &liveListener{ln: ln, mgr: mgr}
 		s.log.Info("listener started", "listener", lc.Name, "address", ln.Addr().String(), "stat_prefix", lc.StatPrefix)
 	}
@@ -113,7 +148,10 @@ func (s *Server) startAdmin(ctx context.Context) error {
 		return fmt.Errorf("admin: %w", err)
 	}
 	s.adminLn = ln
-	s.admin = &http.Server{Handler: admin.Handler(s, nil), ReadHeaderTimeout: 10 * time.Second}
+	s.admin = &http.Server{Handler: admin.Handler(s, map[string]http.Handler{
+		"/stats":            s.store.StatsHandler(),
+		"/stats/prometheus": s.store.PrometheusHandler(),
+	}), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.admin.Serve(ln) }()
 	s.log.Info("admin server started", "address", ln.Addr().String())
 	return nil
@@ -151,7 +189,7 @@ func (s *Server) snapshot(lc *config.Listener, clusters *cluster.Manager) (*conn
 		}
 		logs = append(logs, fl)
 	}
-	snap := &connmgr.Snapshot{Listener: lc, Routes: table, Clusters: clusters}
+	snap := &connmgr.Snapshot{Listener: lc, Routes: table, Clusters: clusters, Stats: s.requestStats(lc, table)}
 	switch len(logs) {
 	case 0:
 	case 1:
@@ -193,7 +231,16 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 			return fmt.Errorf("listener %q: address changed from %s to %s: rename the listener to move it", cfg.Listeners[i].Name, old.ln.Config().Address, cfg.Listeners[i].Address)
 		}
 	}
-	clusters, err := cluster.NewManager(ctx, cfg.Clusters, s.clusters, s.log)
+	if !slices.Equal(cfg.StatsConfig.HistogramBuckets, s.cfg.StatsConfig.HistogramBuckets) {
+		return fmt.Errorf("stats_config.histogram_buckets changed: histogram buckets cannot change on reload; restart the proxy")
+	}
+	if !reflect.DeepEqual(cfg.StatsSinks, s.cfg.StatsSinks) || !reflect.DeepEqual(cfg.StatsConfig, s.cfg.StatsConfig) {
+		// Counter deltas are tracked by the running flusher; a new one
+		// would resend every total. Keep it and say so.
+		s.log.Warn("stats_sinks and stats_config changes take effect on restart; the running stats sinks are kept")
+		cfg.StatsSinks, cfg.StatsConfig = s.cfg.StatsSinks, s.cfg.StatsConfig
+	}
+	clusters, err := cluster.NewManagerWithOptions(ctx, cfg.Clusters, s.clusters, s.log, cluster.Options{DialObserver: dialStats{s.store}})
 	if err != nil {
 		return err
 	}
@@ -211,6 +258,8 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 		lc := &cfg.Listeners[i]
 		keep[lc.Name] = true
 		if live := s.listeners[lc.Name]; live != nil {
+			snaps[i].Stats.Listener = s.store.ListenerHTTPStats(live.ln.Addr().String(), lc.StatPrefix)
+			live.ln.SetStats(s.listenerStats(lc)(live.ln.Addr()))
 			live.mgr.Swap(snaps[i])
 			if err := live.ln.Update(lc); err != nil {
 				s.log.Error("listener update failed; it keeps its previous server settings", "listener", lc.Name, "err", err)
@@ -218,11 +267,12 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 			continue
 		}
 		mgr := connmgr.New(snaps[i], &s.draining)
-		ln, err := listener.Listen(ctx, lc, mgr, s.log)
+		ln, err := listener.Listen(ctx, lc, mgr, s.listenerStats(lc), s.log)
 		if err != nil {
 			s.log.Error("new listener failed to start", "listener", lc.Name, "err", err)
 			continue
 		}
+		snaps[i].Stats.Listener = s.store.ListenerHTTPStats(ln.Addr().String(), lc.StatPrefix)
 		s.listeners[lc.Name] = &liveListener{ln: ln, mgr: mgr}
 		s.log.Info("listener started", "listener", lc.Name, "address", ln.Addr().String())
 	}
@@ -286,6 +336,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	drain := s.cfg.Lifecycle.DrainTime.D()
 	s.mu.Unlock()
 	s.draining.Store(true)
+	s.setLive()
 	s.log.Info("draining", "drain_time", drain.String())
 	t := time.NewTimer(drain)
 	select {
@@ -312,6 +363,10 @@ func (s *Server) stopLocked(ctx context.Context) {
 	if s.clusters != nil {
 		s.clusters.Close()
 	}
+	if s.flusher != nil {
+		// Close sends what the last interval counted.
+		_ = s.flusher.Close()
+	}
 	for _, fl := range s.logs {
 		_ = fl.Close()
 	}
@@ -330,6 +385,19 @@ func (s *Server) State() string {
 func (s *Server) SetHealthCheckFailed(failed bool) {
 	s.healthFailed.Store(failed)
 	s.draining.Store(failed)
+	s.setLive()
+}
+
+// setLive keeps server.live in step with the drain state.
+func (s *Server) setLive() {
+	if s.server == nil {
+		return
+	}
+	if s.State() == "LIVE" {
+		s.server.Live.Set(1)
+	} else {
+		s.server.Live.Set(0)
+	}
 }
 
 // Clusters implements admin.Server.
@@ -373,7 +441,7 @@ func (s *Server) Info() admin.Info {
 // modification time changes (polling, which also sees Kubernetes ConfigMap
 // symlink swaps), until ctx ends.
 func (s *Server) WatchConfig(ctx context.Context, every time.Duration) {
-	last := statFile(s.path)
+	last := s.loadedStamp // immutable after New
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

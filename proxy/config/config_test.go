@@ -199,7 +199,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			"unknown root key",
 			minimal + "bogus: 1\n",
-			[]string{`test.yaml:14:1: unknown field "bogus"; allowed: admin, clusters, lifecycle, listeners, node`},
+			[]string{`test.yaml:14:1: unknown field "bogus"; allowed: admin, clusters, lifecycle, listeners, node, stats_config, stats_sinks`},
 		},
 		{
 			"inline fields are allowed keys",

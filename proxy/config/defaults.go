@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
 // Documented defaults. They live here, once; docs/config.md and the godoc in
@@ -71,6 +73,23 @@ func (c *Config) applyDefaults(explicit func(path string) bool) {
 	setS(&c.Admin.Address, "admin.address", DefaultAdminAddress)
 	setD(&c.Lifecycle.DrainTime, "lifecycle.drain_time", DefaultDrainTime)
 	setB(&c.Lifecycle.WatchConfig, true)
+
+	if len(c.StatsConfig.HistogramBuckets) == 0 {
+		c.StatsConfig.HistogramBuckets = stats.DefaultBuckets()
+	}
+	setI(&c.StatsConfig.MaxStats, "stats_config.max_stats", stats.DefaultMaxStats)
+	setD(&c.StatsConfig.FlushInterval, "stats_config.flush_interval", stats.DefaultFlushInterval)
+	setI(&c.StatsConfig.TimerQueueSize, "stats_config.timer_queue_size", stats.DefaultTimerQueueSize)
+	setD(&c.StatsConfig.TimerDrainInterval, "stats_config.timer_drain_interval", min(250*time.Millisecond, c.StatsConfig.FlushInterval.D()))
+	for i := range c.StatsSinks {
+		s := &c.StatsSinks[i]
+		sp := indexPath("stats_sinks", i)
+		setS(&s.Type, fieldPath(sp, "type"), "statsd")
+		setS(&s.Protocol, fieldPath(sp, "protocol"), "udp")
+		setS(&s.Prefix, fieldPath(sp, "prefix"), stats.DefaultPrefix)
+		setI(&s.MaxBytesPerDatagram, fieldPath(sp, "max_bytes_per_datagram"), stats.DefaultMaxBytesPerDatagram)
+		setS(&s.Histograms, fieldPath(sp, "histograms"), "timer")
+	}
 
 	for i := range c.Listeners {
 		l := &c.Listeners[i]

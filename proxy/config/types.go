@@ -20,6 +20,54 @@ type Config struct {
 	Clusters []Cluster `yaml:"clusters"`
 	// Lifecycle controls draining, shutdown and hot reload.
 	Lifecycle Lifecycle `yaml:"lifecycle"`
+	// StatsConfig tunes the stats store and its flushes.
+	StatsConfig StatsConfig `yaml:"stats_config"`
+	// StatsSinks receive the stats every flush interval, as Envoy's statsd
+	// and DogStatsD sinks send them. Empty: stats are kept for the admin
+	// endpoints only.
+	StatsSinks []StatsSink `yaml:"stats_sinks"`
+}
+
+// StatsConfig tunes the stats store.
+type StatsConfig struct {
+	// HistogramBuckets are the histogram bucket upper bounds in ms,
+	// strictly increasing. Default: Envoy's (0.5, 1, 5, 10, 25, 50, 100,
+	// 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000,
+	// 1800000, 3600000).
+	HistogramBuckets []float64 `yaml:"histogram_buckets"`
+	// MaxStats caps how many stats the store holds; past it, new stats are
+	// folded into one overflow stat and counted in stats.overflow.
+	// Default 100000.
+	MaxStats int `yaml:"max_stats"`
+	// FlushInterval is how often counters, gauges and compact histograms
+	// go to the sinks. Default 5s.
+	FlushInterval Duration `yaml:"flush_interval"`
+	// TimerQueueSize bounds histogram samples waiting for timer-mode sinks;
+	// samples beyond it are dropped and counted. Default 65536.
+	TimerQueueSize int `yaml:"timer_queue_size"`
+	// TimerDrainInterval is how often queued timer samples are sent.
+	// Default: 250ms, or the flush interval if shorter.
+	TimerDrainInterval Duration `yaml:"timer_drain_interval"`
+}
+
+// StatsSink is one StatsD or DogStatsD destination.
+type StatsSink struct {
+	// Type is "statsd" (default: flat Envoy names) or "dogstatsd"
+	// (tag-extracted names with |#tags).
+	Type string `yaml:"type"`
+	// Address is host:port of the StatsD server. Required.
+	Address string `yaml:"address"`
+	// Protocol is "udp" (default) or "tcp".
+	Protocol string `yaml:"protocol"`
+	// Prefix is prepended to every stat name. Default "envoy".
+	Prefix string `yaml:"prefix"`
+	// MaxBytesPerDatagram bounds each datagram; lines are never split.
+	// Default 1432.
+	MaxBytesPerDatagram int `yaml:"max_bytes_per_datagram"`
+	// Histograms is "timer" (default: one |ms line per sample, as Envoy)
+	// or "compact" (one sampled line per non-empty bucket per flush, from
+	// which a 1/rate-weighting sink rebuilds exact buckets, count and sum).
+	Histograms string `yaml:"histograms"`
 }
 
 // Node describes the proxy instance itself.

@@ -25,6 +25,9 @@ var (
 	allowedLogFormats        = []string{"json", "text"}
 	allowedTLSVersions       = []string{"1.2", "1.3"}
 	allowedSchemes           = []string{"http", "https"}
+	allowedStatsSinkTypes     = []string{"statsd", "dogstatsd"}
+	allowedStatsSinkProtocols = []string{"udp", "tcp"}
+	allowedHistogramModes     = []string{"timer", "compact"}
 )
 
 const (
@@ -125,7 +128,39 @@ func (v *validator) config(c *Config) {
 			v.unique(addrs, l.Address, fieldPath(lp, "address"), "listener address")
 		}
 	}
+	v.stats(c)
 	v.durations("", reflect.ValueOf(c).Elem())
+}
+
+// stats checks stats_config and stats_sinks.
+func (v *validator) stats(c *Config) {
+	sc := &c.StatsConfig
+	for i, b := range sc.HistogramBuckets {
+		p := indexPath("stats_config.histogram_buckets", i)
+		if b <= 0 || b != b {
+			v.errorf(p, "bucket bounds must be positive numbers of milliseconds; got %v", b)
+		} else if i > 0 && b <= sc.HistogramBuckets[i-1] {
+			v.errorf(p, "bucket bounds must be strictly increasing; %v follows %v", b, sc.HistogramBuckets[i-1])
+		}
+	}
+	if sc.MaxStats < 0 {
+		v.errorf("stats_config.max_stats", "must be 0 or more; got %d", sc.MaxStats)
+	}
+	if sc.TimerQueueSize < 0 {
+		v.errorf("stats_config.timer_queue_size", "must be 0 or more; got %d", sc.TimerQueueSize)
+	}
+	for i := range c.StatsSinks {
+		s := &c.StatsSinks[i]
+		sp := indexPath("stats_sinks", i)
+		v.oneOf(fieldPath(sp, "type"), s.Type, allowedStatsSinkTypes)
+		v.oneOf(fieldPath(sp, "protocol"), s.Protocol, allowedStatsSinkProtocols)
+		v.oneOf(fieldPath(sp, "histograms"), s.Histograms, allowedHistogramModes)
+		v.address(fieldPath(sp, "address"), s.Address, false)
+		if s.MaxBytesPerDatagram < 64 || s.MaxBytesPerDatagram > 65507 {
+			v.errorf(fieldPath(sp, "max_bytes_per_datagram"), "must be between 64 and 65507 (the largest UDP payload); got %d", s.MaxBytesPerDatagram)
+		}
+		v.name(fieldPath(sp, "prefix"), s.Prefix, false)
+	}
 }
 
 // unique reports value if an earlier element (at seen[value]) had it too.

@@ -21,9 +21,11 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/cluster"
 	"github.com/hopwatch/hopwatch/proxy/config"
 	"github.com/hopwatch/hopwatch/proxy/headers"
+	"github.com/hopwatch/hopwatch/proxy/listener"
 	"github.com/hopwatch/hopwatch/proxy/requestid"
 	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/router"
+	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
 
 	"math/rand/v2"
@@ -40,6 +42,22 @@ type Snapshot struct {
 	Clusters *cluster.Manager
 	// AccessLog receives one line per request; nil disables logging.
 	AccessLog accesslog.Logger
+	// Stats are the listener's stats; nil when stats are off.
+	Stats *Stats
+}
+
+// Stats are the stats a listener's requests update. Everything is created
+// from configuration when the snapshot is built, so the request path only
+// does atomic adds and lookups by pointer or configured name.
+type Stats struct {
+	// HTTP is http.<stat_prefix>.*.
+	HTTP *stats.HTTPConnManagerStats
+	// Listener is listener.<address>.http.<stat_prefix>.*.
+	Listener *stats.ListenerHTTPStats
+	// Upstream holds each cluster's stats by cluster name.
+	Upstream map[string]*router.UpstreamStats
+	// Routes holds the opt-in per-route stats of routes with a stat_prefix.
+	Routes map[*route.Route]*stats.RouteStats
 }
 
 // Manager handles the requests of one listener.
@@ -88,13 +106,22 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Body != nil && req.Body != http.NoBody {
 		req.Body = body
 	}
+	st := snap.Stats
+	if st != nil {
+		listener.MarkProtocol(req)
+		st.requestStarted(req)
+	}
 	outcome := m.handle(rw, req, snap, lc, info)
 	info.BytesReceived += body.n
 	info.Duration = time.Since(info.StartTime)
-	if info.ResponseCode == 0 {
+	if rw.status != 0 {
+		// What reached the client wins over what the router meant to send.
 		info.ResponseCode = rw.status
 	}
 	info.ResponseHeaders = rw.Header()
+	if st != nil {
+		st.requestFinished(info, outcome.Abort)
+	}
 	if snap.AccessLog != nil {
 		snap.AccessLog.Log(info)
 	}
@@ -112,7 +139,7 @@ func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, l
 	if n := headers.Count(req.Header); n > lc.Limits.MaxRequestHeadersCount {
 		info.ResponseFlags.Set(streaminfo.DownstreamProtocolError)
 		info.ResponseCodeDetails = "too_many_headers"
-		router.WriteLocalReply(w, http.StatusRequestHeaderFieldsTooLarge, "too many request headers: "+strconv.Itoa(n)+" > "+strconv.Itoa(lc.Limits.MaxRequestHeadersCount), serverName, m.prepare(lc, ""))
+		router.WriteLocalReply(w, http.StatusRequestHeaderFieldsTooLarge, "too many request headers: "+strconv.Itoa(n)+" > "+strconv.Itoa(lc.Limits.MaxRequestHeadersCount), serverName, m.prepare(lc, "", snap.Stats))
 		return router.Outcome{}
 	}
 
@@ -164,7 +191,7 @@ func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, l
 	}
 	info.RequestID = rid
 	info.RequestHeaders = h
-	prepare := m.prepare(lc, rid)
+	prepare := m.prepare(lc, rid, snap.Stats)
 
 	vh := snap.Routes.SelectVirtualHost(req.Host)
 	var rt *route.Route
@@ -172,6 +199,9 @@ func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, l
 		rt = vh.Match(req)
 	}
 	if rt == nil {
+		if snap.Stats != nil {
+			snap.Stats.HTTP.NoRoute.Inc()
+		}
 		// Never an open proxy: anything unrouted is refused.
 		info.ResponseFlags.Set(streaminfo.NoRouteFound)
 		info.ResponseCodeDetails = "route_not_found"
@@ -184,11 +214,17 @@ func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, l
 	switch rt.Action {
 	case route.ActionDirectResponse:
 		status, body := rt.DirectResponse()
+		if snap.Stats != nil {
+			snap.Stats.HTTP.RqDirectResponse.Inc()
+		}
 		info.ResponseCodeDetails = "direct_response"
 		router.WriteLocalReply(w, status, body, serverName, prepare)
 		return router.Outcome{}
 	case route.ActionRedirect:
 		loc, status := rt.RedirectLocation(req)
+		if snap.Stats != nil {
+			snap.Stats.HTTP.RqRedirect.Inc()
+		}
 		info.ResponseCodeDetails = "redirect"
 		w.Header()["Location"] = []string{loc}
 		router.WriteLocalReply(w, status, "", serverName, prepare)
@@ -198,6 +234,9 @@ func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, l
 	target := rt.PickCluster(req, rand.Uint64())
 	cl := snap.Clusters.Get(target.Name)
 	if cl == nil {
+		if snap.Stats != nil {
+			snap.Stats.HTTP.NoCluster.Inc()
+		}
 		info.UpstreamCluster = target.Name
 		info.ResponseFlags.Set(streaminfo.NoClusterFound)
 		info.ResponseCodeDetails = "cluster_not_found"
@@ -206,7 +245,17 @@ func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, l
 	}
 	vars := &route.Vars{RemoteAddr: req.RemoteAddr, UpstreamCluster: target.Name, Request: h}
 	rt.ApplyRequest(target, h, vars)
+	var upStats *router.UpstreamStats
+	var routeStats *stats.RouteStats
+	if snap.Stats != nil {
+		upStats = snap.Stats.Upstream[target.Name]
+		if rt.StatPrefix != "" {
+			routeStats = snap.Stats.Routes[rt]
+		}
+	}
 	return router.Forward(w, &router.Request{
+		Stats:             upStats,
+		RouteStats:        routeStats,
 		Downstream:        req,
 		Header:            h,
 		Route:             rt,
@@ -223,7 +272,7 @@ func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, l
 
 // prepare returns the last edit made to every response's headers: the
 // x-request-id echo and, while draining, a request to close the connection.
-func (m *Manager) prepare(lc *config.Listener, rid string) func(http.Header) {
+func (m *Manager) prepare(lc *config.Listener, rid string, st *Stats) func(http.Header) {
 	echo := lc.RequestID.AlwaysSetInResponse && rid != ""
 	draining := m.draining != nil && m.draining.Load()
 	if !echo && !draining {
@@ -235,6 +284,9 @@ func (m *Manager) prepare(lc *config.Listener, rid string) func(http.Header) {
 		}
 		if draining {
 			h["Connection"] = []string{"close"}
+			if st != nil {
+				st.HTTP.DownstreamCxDrainClose.Inc()
+			}
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
 // Listener is one bound socket and the server currently serving it.
@@ -36,14 +37,26 @@ type Listener struct {
 	h   http.Handler
 }
 
-// Listen binds cfg.Address and starts serving h on it.
-func Listen(ctx context.Context, cfg *config.Listener, h http.Handler, log *slog.Logger) (*Listener, error) {
+// Stats are the connection-level stats of a listener: Envoy's
+// listener.<address>.* and the connection half of http.<stat_prefix>.*.
+type Stats struct {
+	Listener *stats.ListenerStats
+	HTTP     *stats.HTTPConnManagerStats
+}
+
+// Listen binds cfg.Address and starts serving h on it. statsFor, when not
+// nil, returns the stats for the bound address (which is only known once
+// bound when the port is 0).
+func Listen(ctx context.Context, cfg *config.Listener, h http.Handler, statsFor func(addr net.Addr) *Stats, log *slog.Logger) (*Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 	}
 	l := &Listener{sock: newSocket(ln, cfg.Limits.MaxConnections), log: log.With("listener", cfg.Name), h: h}
+	if statsFor != nil {
+		l.sock.stats.Store(statsFor(ln.Addr()))
+	}
 	if err := l.serve(cfg); err != nil {
 		_ = ln.Close()
 		return nil, err
@@ -90,6 +103,10 @@ func (l *Listener) Update(cfg *config.Listener) error {
 	l.log.Info("listener server settings changed; new connections use the new settings")
 	return nil
 }
+
+// SetStats replaces the stats new connections count in (a reload may
+// change the stat_prefix); open connections keep theirs.
+func (l *Listener) SetStats(st *Stats) { l.sock.stats.Store(st) }
 
 // SetKeepAlivesEnabled turns HTTP/1 keep-alive off while draining.
 func (l *Listener) SetKeepAlivesEnabled(v bool) {
@@ -164,6 +181,14 @@ func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger) (*http.Se
 			MaxReadFrameSize:          1 << 20,
 		},
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// Hand each connection's bookkeeping to its requests, so that the
+		// first request can tell the connection's protocol.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc := unwrapTracked(c); tc != nil {
+				return context.WithValue(ctx, connKey{}, tc)
+			}
+			return ctx
+		},
 	}
 	if cfg.TLS != nil {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -198,6 +223,7 @@ type socket struct {
 	once     sync.Once
 	active   atomic.Int64
 	maxConns atomic.Int64
+	stats    atomic.Pointer[Stats]
 	// Overflow counts connections refused by max_connections.
 	Overflow atomic.Uint64
 }
@@ -233,14 +259,20 @@ func (s *socket) acceptLoop() {
 			continue
 		}
 		tempDelay = 0
+		st := s.stats.Load()
 		if limit := s.maxConns.Load(); limit > 0 && s.active.Load() >= limit {
 			s.Overflow.Add(1)
+			if st != nil {
+				st.Listener.DownstreamCxOverflow.Inc()
+			}
 			_ = c.Close()
 			continue
 		}
 		s.active.Add(1)
+		tc := &trackedConn{Conn: c, s: s, st: st, start: time.Now()}
+		tc.opened()
 		select {
-		case s.conns <- &trackedConn{Conn: c, s: s}:
+		case s.conns <- tc:
 		case <-s.done:
 			_ = c.Close()
 			return
@@ -292,14 +324,115 @@ func (v *socketView) Close() error {
 
 func (v *socketView) Addr() net.Addr { return v.s.ln.Addr() }
 
-// trackedConn decrements the socket's active count once on close.
+// trackedConn counts one downstream connection in the socket's active
+// count and in the listener's stats, from accept to close.
 type trackedConn struct {
 	net.Conn
-	s    *socket
-	once sync.Once
+	s     *socket
+	st    *Stats // nil when stats are off
+	start time.Time
+	once  sync.Once
+	// proto is 0 until the first request says 1 (HTTP/1.x) or 2 (HTTP/2).
+	proto atomic.Int32
+	tls   atomic.Bool
+}
+
+func (c *trackedConn) opened() {
+	if c.st == nil {
+		return
+	}
+	c.st.Listener.DownstreamCxTotal.Inc()
+	c.st.Listener.DownstreamCxActive.Inc()
+	c.st.HTTP.DownstreamCxTotal.Inc()
+	c.st.HTTP.DownstreamCxActive.Inc()
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.st != nil {
+		c.st.HTTP.DownstreamCxRxBytesTotal.Add(uint64(n))
+	}
+	return n, err
+}
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 && c.st != nil {
+		c.st.HTTP.DownstreamCxTxBytesTotal.Add(uint64(n))
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {
-	c.once.Do(func() { c.s.active.Add(-1) })
+	c.once.Do(func() {
+		c.s.active.Add(-1)
+		if c.st == nil {
+			return
+		}
+		ms := uint64(max(time.Since(c.start).Milliseconds(), 0))
+		c.st.Listener.DownstreamCxDestroy.Inc()
+		c.st.Listener.DownstreamCxActive.Dec()
+		c.st.Listener.DownstreamCxLengthMs.Record(ms)
+		h := c.st.HTTP
+		h.DownstreamCxDestroy.Inc()
+		h.DownstreamCxActive.Dec()
+		h.DownstreamCxLengthMs.Record(ms)
+		switch c.proto.Load() {
+		case 1:
+			h.DownstreamCxHTTP1Active.Dec()
+		case 2:
+			h.DownstreamCxHTTP2Active.Dec()
+		}
+		if c.tls.Load() {
+			h.DownstreamCxSslActive.Dec()
+		}
+	})
 	return c.Conn.Close()
+}
+
+// markProtocol records the connection's protocol at its first request.
+func (c *trackedConn) markProtocol(major int, isTLS bool) {
+	if c.st == nil || c.proto.Load() != 0 {
+		return
+	}
+	p := int32(1)
+	if major == 2 {
+		p = 2
+	}
+	if !c.proto.CompareAndSwap(0, p) {
+		return
+	}
+	h := c.st.HTTP
+	if p == 2 {
+		h.DownstreamCxHTTP2Total.Inc()
+		h.DownstreamCxHTTP2Active.Inc()
+	} else {
+		h.DownstreamCxHTTP1Total.Inc()
+		h.DownstreamCxHTTP1Active.Inc()
+	}
+	if isTLS {
+		c.tls.Store(true)
+		h.DownstreamCxSslTotal.Inc()
+		h.DownstreamCxSslActive.Inc()
+	}
+}
+
+type connKey struct{}
+
+// unwrapTracked finds the trackedConn under a TLS connection.
+func unwrapTracked(c net.Conn) *trackedConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	tc, _ := c.(*trackedConn)
+	return tc
+}
+
+// MarkProtocol tells the listener which protocol the connection carrying
+// req speaks; the connection manager calls it for every request and only
+// the first call per connection counts.
+func MarkProtocol(req *http.Request) {
+	if tc, ok := req.Context().Value(connKey{}).(*trackedConn); ok && tc.proto.Load() == 0 {
+		tc.markProtocol(req.ProtoMajor, req.TLS != nil)
+	}
 }

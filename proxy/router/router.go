@@ -22,6 +22,7 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/headers"
 	"github.com/hopwatch/hopwatch/proxy/retry"
 	"github.com/hopwatch/hopwatch/proxy/route"
+	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
 )
 
@@ -60,6 +61,18 @@ type Request struct {
 	PrepareResponse func(http.Header)
 	// Upgrade is the protocol the client asked to switch to, if any.
 	Upgrade string
+	// Stats are the cluster's stats; nil when stats are off.
+	Stats *UpstreamStats
+	// RouteStats are the route's opt-in stats (vhost.<vh>.route.<prefix>.); nil when off.
+	RouteStats *stats.RouteStats
+}
+
+// UpstreamStats are the stats that requests forwarded to one cluster update.
+type UpstreamStats struct {
+	Cluster *stats.ClusterStats
+	// Zones holds cluster.<name>.zone.<local zone>.<upstream zone>. stats
+	// keyed by upstream zone; nil when this proxy has no zone.
+	Zones map[string]*stats.ZoneStats
 }
 
 // Outcome tells the caller how the response ended.
@@ -115,6 +128,9 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 		info.Attempts = attempt
 		host := fr.Cluster.Pick(&cluster.LBContext{Attempted: attempted})
 		if host == nil {
+			if cs := fr.clusterStats(); cs != nil {
+				cs.UpstreamCxNoneHealthy.Inc()
+			}
 			localReply(w, fr, http.StatusServiceUnavailable, streaminfo.NoHealthyUpstream, "no_healthy_upstream", "no healthy upstream")
 			return Outcome{}
 		}
@@ -130,6 +146,7 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 		a := newAttempt(reqCtx, fr, host, policy.PerTryTimeout)
 		attemptStart := time.Now()
 		host.BeginRequest()
+		fr.beginAttempt()
 		res, err := fr.Cluster.Transport().RoundTrip(a.request(fr, host, reqBody, n))
 		failure, cause := classify(a.ctx, reqCtx, down.Context(), err)
 
@@ -140,13 +157,18 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 			if policy.RetryOnStatus(res.StatusCode) && res.StatusCode != http.StatusSwitchingProtocols {
 				if retriesLeft && backoff(reqCtx, &policy, attempt) {
 					discard(res.Body)
-					a.finish(host)
+					a.finish(fr, host)
+					fr.retried(res.StatusCode)
 					continue
 				}
 				if policy.NumRetries > 0 {
 					info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
+					fr.retryLimitExceeded()
 				}
+			} else if attempt > 1 {
+				fr.retrySucceeded()
 			}
+			fr.recordResponse(host, res.StatusCode, info.UpstreamServiceTime)
 			if routeTimer != nil {
 				routeTimer.Stop()
 			}
@@ -157,11 +179,12 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 			} else {
 				out = respond(w, fr, res, a)
 			}
-			a.finish(host)
+			a.finish(fr, host)
 			return out
 		}
 
-		a.finish(host)
+		a.finish(fr, host)
+		fr.recordFailure(cause, failure)
 		switch cause {
 		case causeDownstreamGone:
 			info.ResponseFlags.Set(streaminfo.DownstreamConnectionTermination)
@@ -171,23 +194,28 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 			if attempt > 1 {
 				info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
 			}
+			fr.recordLocalReply(host, http.StatusGatewayTimeout)
 			localReply(w, fr, http.StatusGatewayTimeout, streaminfo.UpstreamRequestTimeout, "upstream_response_timeout", "upstream request timeout")
 			return Outcome{}
 		}
 		if policy.RetryOnFailure(failure) {
 			if retriesLeft && backoff(reqCtx, &policy, attempt) {
+				fr.retried(0)
 				continue
 			}
 			if policy.NumRetries > 0 {
 				info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
+				fr.retryLimitExceeded()
 			}
 		}
 		if errors.Is(context.Cause(reqCtx), errRouteTimeout) {
 			// The route timeout fired during the backoff.
+			fr.recordFailure(causeRouteTimeout, failure)
+			fr.recordLocalReply(host, http.StatusGatewayTimeout)
 			localReply(w, fr, http.StatusGatewayTimeout, streaminfo.UpstreamRequestTimeout, "upstream_response_timeout", "upstream request timeout")
 			return Outcome{}
 		}
-		failureReply(w, fr, failure, err)
+		failureReply(w, fr, host, failure, err)
 		return Outcome{}
 	}
 }
@@ -267,7 +295,8 @@ func (a *attempt) progress() {
 	}
 }
 
-func (a *attempt) finish(host *cluster.Host) {
+func (a *attempt) finish(fr *Request, host *cluster.Host) {
+	fr.endAttempt()
 	a.stopPerTry()
 	if a.idleTimer != nil {
 		a.idleTimer.Stop()
@@ -338,7 +367,8 @@ func discard(body io.ReadCloser) {
 }
 
 // failureReply answers for an upstream failure before response headers.
-func failureReply(w http.ResponseWriter, fr *Request, f retry.Failure, err error) {
+func failureReply(w http.ResponseWriter, fr *Request, host *cluster.Host, f retry.Failure, err error) {
+	defer func() { fr.recordLocalReply(host, fr.Info.ResponseCode) }()
 	switch {
 	case f == retry.ConnectFailure:
 		localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamConnectionFailure,
@@ -373,6 +403,7 @@ func localReply(w http.ResponseWriter, fr *Request, status int, flag streaminfo.
 		info.ResponseFlags.Set(flag)
 	}
 	info.ResponseCodeDetails = details
+	info.ResponseCode = status
 	WriteLocalReply(w, status, body, fr.ServerName, fr.PrepareResponse)
 }
 

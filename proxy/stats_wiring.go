@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/hopwatch/hopwatch/proxy/cluster"
+	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/connmgr"
+	"github.com/hopwatch/hopwatch/proxy/listener"
+	"github.com/hopwatch/hopwatch/proxy/route"
+	"github.com/hopwatch/hopwatch/proxy/router"
+	"github.com/hopwatch/hopwatch/proxy/stats"
+)
+
+// This file connects the stats store to the proxy's pieces. Every stat is
+// created here, from configuration, so request data can never add one:
+// the store's size is bounded by the configuration, whatever the traffic.
+
+// startFlusher starts sending stats to the configured sinks.
+func (s *Server) startFlusher(ctx context.Context) error {
+	sc := s.cfg.StatsConfig
+	fc := stats.FlusherConfig{
+		FlushInterval:      sc.FlushInterval.D(),
+		TimerQueueSize:     sc.TimerQueueSize,
+		TimerDrainInterval: sc.TimerDrainInterval.D(),
+	}
+	for _, sk := range s.cfg.StatsSinks {
+		fc.Sinks = append(fc.Sinks, stats.SinkConfig{
+			Type: sk.Type, Address: sk.Address, Protocol: sk.Protocol, Prefix: sk.Prefix,
+			MaxBytesPerDatagram: sk.MaxBytesPerDatagram, Histograms: sk.Histograms,
+		})
+	}
+	f, err := stats.NewFlusher(s.store, fc, s.log)
+	if err != nil {
+		return err
+	}
+	s.flusher = f
+	go func() { _ = f.Run(context.WithoutCancel(ctx)) }()
+	return nil
+}
+
+// listenerStats returns the function that names a listener's connection
+// stats once its address is known.
+func (s *Server) listenerStats(lc *config.Listener) func(net.Addr) *listener.Stats {
+	return func(addr net.Addr) *listener.Stats {
+		return &listener.Stats{
+			Listener: s.store.ListenerStats(addr.String()),
+			HTTP:     s.store.HTTPConnManagerStats(lc.StatPrefix),
+		}
+	}
+}
+
+// requestStats builds the stats one listener's requests update.
+func (s *Server) requestStats(lc *config.Listener, table *route.Table) *connmgr.Stats {
+	st := &connmgr.Stats{
+		HTTP:     s.store.HTTPConnManagerStats(lc.StatPrefix),
+		Upstream: make(map[string]*router.UpstreamStats, len(s.cfg.Clusters)),
+		Routes:   map[*route.Route]*stats.RouteStats{},
+	}
+	for _, vh := range table.VirtualHosts() {
+		for _, rt := range vh.Routes() {
+			if rt.StatPrefix != "" {
+				st.Routes[rt] = s.store.RouteStats(vh.Name, rt.StatPrefix)
+			}
+		}
+	}
+	for i := range s.cfg.Clusters {
+		c := &s.cfg.Clusters[i]
+		us := &router.UpstreamStats{Cluster: s.store.ClusterStats(c.Name)}
+		if local := s.cfg.Node.Zone; local != "" {
+			for _, ep := range c.Endpoints {
+				if ep.Zone != "" && us.Zones[ep.Zone] == nil {
+					if us.Zones == nil {
+						us.Zones = map[string]*stats.ZoneStats{}
+					}
+					us.Zones[ep.Zone] = s.store.ZoneStats(c.Name, local, ep.Zone)
+				}
+			}
+		}
+		st.Upstream[c.Name] = us
+	}
+	return st
+}
+
+// dialStats counts upstream connection attempts in their cluster's stats.
+type dialStats struct{ store *stats.Store }
+
+// DialDone implements cluster.DialObserver.
+func (d dialStats) DialDone(_ context.Context, clusterName, _ string, elapsed time.Duration, err error) {
+	cs := d.store.ClusterStats(clusterName)
+	if err != nil {
+		cs.UpstreamCxConnectFail.Inc()
+		var ce *cluster.ConnectError
+		if errors.As(err, &ce) && ce.Timeout {
+			cs.UpstreamCxConnectTimeout.Inc()
+		}
+		return
+	}
+	cs.UpstreamCxTotal.Inc()
+	cs.UpstreamCxConnectMs.Record(uint64(max(elapsed.Milliseconds(), 0)))
+}
+
+// refreshMembership keeps each cluster's membership gauges current: host
+// sets change with DNS answers and (later) health checks, away from any
+// request.
+func (s *Server) refreshMembership(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		s.updateMembership()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) updateMembership() {
+	s.mu.Lock()
+	clusters := s.clusters
+	s.mu.Unlock()
+	if clusters == nil {
+		return
+	}
+	for _, c := range clusters.Clusters() {
+		cs := s.store.ClusterStats(c.Name())
+		hosts := c.Hosts()
+		healthy, maxWeight := 0, 0
+		for _, h := range hosts {
+			if h.Healthy() {
+				healthy++
+			}
+			maxWeight = max(maxWeight, h.Weight())
+		}
+		if prev := cs.MembershipTotal.Value(); cs.MembershipTotal.Used() && prev != uint64(len(hosts)) {
+			cs.MembershipChange.Inc()
+		}
+		cs.MembershipTotal.Set(uint64(len(hosts)))
+		cs.MembershipHealthy.Set(uint64(healthy))
+		cs.MembershipDegraded.Set(0)
+		cs.MaxHostWeight.Set(uint64(maxWeight))
+	}
+}
