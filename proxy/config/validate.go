@@ -16,15 +16,15 @@ import (
 
 // Allowed values of enumerated fields, in the order the docs list them.
 var (
-	allowedProtocols         = []string{"http1", "http2"}
-	allowedUpstreamProtocols = []string{"http1", "http2", "h2c"}
-	allowedClusterTypes      = []string{"static", "strict_dns"}
-	allowedLBPolicies        = []string{"round_robin", "least_request", "random"}
-	allowedRetryOn           = []string{"5xx", "gateway-error", "connect-failure", "reset", "retriable-status-codes", "refused-stream", "retriable-4xx"}
-	allowedRedirectCodes     = []int{301, 302, 303, 307, 308}
-	allowedLogFormats        = []string{"json", "text"}
-	allowedTLSVersions       = []string{"1.2", "1.3"}
-	allowedSchemes           = []string{"http", "https"}
+	allowedProtocols          = []string{"http1", "http2"}
+	allowedUpstreamProtocols  = []string{"http1", "http2", "h2c"}
+	allowedClusterTypes       = []string{"static", "strict_dns"}
+	allowedLBPolicies         = []string{"round_robin", "least_request", "random"}
+	allowedRetryOn            = []string{"5xx", "gateway-error", "connect-failure", "reset", "retriable-status-codes", "refused-stream", "retriable-4xx"}
+	allowedRedirectCodes      = []int{301, 302, 303, 307, 308}
+	allowedLogFormats         = []string{"json", "text"}
+	allowedTLSVersions        = []string{"1.2", "1.3"}
+	allowedSchemes            = []string{"http", "https"}
 	allowedStatsSinkTypes     = []string{"statsd", "dogstatsd"}
 	allowedStatsSinkProtocols = []string{"udp", "tcp"}
 	allowedHistogramModes     = []string{"timer", "compact"}
