@@ -104,7 +104,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = time.Now()
 	s.server = s.store.ServerStats()
 	s.server.Live.Set(1)
-	clusters, err := cluster.NewManagerWithOptions(ctx, s.cfg.Clusters, nil, s.log, cluster.Options{DialObserver: dialStats{s.store}})
+	clusters, err := cluster.NewManagerWithOptions(ctx, s.cfg.Clusters, nil, s.log, cluster.Options{DialObserver: s.dialObserver()})
 	if err != nil {
 		return err
 	}
@@ -114,6 +114,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	go s.refreshMembership(ctx)
+	s.setCertExpiry()
 	if err := s.startAdmin(ctx); err != nil {
 		clusters.Close()
 		return err
@@ -132,7 +133,7 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		// A port-0 listener learns its address only now.
-		snap.Stats.Listener = s.store.ListenerHTTPStats(ln.Addr().String(), lc.StatPrefix)
+		s.setListenerHTTPStats(snap, ln, lc)
 		s.listeners[lc.Name] = &liveListener{ln: ln, mgr: mgr}
 		s.log.Info("listener started", "listener", lc.Name, "address", ln.Addr().String(), "stat_prefix", lc.StatPrefix)
 	}
@@ -240,7 +241,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 		s.log.Warn("stats_sinks and stats_config changes take effect on restart; the running stats sinks are kept")
 		cfg.StatsSinks, cfg.StatsConfig = s.cfg.StatsSinks, s.cfg.StatsConfig
 	}
-	clusters, err := cluster.NewManagerWithOptions(ctx, cfg.Clusters, s.clusters, s.log, cluster.Options{DialObserver: dialStats{s.store}})
+	clusters, err := cluster.NewManagerWithOptions(ctx, cfg.Clusters, s.clusters, s.log, cluster.Options{DialObserver: s.dialObserver()})
 	if err != nil {
 		return err
 	}
@@ -258,7 +259,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 		lc := &cfg.Listeners[i]
 		keep[lc.Name] = true
 		if live := s.listeners[lc.Name]; live != nil {
-			snaps[i].Stats.Listener = s.store.ListenerHTTPStats(live.ln.Addr().String(), lc.StatPrefix)
+			s.setListenerHTTPStats(snaps[i], live.ln, lc)
 			live.ln.SetStats(s.listenerStats(lc)(live.ln.Addr()))
 			live.mgr.Swap(snaps[i])
 			if err := live.ln.Update(lc); err != nil {
@@ -272,7 +273,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 			s.log.Error("new listener failed to start", "listener", lc.Name, "err", err)
 			continue
 		}
-		snaps[i].Stats.Listener = s.store.ListenerHTTPStats(ln.Addr().String(), lc.StatPrefix)
+		s.setListenerHTTPStats(snaps[i], ln, lc)
 		s.listeners[lc.Name] = &liveListener{ln: ln, mgr: mgr}
 		s.log.Info("listener started", "listener", lc.Name, "address", ln.Addr().String())
 	}

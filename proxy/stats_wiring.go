@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"time"
@@ -19,9 +21,15 @@ import (
 // created here, from configuration, so request data can never add one:
 // the store's size is bounded by the configuration, whatever the traffic.
 
+// statsOn reports whether stats are counted at all.
+func (s *Server) statsOn() bool { return !s.cfg.StatsConfig.Disabled }
+
 // startFlusher starts sending stats to the configured sinks.
 func (s *Server) startFlusher(ctx context.Context) error {
 	sc := s.cfg.StatsConfig
+	if sc.Disabled {
+		return nil
+	}
 	fc := stats.FlusherConfig{
 		FlushInterval:      sc.FlushInterval.D(),
 		TimerQueueSize:     sc.TimerQueueSize,
@@ -46,6 +54,9 @@ func (s *Server) startFlusher(ctx context.Context) error {
 // stats once its address is known.
 func (s *Server) listenerStats(lc *config.Listener) func(net.Addr) *listener.Stats {
 	return func(addr net.Addr) *listener.Stats {
+		if !s.statsOn() {
+			return nil
+		}
 		return &listener.Stats{
 			Listener: s.store.ListenerStats(addr.String()),
 			HTTP:     s.store.HTTPConnManagerStats(lc.StatPrefix),
@@ -55,6 +66,9 @@ func (s *Server) listenerStats(lc *config.Listener) func(net.Addr) *listener.Sta
 
 // requestStats builds the stats one listener's requests update.
 func (s *Server) requestStats(lc *config.Listener, table *route.Table) *connmgr.Stats {
+	if !s.statsOn() {
+		return nil
+	}
 	st := &connmgr.Stats{
 		HTTP:     s.store.HTTPConnManagerStats(lc.StatPrefix),
 		Upstream: make(map[string]*router.UpstreamStats, len(s.cfg.Clusters)),
@@ -90,6 +104,9 @@ type dialStats struct{ store *stats.Store }
 
 // DialDone implements cluster.DialObserver.
 func (d dialStats) DialDone(_ context.Context, clusterName, _ string, elapsed time.Duration, err error) {
+	if d.store == nil {
+		return
+	}
 	cs := d.store.ClusterStats(clusterName)
 	if err != nil {
 		cs.UpstreamCxConnectFail.Inc()
@@ -120,6 +137,9 @@ func (s *Server) refreshMembership(ctx context.Context) {
 }
 
 func (s *Server) updateMembership() {
+	if !s.statsOn() {
+		return
+	}
 	s.mu.Lock()
 	clusters := s.clusters
 	s.mu.Unlock()
@@ -143,5 +163,50 @@ func (s *Server) updateMembership() {
 		cs.MembershipHealthy.Set(uint64(healthy))
 		cs.MembershipDegraded.Set(0)
 		cs.MaxHostWeight.Set(uint64(maxWeight))
+	}
+}
+
+// dialObserver returns the upstream connection counter, nil with stats off.
+func (s *Server) dialObserver() cluster.DialObserver {
+	if !s.statsOn() {
+		return nil
+	}
+	return dialStats{s.store}
+}
+
+// setListenerHTTPStats names listener.<address>.http.<prefix>.* once the
+// listener's address is known.
+func (s *Server) setListenerHTTPStats(snap *connmgr.Snapshot, ln *listener.Listener, lc *config.Listener) {
+	if snap.Stats != nil {
+		snap.Stats.Listener = s.store.ListenerHTTPStats(ln.Addr().String(), lc.StatPrefix)
+	}
+}
+
+// setCertExpiry sets server.days_until_first_cert_expiring from the
+// listeners' certificates, as Envoy reports for the certificates it serves.
+func (s *Server) setCertExpiry() {
+	if s.server == nil {
+		return
+	}
+	var first time.Time
+	for i := range s.cfg.Listeners {
+		t := s.cfg.Listeners[i].TLS
+		if t == nil {
+			continue
+		}
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil || len(pair.Certificate) == 0 {
+			continue
+		}
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			continue
+		}
+		if first.IsZero() || leaf.NotAfter.Before(first) {
+			first = leaf.NotAfter
+		}
+	}
+	if !first.IsZero() {
+		s.server.SetDaysUntilFirstCertExpiring(uint64(max(time.Until(first).Hours()/24, 0)))
 	}
 }
