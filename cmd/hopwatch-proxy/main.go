@@ -101,9 +101,24 @@ func run() int {
 			srv.ReopenLogs()
 		default:
 			log.Info("shutting down", "signal", sig.String())
-			// A second signal skips the rest of the drain.
+			// A second SIGTERM or SIGINT skips the rest of the drain. SIGHUP
+			// and SIGUSR1 must not: logrotate sends SIGUSR1 on its own
+			// schedule, and it used to end the drain early and refuse the
+			// requests the drain exists to serve.
 			dctx, dcancel := context.WithCancel(ctx)
-			go func() { <-sigs; dcancel() }()
+			go func() {
+				for sig := range sigs {
+					switch sig {
+					case syscall.SIGUSR1:
+						srv.ReopenLogs()
+					case syscall.SIGHUP:
+						log.Info("reload ignored while draining")
+					default:
+						dcancel()
+						return
+					}
+				}
+			}()
 			srv.Shutdown(dctx)
 			dcancel()
 			log.Info("stopped")

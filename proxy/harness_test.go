@@ -1,0 +1,299 @@
+package proxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hopwatch/hopwatch/proxy"
+)
+
+// harness is one in-process proxy started from a YAML file in a temporary
+// directory, with its access log written as JSON beside it.
+type harness struct {
+	t       *testing.T
+	dir     string
+	path    string // configuration file
+	logPath string // JSON access log
+	srv     *proxy.Server
+	vars    []string // placeholder replacements used to render configs
+	client  *http.Client
+}
+
+// startProxy renders yaml (replacing {{DIR}}, {{LOG}} and the given
+// placeholder/value pairs), starts a proxy on it and stops it when the test
+// ends.
+func startProxy(t *testing.T, yaml string, vars ...string) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	h := &harness{t: t, dir: dir, path: filepath.Join(dir, "proxy.yaml"), logPath: filepath.Join(dir, "access.log")}
+	h.vars = append([]string{"{{DIR}}", dir, "{{LOG}}", h.logPath}, vars...)
+	h.writeConfig(yaml)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, err := proxy.New(h.path, log)
+	if err != nil {
+		t.Fatalf("proxy.New: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	h.srv = srv
+	tr := &http.Transport{}
+	h.client = &http.Client{
+		Transport:     tr,
+		Timeout:       30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	t.Cleanup(func() {
+		tr.CloseIdleConnections()
+		// Cancelled at once: the drain's wait is skipped, in-flight
+		// requests still get their second or so to finish.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		srv.Shutdown(ctx)
+	})
+	return h
+}
+
+// with returns a copy of h that reports to t, for use inside subtests:
+// a subtest must not fail its parent from its own goroutine.
+func (h *harness) with(t *testing.T) *harness {
+	c := *h
+	c.t = t
+	return &c
+}
+
+// writeConfig renders yaml and replaces the configuration file atomically,
+// so that a concurrent reader never sees half a file.
+func (h *harness) writeConfig(yaml string) {
+	h.t.Helper()
+	body := strings.NewReplacer(h.vars...).Replace(yaml)
+	tmp := h.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, h.path); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// url is the http URL of path on the named listener.
+func (h *harness) url(listener, path string) string {
+	h.t.Helper()
+	a := h.srv.ListenerAddr(listener)
+	if a == nil {
+		h.t.Fatalf("listener %q has no address", listener)
+	}
+	return "http://" + a.String() + path
+}
+
+// adminURL is the URL of an admin endpoint.
+func (h *harness) adminURL(path string) string {
+	return "http://" + h.srv.AdminAddr().String() + path
+}
+
+// do sends req and returns the response with its body read.
+func (h *harness) do(req *http.Request) (*http.Response, string) {
+	h.t.Helper()
+	return doWith(h.t, h.client, req)
+}
+
+func doWith(t *testing.T, c *http.Client, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", req.Method, req.URL, err)
+	}
+	return res, string(b)
+}
+
+// get is a GET with optional header name/value pairs.
+func (h *harness) get(url string, hdr ...string) (*http.Response, string) {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	return h.do(req)
+}
+
+// logLine waits for the access-log line whose request_id is rid (the file
+// logger flushes about once a second) and returns it decoded.
+func (h *harness) logLine(rid string) map[string]any {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := findLogLine(h.t, h.logPath, rid); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(h.logPath)
+			h.t.Fatalf("no access-log line with request_id %q in %s; file holds:\n%s", rid, h.logPath, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func findLogLine(t *testing.T, path, rid string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasSuffix(line, []byte("}")) {
+			continue // a line still being written
+		}
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("access log line is not JSON: %v\n%s", err, line)
+		}
+		if m["request_id"] == rid {
+			return m
+		}
+	}
+	return nil
+}
+
+// flags returns the response_flags of a log line.
+func flags(m map[string]any) string {
+	s, _ := m["response_flags"].(string)
+	return s
+}
+
+// hasFlag reports whether the comma-separated flag list holds f.
+func hasFlag(list, f string) bool {
+	for p := range strings.SplitSeq(list, ",") {
+		if p == f {
+			return true
+		}
+	}
+	return false
+}
+
+// closedPort returns a loopback address on which nothing listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and localhost
+// to dir and returns the file paths and a pool that trusts it.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool, cert tls.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "hopwatch test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	certFile = filepath.Join(dir, "cert.pem")
+	keyFile = filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	cert, err = tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, pool, cert
+}
+
+// echo is what the echo upstream saw.
+type echo struct {
+	Method string      `json:"method"`
+	Path   string      `json:"path"`
+	Query  string      `json:"query"`
+	Host   string      `json:"host"`
+	Proto  int         `json:"proto"`
+	TLS    bool        `json:"tls"`
+	Header http.Header `json:"header"`
+	Body   string      `json:"body"`
+}
+
+// echoHandler answers with a JSON description of the request, and sets
+// x-upstream: <name> so that tests can tell upstreams apart.
+func echoHandler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		e := echo{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Host: r.Host, Proto: r.ProtoMajor, TLS: r.TLS != nil, Header: r.Header, Body: string(b)}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Upstream", name)
+		w.Header().Set("Server", "upstream-"+name)
+		_ = json.NewEncoder(w).Encode(e)
+	})
+}
+
+func decodeEcho(t *testing.T, body string) echo {
+	t.Helper()
+	var e echo
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		t.Fatalf("upstream echo is not JSON (%v): %q", err, body)
+	}
+	return e
+}
