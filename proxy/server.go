@@ -51,9 +51,10 @@ type Server struct {
 	// store holds every stat for the life of the process: stats are keyed
 	// by name, so a reload that keeps a cluster or listener keeps its
 	// counts. flusher sends them to the configured StatsD sinks.
-	store   *stats.Store
-	server  *stats.ServerStats
-	flusher *stats.Flusher
+	store         *stats.Store
+	statsDisabled bool
+	server        *stats.ServerStats
+	flusher       *stats.Flusher
 
 	draining     atomic.Bool
 	healthFailed atomic.Bool
@@ -91,7 +92,7 @@ func New(path string, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: stats_config: %w", path, err)
 	}
-	return &Server{path: path, log: log, cfg: cfg, store: store, listeners: map[string]*liveListener{}, logs: map[accessLogKey]*accesslog.FileLogger{}, loadedStamp: stamp}, nil
+	return &Server{path: path, log: log, cfg: cfg, store: store, statsDisabled: cfg.StatsConfig.Disabled, listeners: map[string]*liveListener{}, logs: map[accessLogKey]*accesslog.FileLogger{}, loadedStamp: stamp}, nil
 }
 
 // Stats returns the stats store.

@@ -21,8 +21,9 @@ import (
 // created here, from configuration, so request data can never add one:
 // the store's size is bounded by the configuration, whatever the traffic.
 
-// statsOn reports whether stats are counted at all.
-func (s *Server) statsOn() bool { return !s.cfg.StatsConfig.Disabled }
+// statsOn reports whether stats are counted at all. stats_config is fixed
+// for the life of the process (a reload keeps it), so reading it needs no lock.
+func (s *Server) statsOn() bool { return !s.statsDisabled }
 
 // startFlusher starts sending stats to the configured sinks.
 func (s *Server) startFlusher(ctx context.Context) error {

@@ -82,13 +82,25 @@ func (m *Manager) Swap(snap *Snapshot) { m.snap.Store(snap) }
 // Snapshot returns the current snapshot.
 func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
 
-var infoPool = sync.Pool{New: func() any { return new(streaminfo.Info) }}
+// stream holds the per-request state that the connection manager and the
+// router share. It is pooled: nothing in it outlives ServeHTTP (the request
+// body counter, which an upstream transport may still read after the
+// response, is allocated separately).
+type stream struct {
+	info streaminfo.Info
+	rw   responseWriter
+	vars route.Vars
+	fwd  router.Request
+}
+
+var streamPool = sync.Pool{New: func() any { return new(stream) }}
 
 // ServeHTTP implements http.Handler.
 func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	snap := m.snap.Load()
 	lc := snap.Listener
-	info := infoPool.Get().(*streaminfo.Info)
+	s := streamPool.Get().(*stream)
+	info := &s.info
 	*info = streaminfo.Info{
 		StartTime:               time.Now(),
 		Method:                  req.Method,
@@ -101,9 +113,11 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if info.Path == "" { // HTTP/2 leaves RequestURI empty for some clients
 		info.Path = req.URL.RequestURI()
 	}
-	rw := &responseWriter{ResponseWriter: w, info: info}
-	body := &countingBody{ReadCloser: req.Body}
+	rw := &s.rw
+	*rw = responseWriter{ResponseWriter: w, info: info}
+	var body *countingBody
 	if req.Body != nil && req.Body != http.NoBody {
+		body = &countingBody{ReadCloser: req.Body}
 		req.Body = body
 	}
 	st := snap.Stats
@@ -111,8 +125,10 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		listener.MarkProtocol(req)
 		st.requestStarted(req)
 	}
-	outcome := m.handle(rw, req, snap, lc, info)
-	info.BytesReceived += body.n
+	outcome := m.handle(s, req, snap, lc)
+	if body != nil {
+		info.BytesReceived += body.n
+	}
 	info.Duration = time.Since(info.StartTime)
 	if rw.status != 0 {
 		// What reached the client wins over what the router meant to send.
@@ -125,8 +141,8 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if snap.AccessLog != nil {
 		snap.AccessLog.Log(info)
 	}
-	*info = streaminfo.Info{}
-	infoPool.Put(info)
+	*s = stream{}
+	streamPool.Put(s)
 	if outcome.Abort {
 		// Reset the stream: the client must not take a truncated body
 		// for a complete one.
@@ -134,7 +150,8 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
-func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, lc *config.Listener, info *streaminfo.Info) router.Outcome {
+func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *config.Listener) router.Outcome {
+	w, info := &s.rw, &s.info
 	serverName := lc.ServerName
 	if n := headers.Count(req.Header); n > lc.Limits.MaxRequestHeadersCount {
 		info.ResponseFlags.Set(streaminfo.DownstreamProtocolError)
@@ -243,7 +260,8 @@ func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, l
 		router.WriteLocalReply(w, http.StatusServiceUnavailable, "", serverName, prepare)
 		return router.Outcome{}
 	}
-	vars := &route.Vars{RemoteAddr: req.RemoteAddr, UpstreamCluster: target.Name, Request: h}
+	vars := &s.vars
+	*vars = route.Vars{RemoteAddr: req.RemoteAddr, UpstreamCluster: target.Name, Request: h}
 	rt.ApplyRequest(target, h, vars)
 	var upStats *router.UpstreamStats
 	var routeStats *stats.RouteStats
@@ -253,7 +271,7 @@ func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, l
 			routeStats = snap.Stats.Routes[rt]
 		}
 	}
-	return router.Forward(w, &router.Request{
+	s.fwd = router.Request{
 		Stats:             upStats,
 		RouteStats:        routeStats,
 		Downstream:        req,
@@ -267,7 +285,8 @@ func (m *Manager) handle(w *responseWriter, req *http.Request, snap *Snapshot, l
 		ServerName:        serverName,
 		PrepareResponse:   prepare,
 		Upgrade:           upgrade,
-	})
+	}
+	return router.Forward(w, &s.fwd)
 }
 
 // prepare returns the last edit made to every response's headers: the

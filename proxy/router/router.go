@@ -83,6 +83,10 @@ type Outcome struct {
 	Abort bool
 }
 
+// idleTimerMinBody is the declared body size above which the stream idle
+// timeout is armed while copying a response.
+const idleTimerMinBody = 64 << 10
+
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
 
 // Forward proxies fr to its cluster and writes the response to w.
@@ -113,14 +117,30 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 	}
 
 	// The route timeout spans every attempt and the backoff between them,
-	// from the first byte sent upstream to the response headers.
-	reqCtx, cancelReq := context.WithCancelCause(down.Context())
-	defer cancelReq(errAttemptDone)
-	var routeTimer *time.Timer
-	if rt.Timeout > 0 {
-		routeTimer = time.AfterFunc(rt.Timeout, func() { cancelReq(errRouteTimeout) })
-		defer routeTimer.Stop()
+	// from the first byte sent upstream to the response headers. A request
+	// that cannot be retried has one attempt, whose context the timer
+	// cancels directly: one context and timer fewer on the common path.
+	single := policy.NumRetries == 0
+	reqCtx := down.Context()
+	var cancelReq context.CancelCauseFunc
+	if !single {
+		reqCtx, cancelReq = context.WithCancelCause(reqCtx)
+		defer cancelReq(errAttemptDone)
 	}
+	var routeTimer *time.Timer
+	armRouteTimer := func(cancel context.CancelCauseFunc) {
+		if rt.Timeout > 0 && routeTimer == nil {
+			routeTimer = time.AfterFunc(rt.Timeout, func() { cancel(errRouteTimeout) })
+		}
+	}
+	if !single {
+		armRouteTimer(cancelReq)
+	}
+	defer func() {
+		if routeTimer != nil {
+			routeTimer.Stop()
+		}
+	}()
 
 	var attemptedBuf [4]*cluster.Host
 	attempted := attemptedBuf[:0]
@@ -144,6 +164,9 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 			return Outcome{}
 		}
 		a := newAttempt(reqCtx, fr, host, policy.PerTryTimeout)
+		if single {
+			armRouteTimer(a.cancel)
+		}
 		attemptStart := time.Now()
 		host.BeginRequest()
 		fr.beginAttempt()
@@ -460,7 +483,11 @@ func respond(w http.ResponseWriter, fr *Request, res *http.Response, a *attempt)
 	if flushEach {
 		flusher.Flush()
 	}
-	a.startIdle()
+	if res.ContentLength < 0 || res.ContentLength > idleTimerMinBody {
+		// Small bodies of known length arrive with their headers; only
+		// streams and large bodies need an idle timer.
+		a.startIdle()
+	}
 	bufp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bufp)
 	err := copyBody(w, res.Body, *bufp, flushEach, flusher, a)
