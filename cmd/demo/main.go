@@ -1,0 +1,139 @@
+// Command demo runs the multi-hop demo application: frontend → catalog →
+// inventory, instrumented with tracing/hop, and a load generator.
+//
+//	demo frontend  --listen 127.0.0.1:8081 --upstream http://127.0.0.1:8082/
+//	demo catalog   --listen 127.0.0.1:8082 --upstream http://127.0.0.1:8083/
+//	demo inventory --listen 127.0.0.1:8083
+//	demo load      --target http://127.0.0.1:8081/ --rate 20 --duration 1m
+//
+// Tracing is on when --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT is set;
+// other OTEL_* variables apply. The logic lives in tracing/demo.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hopwatch/hopwatch/tracing/demo"
+	"github.com/hopwatch/hopwatch/tracing/hop"
+)
+
+func usage() {
+	fmt.Fprintf(os.Stderr, "usage: demo frontend|catalog|inventory [--listen ADDR] [--upstream URL] [--otlp-endpoint HOST:PORT]\n"+
+		"       demo load --target URL [--rate N] [--duration D] [--concurrency N] [--header 'Name: value']...\n")
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch {
+	case cmd == "load":
+		err = runLoad(ctx, args)
+	case slices.Contains(demo.Services, cmd):
+		err = runService(ctx, cmd, args)
+	case cmd == "-h" || cmd == "--help" || cmd == "help":
+		usage()
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "demo: unknown command %q; use one of %s or load\n", cmd, strings.Join(demo.Services, ", "))
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func runService(ctx context.Context, name string, args []string) error {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on")
+	upstream := fs.String("upstream", "", "URL of the next service (empty for the last one)")
+	endpoint := fs.String("otlp-endpoint", "", "OTLP endpoint (host:port or URL); default from OTEL_EXPORTER_OTLP_ENDPOINT, tracing off if neither")
+	logFormat := fs.String("log-format", "json", "json or text")
+	_ = fs.Parse(args)
+
+	var h slog.Handler
+	switch *logFormat {
+	case "json":
+		h = slog.NewJSONHandler(os.Stderr, nil)
+	case "text":
+		h = slog.NewTextHandler(os.Stderr, nil)
+	default:
+		return fmt.Errorf("--log-format %q: use json or text", *logFormat)
+	}
+	logger := slog.New(hop.NewLogHandler(h))
+
+	p, err := demo.SetupTracing(ctx, name, *endpoint, os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = p.Shutdown(sctx)
+		logger.Info("tracing shut down", "exported_spans", p.Exported(), "dropped_spans", p.Dropped())
+	}()
+	svc, err := demo.NewService(demo.Config{Name: name, Upstream: *upstream, Provider: p, Logger: logger})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	logger.Info("serving", "service", name, "addr", ln.Addr().String(), "upstream", *upstream,
+		"tracing", p != nil, "otlp_endpoint", p.Config().Endpoint)
+	return demo.Serve(ctx, ln, svc.Handler(), 10*time.Second)
+}
+
+func runLoad(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	target := fs.String("target", "", "URL to request")
+	rate := fs.Float64("rate", 10, "requests per second")
+	duration := fs.Duration("duration", 30*time.Second, "how long to send")
+	concurrency := fs.Int("concurrency", 16, "most requests in flight")
+	var headers headerFlag
+	fs.Var(&headers, "header", "'Name: value' added to every request (repeatable)")
+	_ = fs.Parse(args)
+	res, err := demo.Load(ctx, demo.LoadConfig{Target: *target, Rate: *rate, Duration: *duration, Concurrency: *concurrency, Header: headers.h})
+	if err != nil {
+		return err
+	}
+	fmt.Println(res)
+	return nil
+}
+
+// headerFlag collects repeated --header 'Name: value' flags.
+type headerFlag struct{ h http.Header }
+
+func (f *headerFlag) String() string { return "" }
+
+func (f *headerFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, ":")
+	if !ok || strings.TrimSpace(k) == "" {
+		return errors.New("want 'Name: value'")
+	}
+	if f.h == nil {
+		f.h = http.Header{}
+	}
+	f.h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	return nil
+}
