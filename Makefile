@@ -5,7 +5,7 @@ GO    ?= go
 export PATH := $(BIN):$(PATH)
 
 # Binaries that `make build` produces.
-CMDS := hopwatch-proxy statsd-sink
+CMDS := hopwatch-proxy statsd-sink demo
 
 .PHONY: help build test unit lint e2e bench bench-go bench-proxy bench-sink tools fuzz up clean
 
@@ -18,8 +18,8 @@ build: ## build the binaries into ./bin
 
 test: tools-test build lint unit ## everything CI runs: lint, race-enabled unit, integration and end-to-end tests
 
-unit: ## go test -race over every package (integration and e2e tests included)
-	$(GO) test -race -count=1 -timeout 20m ./...
+unit: ## go test -race over every package (integration and e2e tests, and the real-Jaeger test, included)
+	$(GO) test -race -count=1 -timeout 30m -tags jaeger ./...
 
 lint: tools-lint ## golangci-lint with the committed .golangci.yml, plus gofmt and go vet
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -44,8 +44,8 @@ tools: ## build every pinned dev tool into ./bin (skips tools already at their p
 tools-lint:
 	@tools/build.sh golangci-lint
 
-tools-test: ## tools the tests run against (statsd_exporter for the differential test)
-	@tools/build.sh statsd_exporter
+tools-test: ## tools the tests run against: statsd_exporter (sink differential test), Jaeger (tracing e2e)
+	@tools/build.sh statsd_exporter jaeger
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	@for pkg in $$($(GO) list ./...); do \

@@ -446,7 +446,7 @@ func TestLargeBodiesStream(t *testing.T) {
 				sum.Write(buf[:k])
 				n += int64(k)
 			}
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
@@ -488,7 +488,7 @@ func TestLargeBodiesStream(t *testing.T) {
 				}
 				sent += int64(k)
 			}
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if sent == 1<<20 {

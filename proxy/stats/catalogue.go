@@ -111,7 +111,9 @@ func (s scope) child(p string) scope {
 func newScope(def scopeDef, values ...string) scope {
 	vals := map[string]string{}
 	for i, p := range def.params {
-		vals[p] = sanitizeValue(values[i])
+		if i < len(values) {
+			vals[p] = sanitizeValue(values[i])
+		}
 	}
 	sc := scope{flat: subst(def.flat, vals), flatT: def.flat, ext: subst(def.ext, vals), extT: def.ext}
 	for _, t := range def.tags {

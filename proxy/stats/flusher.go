@@ -291,10 +291,8 @@ func (s *sinkState) rawLine(ctx context.Context, m *meta, val []byte) {
 		return
 	}
 	if s.lines > 0 && len(s.buf)+sep+n > s.cfg.MaxBytesPerDatagram {
+		// send empties the datagram, so the next line needs no separator.
 		s.send(ctx)
-		if s.cfg.Protocol == ProtocolUDP {
-			sep = 0
-		}
 	}
 	if s.cfg.Protocol == ProtocolUDP && s.lines > 0 {
 		s.buf = append(s.buf, '\n')

@@ -93,9 +93,11 @@ func TestCardinalityFlood(t *testing.T) {
 
 func TestSameNamesSameStats(t *testing.T) {
 	s := newTestStore(t, Config{})
+	//nolint:staticcheck // SA4000: calling each constructor twice is the point
 	if s.ClusterStats("a") != s.ClusterStats("a") || s.ClusterStats("a") == s.ClusterStats("b") {
 		t.Error("ClusterStats identity")
 	}
+	//nolint:staticcheck // SA4000: calling each constructor twice is the point
 	if s.HTTPConnManagerStats("p") != s.HTTPConnManagerStats("p") || s.ListenerStats("x:1") != s.ListenerStats("x:1") ||
 		s.RouteStats("v", "r") != s.RouteStats("v", "r") || s.ServerStats() != s.ServerStats() ||
 		s.ZoneStats("a", "z1", "z2") != s.ZoneStats("a", "z1", "z2") || s.ListenerHTTPStats("x:1", "p") != s.ListenerHTTPStats("x:1", "p") {

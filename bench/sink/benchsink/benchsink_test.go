@@ -47,9 +47,9 @@ func TestParseVmRSS(t *testing.T) {
 		{"VmRSS: x kB\n", 0, true},
 	}
 	for _, tt := range tests {
-		got, err := parseVmRSS([]byte(tt.in))
+		got, err := parseVMRSS([]byte(tt.in))
 		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("parseVmRSS(%q) = %d, %v; want %d, err=%v", tt.in, got, err, tt.want, tt.wantErr)
+			t.Errorf("parseVMRSS(%q) = %d, %v; want %d, err=%v", tt.in, got, err, tt.want, tt.wantErr)
 		}
 	}
 }
@@ -113,7 +113,7 @@ func FuzzParseProc(f *testing.F) {
 		if d, err := parseStatCPU(b); err == nil && d < 0 {
 			t.Fatalf("negative CPU time %v", d)
 		}
-		if v, err := parseVmRSS(b); err == nil && v < 0 {
+		if v, err := parseVMRSS(b); err == nil && v < 0 {
 			t.Fatalf("negative RSS %d", v)
 		}
 	})

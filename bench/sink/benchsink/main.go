@@ -196,7 +196,7 @@ func withProc(ctx context.Context, c config, t target, f func(*statsdproc.Proc) 
 	defer p.Stop()
 	err = f(p)
 	if exited, werr := p.Exited(); exited {
-		return fmt.Errorf("%s exited during the run (%v): %w\n%s", t.name, werr, err, p.Output())
+		return fmt.Errorf("%s exited during the run (%w): %w\n%s", t.name, werr, err, p.Output())
 	}
 	return err
 }

@@ -57,10 +57,10 @@ func rss(pid int) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("rss: %w", err)
 	}
-	return parseVmRSS(b)
+	return parseVMRSS(b)
 }
 
-func parseVmRSS(b []byte) (int64, error) {
+func parseVMRSS(b []byte) (int64, error) {
 	for _, line := range strings.Split(string(b), "\n") {
 		rest, ok := strings.CutPrefix(line, "VmRSS:")
 		if !ok {

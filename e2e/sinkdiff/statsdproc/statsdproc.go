@@ -157,9 +157,9 @@ func (p *Proc) waitReady(ctx context.Context) error {
 	for {
 		select {
 		case <-p.done:
-			return fmt.Errorf("exited early: %v", p.err)
+			return fmt.Errorf("exited early: %w", p.err)
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), lastErr)
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), lastErr)
 		case <-tick.C:
 		}
 		// A write error (ECONNREFUSED from an earlier probe) only means the
@@ -315,7 +315,7 @@ func (p *Proc) WaitLines(ctx context.Context, want float64, settle time.Duration
 			return n, nil
 		}
 		if exited, werr := p.Exited(); exited {
-			return n, fmt.Errorf("receiver exited: %v\n%s", werr, p.Output())
+			return n, fmt.Errorf("receiver exited: %w\n%s", werr, p.Output())
 		}
 		select {
 		case <-ctx.Done():
