@@ -30,6 +30,11 @@ import (
 	"time"
 )
 
+// defaultProxies is every proxy, in benchmark order. hopwatch-proxy-nostats
+// is hopwatch-proxy with stats_config.disabled, the baseline for the cost of
+// stats.
+const defaultProxies = "nginx,haproxy,caddy,hopwatch-proxy-nostats,hopwatch-proxy"
+
 // options are the harness's flags.
 type options struct {
 	upstreamBin string
@@ -50,8 +55,8 @@ func main() {
 	var o options
 	var proxies string
 	flag.StringVar(&o.upstreamBin, "upstream", "", "path to the built bench/proxy/upstream binary (required)")
-	flag.StringVar(&o.hopwatchBin, "hopwatch", "", "path to the built hopwatch-proxy binary (required when -proxies has hopwatch-proxy)")
-	flag.StringVar(&proxies, "proxies", "nginx,haproxy,caddy,hopwatch-proxy", "comma-separated proxies to measure, from nginx, haproxy, caddy, hopwatch-proxy")
+	flag.StringVar(&o.hopwatchBin, "hopwatch", "", "path to the built hopwatch-proxy binary (required when -proxies has a hopwatch-proxy variant)")
+	flag.StringVar(&proxies, "proxies", defaultProxies, "comma-separated proxies to measure, from "+defaultProxies)
 	flag.IntVar(&o.threads, "threads", 2, "wrk threads (-t)")
 	flag.IntVar(&o.conns, "connections", 64, "wrk connections (-c)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk run time per proxy (-d), whole seconds")
@@ -92,14 +97,14 @@ func (o options) validate(all []peer) error {
 		errs = append(errs, errors.New("-upstream: required (go build -o BIN ./bench/proxy/upstream)"))
 	}
 	if len(o.proxies) == 0 {
-		errs = append(errs, errors.New("-proxies: empty; want some of nginx, haproxy, caddy, hopwatch-proxy"))
+		errs = append(errs, errors.New("-proxies: empty; want some of "+defaultProxies))
 	}
 	for _, name := range o.proxies {
 		if !slices.ContainsFunc(all, func(p peer) bool { return p.Name == name }) {
-			errs = append(errs, fmt.Errorf("-proxies: unknown proxy %q; want some of nginx, haproxy, caddy, hopwatch-proxy", name))
+			errs = append(errs, fmt.Errorf("-proxies: unknown proxy %q; want some of %s", name, defaultProxies))
 		}
 	}
-	if slices.Contains(o.proxies, "hopwatch-proxy") && o.hopwatchBin == "" {
+	if slices.ContainsFunc(o.proxies, isHopwatch) && o.hopwatchBin == "" {
 		errs = append(errs, errors.New("-hopwatch: required when -proxies includes hopwatch-proxy"))
 	}
 	if o.threads < 1 || o.conns < o.threads {
@@ -127,6 +132,8 @@ type harness struct {
 	upstream string // host:port
 	wantBody []byte
 	wrkBin   string
+	// sink is the StatsD server hopwatch-proxy with stats on sends to.
+	sink *statsdDrain
 }
 
 // run measures every selected proxy and the baseline, prints the section
@@ -174,6 +181,10 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	defer up.stop(syscall.SIGTERM, 5*time.Second)
+	if h.sink, err = startStatsdDrain(); err != nil {
+		return err
+	}
+	defer h.sink.close()
 
 	rep := report{
 		Date: time.Now(), Command: o.command, Nproc: runtime.NumCPU(), CPU: cpuModel(),
@@ -183,8 +194,13 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if rep.LoadAvg > float64(rep.Nproc)/2 {
 		slog.Warn("the machine is busy; results will be noisy", "load_average_1m", rep.LoadAvg, "nproc", rep.Nproc)
 	}
+	versioned := map[string]bool{}
 	for _, p := range selected {
-		rep.Versions = append(rep.Versions, [2]string{p.Name, p.Version(ctx, p.Bin)})
+		if versioned[p.Bin] {
+			continue // hopwatch-proxy's two variants are one binary
+		}
+		versioned[p.Bin] = true
+		rep.Versions = append(rep.Versions, [2]string{strings.TrimSuffix(p.Name, "-nostats"), p.Version(ctx, p.Bin)})
 	}
 	rep.Versions = append(rep.Versions,
 		[2]string{"wrk", commandLine(ctx, wrkBin, "-v")},
@@ -211,7 +227,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
-	base := row{Name: "upstream (direct)", Result: res, LogLines: -1}
+	base := row{Name: "upstream (direct)", Result: res, LogLines: -1, StatsDatagrams: -1}
 	logRow(out, base)
 	rep.Rows = append(rep.Rows, base)
 
@@ -341,6 +357,8 @@ func (h *harness) benchPeer(ctx context.Context, p peer) (row, error) {
 	if err != nil {
 		return row{}, fmt.Errorf("%s: %w", p.Name, err)
 	}
+	d.StatsSink, d.StatsOff = h.sink.addr(), p.StatsOff
+	h.sink.take() // count only what this proxy sends
 	cfg, err := p.render(d)
 	if err != nil {
 		return row{}, err
@@ -375,7 +393,11 @@ func (h *harness) benchPeer(ctx context.Context, p peer) (row, error) {
 	if err != nil {
 		return row{}, fmt.Errorf("%s: %w", p.Name, err)
 	}
-	return row{Name: p.Name, Result: res, LogLines: lines}, nil
+	rw := row{Name: p.label(), Result: res, LogLines: lines, StatsDatagrams: -1}
+	if isHopwatch(p.Name) {
+		rw.StatsDatagrams, rw.StatsBytes = h.sink.take()
+	}
+	return rw, nil
 }
 
 // measure runs the warm-up, then the measured wrk run, against url.

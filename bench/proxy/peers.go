@@ -38,12 +38,22 @@ type configData struct {
 	Upstream string
 	// AccessLog is the access-log file.
 	AccessLog string
+	// StatsSink is the loopback host:port of the harness's StatsD reader,
+	// where hopwatch-proxy with stats on sends its stats.
+	StatsSink string
+	// StatsOff renders hopwatch-proxy with stats_config.disabled, the
+	// baseline that shows what stats cost.
+	StatsOff bool
 }
 
 // peer is one proxy under test.
 type peer struct {
-	// Name is the label in the table and the name -proxies selects by.
+	// Name is the name -proxies selects by.
 	Name string
+	// Label is the name in the table; empty means Name.
+	Label string
+	// StatsOff sets configData.StatsOff (hopwatch-proxy only).
+	StatsOff bool
 	// Template is the file name in templates/; the rendered config is
 	// written to Dir under the same name without ".tmpl".
 	Template string
@@ -106,6 +116,18 @@ func peers(hopwatchBin string) []peer {
 			Version:    func(ctx context.Context, bin string) string { return commandLine(ctx, bin, "version") },
 		},
 		{
+			// The same proxy with every stat off, measured in the same run:
+			// the full-stats row divided by this one is what stats cost.
+			Name:       "hopwatch-proxy-nostats",
+			Label:      "hopwatch-proxy (stats off)",
+			StatsOff:   true,
+			Template:   "hopwatch.yaml.tmpl",
+			Bin:        hopwatchBin,
+			Args:       func(cfg string, _ configData) []string { return []string{"-c", cfg} },
+			StopSignal: syscall.SIGTERM,
+			Version:    hopwatchVersion,
+		},
+		{
 			Name:       "hopwatch-proxy",
 			Template:   "hopwatch.yaml.tmpl",
 			Bin:        hopwatchBin,
@@ -115,6 +137,17 @@ func peers(hopwatchBin string) []peer {
 		},
 	}
 }
+
+// label is the peer's name in the results table.
+func (p peer) label() string {
+	if p.Label != "" {
+		return p.Label
+	}
+	return p.Name
+}
+
+// isHopwatch reports whether a -proxies name is a hopwatch-proxy variant.
+func isHopwatch(name string) bool { return strings.HasPrefix(name, "hopwatch-proxy") }
 
 // render writes the peer's config into d.Dir and returns its path.
 func (p peer) render(d configData) (string, error) {

@@ -18,6 +18,7 @@ func testConfigData(t *testing.T) configData {
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.StatsSink = "127.0.0.1:40002"
 	return d
 }
 
@@ -88,16 +89,20 @@ func TestConfigsAcceptedByTheRealPrograms(t *testing.T) {
 	}
 }
 
-// TestHopwatchConfigValid parses the rendered hopwatch-proxy config with the
-// proxy's own strict loader, so a schema change breaks this test.
+// TestHopwatchConfigValid parses both rendered hopwatch-proxy configs with
+// the proxy's own strict loader, so a schema change breaks this test, and
+// checks that they differ only in stats.
 func TestHopwatchConfigValid(t *testing.T) {
-	var hp peer
 	for _, p := range peers("") {
-		if p.Name == "hopwatch-proxy" {
-			hp = p
+		if isHopwatch(p.Name) {
+			t.Run(p.Name, func(t *testing.T) { checkHopwatchConfig(t, p) })
 		}
 	}
+}
+
+func checkHopwatchConfig(t *testing.T, hp peer) {
 	d := testConfigData(t)
+	d.StatsOff = hp.StatsOff
 	path, err := hp.render(d)
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +123,16 @@ func TestHopwatchConfigValid(t *testing.T) {
 	}
 	if cl := c.Cluster("bench_upstream"); cl == nil || len(cl.Endpoints) != 1 || cl.Endpoints[0].Address != d.Upstream {
 		t.Fatalf("cluster bench_upstream = %+v, want one endpoint %s", cl, d.Upstream)
+	}
+	if hp.StatsOff {
+		if !c.StatsConfig.Disabled || len(c.StatsSinks) != 0 {
+			t.Fatalf("stats off: stats_config.disabled = %v, %d sinks; want disabled and none", c.StatsConfig.Disabled, len(c.StatsSinks))
+		}
+		return
+	}
+	if c.StatsConfig.Disabled || len(c.StatsSinks) != 1 || c.StatsSinks[0].Address != d.StatsSink ||
+		c.StatsSinks[0].Type != "statsd" || c.StatsSinks[0].Protocol != "udp" || c.StatsConfig.FlushInterval.D() != 5*time.Second {
+		t.Fatalf("stats on: stats_config %+v, sinks %+v; want one UDP statsd sink to %s at the default 5s flush", c.StatsConfig, c.StatsSinks, d.StatsSink)
 	}
 }
 

@@ -19,6 +19,51 @@ type row struct {
 	// LogLines counts lines in the access log after the proxy stopped;
 	// -1 means the row has no access log (the baseline).
 	LogLines int64
+	// StatsDatagrams and StatsBytes are what the harness's StatsD socket
+	// received from this proxy, readiness check to stop; StatsDatagrams is
+	// -1 for rows that are not hopwatch-proxy.
+	StatsDatagrams, StatsBytes int64
+}
+
+// Row names of the two hopwatch-proxy variants the stats cost compares.
+const (
+	statsOnRow  = "hopwatch-proxy"
+	statsOffRow = "hopwatch-proxy (stats off)"
+)
+
+// statsCost describes full stats against stats off, measured in the same
+// run, or returns "" when either row is missing.
+func (r report) statsCost() string {
+	var on, off *row
+	for i := range r.Rows {
+		switch r.Rows[i].Name {
+		case statsOnRow:
+			on = &r.Rows[i]
+		case statsOffRow:
+			off = &r.Rows[i]
+		}
+	}
+	if on == nil || off == nil || off.Result.RPS <= 0 {
+		return ""
+	}
+	ratio := on.Result.RPS / off.Result.RPS
+	var b strings.Builder
+	fmt.Fprintf(&b, "**Cost of stats**: with full stats (every Envoy stat counted, flushed every 5 s, one `|ms` line per histogram sample, to a UDP socket on 127.0.0.1) hopwatch-proxy served %.0f req/s, **%.2f×** the %.0f req/s of the same proxy with `stats_config: {disabled: true}` (%+.1f%%)",
+		on.Result.RPS, ratio, off.Result.RPS, (ratio-1)*100)
+	if off.Result.P99 > 0 {
+		fmt.Fprintf(&b, "; p99 %s against %s", formatLatency(on.Result.P99), formatLatency(off.Result.P99))
+	}
+	fmt.Fprintf(&b, ". The stats socket received %d datagrams (%d bytes) from it, and %d from the stats-off run. ", on.StatsDatagrams, on.StatsBytes, off.StatsDatagrams)
+	switch {
+	case ratio >= 1:
+		b.WriteString("Stats on was not slower than stats off: the difference is run-to-run noise, so what stats cost is below what this run can resolve, and within the 5 % budget.")
+	case ratio >= 0.95:
+		b.WriteString("That is within the 5 % budget for stats.")
+	default:
+		b.WriteString("That is outside the 5 % budget for stats, or within the noise of a shared machine: rerun before concluding.")
+	}
+	b.WriteString(" The per-request cost in isolation: `go test -run '^$' -bench BenchmarkProxyRequest ./proxy/`.\n\n")
+	return b.String()
 }
 
 // report is everything the BENCHMARKS.md section says.
@@ -108,6 +153,7 @@ func (r report) section() string {
 	fmt.Fprintf(&b, "Every proxy forwards `/` to the same Go upstream (`bench/proxy/upstream`, a %d-byte body over HTTP/1.1 keep-alive), keeps upstream connections alive, generates a request ID and writes a JSON access-log line per request to a file.\n\n", r.BodySize)
 	b.WriteString(r.table())
 	b.WriteString("\n")
+	b.WriteString(r.statsCost())
 	fmt.Fprintf(&b, "Machine: `nproc` = %d", r.Nproc)
 	if r.CPU != "" {
 		fmt.Fprintf(&b, " (%s)", r.CPU)
@@ -125,7 +171,7 @@ func (r report) section() string {
 	fmt.Fprintf(&b, "- **nginx**: `worker_processes %d`; upstream `keepalive 256`; `keepalive_requests 1000000` on both sides (nginx's default of 1000 would close connections the other proxies keep); JSON `log_format` with `access_log … buffer=64k flush=1s`, close to hopwatch-proxy's buffered writer with its 1 s flush.\n", r.Workers)
 	fmt.Fprintf(&b, "- **HAProxy**: `nbthread %d`, `maxconn 4096`, `mode http`, `http-reuse always`, JSON `log-format` (in place of `option httplog`), `unique-id-format` for the request ID. HAProxy logs only through syslog, so it uses `log stdout format raw` with its stdout redirected to the log file; each line is an unbuffered write(2).\n", r.Workers)
 	b.WriteString("- **Caddy**: `reverse_proxy` with upstream keep-alive, `header_up X-Request-Id {http.request.uuid}`, and `log { output file … }` in JSON; Caddy's file writer does not buffer either.\n")
-	b.WriteString("- **hopwatch-proxy**: YAML written by the harness, one listener, one static cluster, `access_log: [{path: …, format: json}]`, all other settings at their defaults.\n\n")
+	b.WriteString("- **hopwatch-proxy**: YAML written by the harness, one listener, one static cluster, `access_log: [{path: …, format: json}]`, and a `stats_sinks` entry (`type: statsd`) sending to a UDP socket on 127.0.0.1 that the harness reads and discards; all other settings at their defaults (5 s flush, timer histograms). **hopwatch-proxy (stats off)** is the same with `stats_config: {disabled: true}` and no sink.\n\n")
 	b.WriteString("\"errors\" counts non-2xx/3xx responses and socket errors reported by wrk; a row with errors is not a fair comparison. \"access-log lines\" is counted after the proxy stopped and includes warm-up and readiness requests.\n\n")
 	b.WriteString("Versions:\n\n")
 	for _, v := range r.Versions {

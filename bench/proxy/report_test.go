@@ -107,6 +107,33 @@ func TestReportTable(t *testing.T) {
 	}
 }
 
+func TestReportStatsCost(t *testing.T) {
+	r := testReport()
+	if got := r.statsCost(); got != "" {
+		t.Fatalf("without a stats-off row, statsCost = %q, want nothing", got)
+	}
+	r.Rows = append(r.Rows, row{Name: statsOffRow, Result: wrkResult{RPS: 12500, P99: 4 * time.Millisecond}, LogLines: 1, StatsDatagrams: 0})
+	r.Rows[1].StatsDatagrams, r.Rows[1].StatsBytes = 42, 50000
+	got := r.statsCost()
+	for _, want := range []string{"served 12000 req/s, **0.96×** the 12500 req/s", "(-4.0%)", "p99 5.00 ms against 4.00 ms",
+		"received 42 datagrams (50000 bytes) from it, and 0 from the stats-off run", "within the 5 % budget"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("statsCost lacks %q:\n%s", want, got)
+		}
+	}
+	if !strings.Contains(r.section(), got) {
+		t.Error("the section does not include the stats cost paragraph")
+	}
+	r.Rows[1].Result.RPS = 11000
+	if got := r.statsCost(); !strings.Contains(got, "outside the 5 % budget") {
+		t.Errorf("at 0.88× statsCost should say so:\n%s", got)
+	}
+	r.Rows[1].Result.RPS = 13000
+	if got := r.statsCost(); !strings.Contains(got, "**1.04×**") || !strings.Contains(got, "run-to-run noise") {
+		t.Errorf("at 1.04× statsCost should call the difference noise:\n%s", got)
+	}
+}
+
 func TestReportTableWithoutNginx(t *testing.T) {
 	r := testReport()
 	r.Rows = r.Rows[1:]

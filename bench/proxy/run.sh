@@ -6,7 +6,9 @@
 #
 # Settings (environment):
 #   WRK_THREADS=2 WRK_CONNECTIONS=64 WRK_DURATION=10 (seconds) WARMUP=2 (seconds)
-#   PROXIES=nginx,haproxy,caddy,hopwatch-proxy   which proxies to measure
+#   PROXIES=nginx,haproxy,caddy,hopwatch-proxy-nostats,hopwatch-proxy
+#                                                which proxies to measure
+#                                                (hopwatch-proxy-nostats: stats off)
 #   BODY_SIZE=128                                upstream body in bytes
 #   BENCH_OUT=BENCHMARKS.md                      file to update; empty = print only
 #
@@ -22,7 +24,8 @@ threads=${WRK_THREADS:-2}
 connections=${WRK_CONNECTIONS:-64}
 duration=${WRK_DURATION:-10}
 warmup=${WARMUP:-2}
-proxies=${PROXIES:-nginx,haproxy,caddy,hopwatch-proxy}
+default_proxies=nginx,haproxy,caddy,hopwatch-proxy-nostats,hopwatch-proxy
+proxies=${PROXIES:-$default_proxies}
 body_size=${BODY_SIZE:-128}
 out=${BENCH_OUT-BENCHMARKS.md}
 # Accept "10" and "10s" alike; the harness wants whole seconds.
@@ -97,7 +100,7 @@ echo "run.sh: building upstream, harness and hopwatch-proxy" >&2
 go build -o "$work/bin/upstream" ./bench/proxy/upstream
 go build -o "$work/bin/harness" ./bench/proxy
 hopwatch_args=()
-if [[ ,$proxies, == *,hopwatch-proxy,* ]]; then
+if [[ ,$proxies, == *,hopwatch-proxy,* || ,$proxies, == *,hopwatch-proxy-nostats,* ]]; then
 	if ! go build -o "$work/bin/hopwatch-proxy" ./cmd/hopwatch-proxy; then
 		echo "run.sh: hopwatch-proxy does not build; fix it, or run the peers alone with PROXIES=nginx,haproxy,caddy" >&2
 		exit 1
@@ -107,7 +110,7 @@ fi
 
 # The command recorded in BENCHMARKS.md, with the settings spelled out.
 recorded="WRK_THREADS=$threads WRK_CONNECTIONS=$connections WRK_DURATION=$duration WARMUP=$warmup"
-[[ $proxies != nginx,haproxy,caddy,hopwatch-proxy ]] && recorded+=" PROXIES=$proxies"
+[[ $proxies != "$default_proxies" ]] && recorded+=" PROXIES=$proxies"
 [[ $body_size != 128 ]] && recorded+=" BODY_SIZE=$body_size"
 recorded+=" bench/proxy/run.sh"
 
