@@ -9,7 +9,6 @@ import (
 
 	"github.com/hopwatch/hopwatch/sink/aggregate"
 	"github.com/hopwatch/hopwatch/sink/ingest"
-	"github.com/hopwatch/hopwatch/sink/mapping"
 	"github.com/hopwatch/hopwatch/sink/statsd"
 )
 
@@ -22,8 +21,8 @@ const otherName = "__other__"
 
 type eventsMapping struct{ nMapped, nUnmapped uint64 }
 
-func (e *eventsMapping) mapped(r *mapping.Result) {
-	if r.Matched {
+func (e *eventsMapping) mapped(matched bool) {
+	if matched {
 		e.nMapped++
 	} else {
 		e.nUnmapped++

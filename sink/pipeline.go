@@ -42,12 +42,34 @@ func (p *Pipeline) SetMapper(m *mapping.Mapper) {
 // Mapper is the current mapping.
 func (p *Pipeline) Mapper() *mapping.Mapper { return p.mapper.Load() }
 
-// entry is a cached resolution of (type, name, tags) to a series.
+// entry is a cached resolution of (type, name, tags) to a series. It is
+// stored by value in the cache map: there is one per series and reader, so
+// it holds only the series and a pointer to what apply needs of the
+// mapping, which is shared by every entry with the same mapping behaviour.
 type entry struct {
-	res     *mapping.Result
-	series  *aggregate.Series
-	outcome uint8
-	name    string // escaped metric name, for conflict accounting
+	series *aggregate.Series
+	info   *applyInfo
+}
+
+// applyInfo is the part of a mapping.Result that updates need. Workers
+// intern them, so the cache holds one per distinct behaviour, not one per
+// series.
+type applyInfo struct {
+	outcome          uint8
+	matched          bool
+	keepMilliseconds bool
+	hasScale         bool
+	scale            float64
+	name             string // escaped metric name, for conflict accounting
+}
+
+func infoOf(res *mapping.Result, outcome uint8) applyInfo {
+	ai := applyInfo{outcome: outcome, matched: res.Matched, keepMilliseconds: res.KeepMilliseconds,
+		hasScale: res.HasScale, scale: res.Scale}
+	if outcome == outcomeConflict {
+		ai.name = res.Name
+	}
+	return ai
 }
 
 const (
@@ -62,7 +84,8 @@ const (
 type Worker struct {
 	p      *Pipeline
 	line   statsd.Line
-	cache  map[string]*entry
+	cache  map[string]entry
+	infos  map[applyInfo]*applyInfo
 	gen    uint64
 	epoch  uint64
 	key    []byte
@@ -75,7 +98,7 @@ var _ ingest.Handler = (*Worker)(nil)
 
 // NewWorker returns a worker with an empty cache.
 func (p *Pipeline) NewWorker() *Worker {
-	return &Worker{p: p, cache: map[string]*entry{}, gen: p.gen.Load(), epoch: p.store.Epoch()}
+	return &Worker{p: p, cache: map[string]entry{}, infos: map[applyInfo]*applyInfo{}, gen: p.gen.Load(), epoch: p.store.Epoch()}
 }
 
 // HandlePacket splits a datagram on '\n' (like statsd_exporter, so empty
@@ -119,7 +142,7 @@ func (w *Worker) handleLine(line []byte) {
 		return
 	}
 	if g, e := w.p.gen.Load(), w.p.store.Epoch(); g != w.gen || e != w.epoch {
-		clear(w.cache)
+		w.clearCache()
 		w.gen, w.epoch = g, e
 	}
 	for i := range l.Samples {
@@ -140,25 +163,49 @@ func (w *Worker) cacheKey(s *statsd.Sample) []byte {
 	return k
 }
 
+// clearCache empties the cache. A new map, rather than clear(), gives the
+// memory of a large cache back to the GC.
+func (w *Worker) clearCache() {
+	if len(w.cache) > 0 {
+		w.cache = map[string]entry{}
+	}
+	if len(w.infos) > 0 {
+		w.infos = map[applyInfo]*applyInfo{}
+	}
+}
+
 func (w *Worker) handleSample(s *statsd.Sample) {
 	key := w.cacheKey(s)
-	if e := w.cache[string(key)]; e != nil {
+	if e, ok := w.cache[string(key)]; ok {
 		if w.apply(e, s) {
 			return
 		}
 		delete(w.cache, string(key)) // the series expired meanwhile
 	}
-	e := w.resolve(s)
-	if e == nil {
+	e, ok := w.resolve(s)
+	if !ok {
 		return
 	}
 	if w.p.cacheSize > 0 {
 		if len(w.cache) >= w.p.cacheSize {
-			clear(w.cache) // cheap bounded eviction; refills from the store
+			w.clearCache() // cheap bounded eviction; refills from the store
+			// The entry's info may have come from the old intern table;
+			// re-intern it so the new table owns it.
+			e.info = w.intern(*e.info)
 		}
 		w.cache[string(key)] = e
 	}
 	w.apply(e, s)
+}
+
+// intern returns the shared copy of ai.
+func (w *Worker) intern(ai applyInfo) *applyInfo {
+	if p := w.infos[ai]; p != nil {
+		return p
+	}
+	p := &ai
+	w.infos[ai] = p
+	return p
 }
 
 // eventKind maps a StatsD type and mapping to the family kind.
@@ -176,56 +223,52 @@ func eventKind(t statsd.Type, r *mapping.Result) aggregate.Kind {
 }
 
 // resolve is the slow path: map the name, build labels and the series key,
-// and find or create the series. It returns nil when nothing is cacheable
-// (budget drops are retried because budget may free up).
-func (w *Worker) resolve(s *statsd.Sample) *entry {
+// and find or create the series. It returns false when nothing is
+// cacheable (budget drops are retried because budget may free up).
+func (w *Worker) resolve(s *statsd.Sample) (entry, bool) {
 	c := &w.local
 	res := w.p.mapper.Load().Map(string(w.line.Name), s.Type)
 	if res.Drop {
-		return &entry{res: res, outcome: outcomeDrop}
+		return entry{info: w.intern(infoOf(res, outcomeDrop))}, true
 	}
 	if res.Matched && res.Name == "" {
-		return &entry{res: res, outcome: outcomeEmptyName}
+		return entry{info: w.intern(infoOf(res, outcomeEmptyName))}, true
 	}
 	labels := w.buildLabels(res)
 	kind := eventKind(s.Type, res)
-	sk := append(w.skey[:0], res.Name...)
-	for _, l := range labels {
-		sk = append(sk, 0xff)
-		sk = append(sk, l.Name...)
-		sk = append(sk, 0xfe)
-		sk = append(sk, l.Value...)
-	}
+	sk := aggregate.AppendKey(w.skey[:0], res.Name, labels)
 	w.skey = sk
 	// Negative counters never create a series (statsd_exporter checks
 	// before registering), so look up without creating in that case.
 	if s.Type == statsd.TypeCounter && scaled(res, s) < 0 {
 		se := w.p.store.Lookup(sk)
 		if se == nil {
-			c.events.mapped(res)
+			c.events.mapped(res.Matched)
 			c.errNegative++
-			return nil
+			return entry{}, false
 		}
 	}
 	se, out := w.p.store.GetOrCreate(sk, func() *aggregate.Spec {
-		return &aggregate.Spec{Name: res.Name, Help: res.Help, Kind: kind, Set: s.Type == statsd.TypeSet,
-			Labels: append([]aggregate.Label(nil), labels...), TTL: res.TTL, Buckets: res.Buckets,
-			Summary: summaryOpts(res.Summary)}
+		return &aggregate.Spec{Help: res.Help, Kind: kind, Set: s.Type == statsd.TypeSet,
+			TTL: res.TTL, Buckets: res.Buckets, Summary: summaryOpts(res.Summary)}
 	})
 	switch out {
 	case aggregate.Conflict:
-		return &entry{res: res, outcome: outcomeConflict, name: res.Name}
+		return entry{info: w.intern(infoOf(res, outcomeConflict))}, true
 	case aggregate.DroppedGlobal, aggregate.DroppedFamily:
-		c.events.mapped(res)
+		c.events.mapped(res.Matched)
 		w.p.metrics.overflow(out == aggregate.DroppedGlobal, res.Name, false)
-		return nil
+		return entry{}, false
+	case aggregate.Invalid:
+		// Cannot happen: the key is built by AppendKey above.
+		return entry{}, false
 	case aggregate.Folded:
 		w.p.metrics.overflow(false, res.Name, true)
 	}
 	if se.Kind() != kind || se.IsSet() != (s.Type == statsd.TypeSet) {
-		return &entry{res: res, outcome: outcomeConflict, name: res.Name}
+		return entry{info: w.intern(infoOf(res, outcomeConflict))}, true
 	}
-	return &entry{res: res, series: se}
+	return entry{series: se, info: w.intern(infoOf(res, outcomeSeries))}, true
 }
 
 func summaryOpts(o mapping.SummaryOptions) aggregate.SummaryOptions {
@@ -269,21 +312,27 @@ func setLabel(ls []aggregate.Label, name, value string, overwrite bool) []aggreg
 // scaled applies the ms→s conversion and the mapping's scale, in
 // statsd_exporter's order.
 func scaled(res *mapping.Result, s *statsd.Sample) float64 {
+	ai := infoOf(res, outcomeSeries)
+	return ai.scaled(s)
+}
+
+func (ai *applyInfo) scaled(s *statsd.Sample) float64 {
 	v := s.Value
-	if s.Type == statsd.TypeTimer && !res.KeepMilliseconds {
+	if s.Type == statsd.TypeTimer && !ai.keepMilliseconds {
 		v /= 1000
 	}
-	if res.HasScale {
-		v *= res.Scale
+	if ai.hasScale {
+		v *= ai.scale
 	}
 	return v
 }
 
 // apply updates the cached series. It returns false if the series expired
 // and must be resolved again.
-func (w *Worker) apply(e *entry, s *statsd.Sample) bool {
+func (w *Worker) apply(e entry, s *statsd.Sample) bool {
 	c := &w.local
-	switch e.outcome {
+	ai := e.info
+	switch ai.outcome {
 	case outcomeDrop:
 		c.actionDrop++
 		c.droppedMapping++
@@ -292,17 +341,17 @@ func (w *Worker) apply(e *entry, s *statsd.Sample) bool {
 		c.errEmptyName++
 		return true
 	case outcomeConflict:
-		c.events.mapped(e.res)
-		w.p.metrics.conflict(s.Type, e.name)
+		c.events.mapped(ai.matched)
+		w.p.metrics.conflict(s.Type, ai.name)
 		return true
 	}
 	now := w.p.store.Now()
 	se := e.series
-	v := scaled(e.res, s)
+	v := ai.scaled(s)
 	switch s.Type {
 	case statsd.TypeCounter:
 		if v < 0 {
-			c.events.mapped(e.res)
+			c.events.mapped(ai.matched)
 			c.errNegative++
 			return true
 		}
@@ -329,7 +378,7 @@ func (w *Worker) apply(e *entry, s *statsd.Sample) bool {
 	default:
 		wt := s.Weight()
 		if wt <= 0 {
-			c.events.mapped(e.res)
+			c.events.mapped(ai.matched)
 			return true
 		}
 		if !se.Observe(now, v, wt) {
@@ -337,6 +386,6 @@ func (w *Worker) apply(e *entry, s *statsd.Sample) bool {
 		}
 		c.eventsObserver++
 	}
-	c.events.mapped(e.res)
+	c.events.mapped(ai.matched)
 	return true
 }

@@ -34,11 +34,18 @@ type Config struct {
 	// UDPAddr, TCPAddr, UnixgramPath: "" disables that listener.
 	UDPAddr, TCPAddr, UnixgramPath string
 	UnixSocketMode                 os.FileMode
-	// UDPReaders is the number of SO_REUSEPORT sockets (default GOMAXPROCS).
+	// UDPReaders is the number of UDP reader goroutines, each with its own
+	// worker (default GOMAXPROCS, so that one sender's traffic can use
+	// every core).
 	UDPReaders int
-	// UDPBatch is the number of datagrams per recvmmsg (default 32).
+	// UDPSockets is the number of SO_REUSEPORT sockets the readers share,
+	// round-robin (default 1). The kernel hashes each sender to one
+	// socket; more sockets only help with many senders on many cores.
+	UDPSockets int
+	// UDPBatch is the number of datagrams per recvmmsg (default 64).
 	UDPBatch int
-	// ReadBuffer is SO_RCVBUF for UDP and unixgram; 0 keeps the default.
+	// ReadBuffer is SO_RCVBUF for UDP and unixgram: 0 asks for
+	// DefaultReadBuffer, a negative value keeps the system default.
 	ReadBuffer int
 	// TCPMaxLine is the longest accepted TCP line (default 64 KiB).
 	TCPMaxLine int
@@ -59,6 +66,12 @@ type Config struct {
 
 	Logger *slog.Logger
 }
+
+// DefaultReadBuffer is the UDP/unixgram receive buffer asked for when none
+// is configured. The kernel buffer is the sink's only queue, so it must
+// absorb the bursts of a sender (and the moments the readers are not
+// scheduled on a busy machine); the kernel clamps it to net.core.rmem_max.
+const DefaultReadBuffer = 8 << 20
 
 // Server runs the sink.
 type Server struct {
@@ -97,6 +110,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.UDPReaders <= 0 {
 		cfg.UDPReaders = runtime.GOMAXPROCS(0)
 	}
+	if cfg.UDPSockets <= 0 {
+		cfg.UDPSockets = 1
+	}
+	cfg.UDPSockets = min(cfg.UDPSockets, cfg.UDPReaders)
+	if cfg.UDPBatch <= 0 {
+		cfg.UDPBatch = 64
+	}
+	switch {
+	case cfg.ReadBuffer == 0:
+		cfg.ReadBuffer = DefaultReadBuffer
+	case cfg.ReadBuffer < 0:
+		cfg.ReadBuffer = 0 // ingest: keep the system default
+	}
 	if cfg.TCPMaxLine <= 0 {
 		cfg.TCPMaxLine = 64 << 10
 	}
@@ -129,9 +155,10 @@ func (s *Server) Pipeline() *Pipeline { return s.pipe }
 func (s *Server) Listen(ctx context.Context) error {
 	var err error
 	if s.cfg.UDPAddr != "" {
-		if s.udp, err = ingest.ListenUDP(ctx, s.cfg.UDPAddr, s.cfg.UDPReaders, s.cfg.ReadBuffer); err != nil {
+		if s.udp, err = ingest.ListenUDP(ctx, s.cfg.UDPAddr, s.cfg.UDPSockets, s.cfg.ReadBuffer); err != nil {
 			return err
 		}
+		s.checkReadBuffer(s.udp[0])
 	}
 	if s.cfg.TCPAddr != "" {
 		if s.tcp, err = (&net.ListenConfig{}).Listen(ctx, "tcp", s.cfg.TCPAddr); err != nil {
@@ -152,6 +179,27 @@ func (s *Server) Listen(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checkReadBuffer warns when the kernel granted less receive buffer than
+// asked for, which is what net.core.rmem_max does silently.
+func (s *Server) checkReadBuffer(c *net.UDPConn) {
+	if s.cfg.ReadBuffer <= 0 {
+		return
+	}
+	got, err := ingest.ReceiveBuffer(c)
+	if err != nil {
+		s.logger.Warn("cannot read the UDP receive buffer size", "error", err)
+		return
+	}
+	// Linux reports twice the granted size (it counts its bookkeeping).
+	if got/2 < s.cfg.ReadBuffer {
+		rmax, _ := ingest.RmemMax()
+		s.logger.Warn("the kernel clamped the UDP receive buffer; raise net.core.rmem_max (sysctl -w net.core.rmem_max=N, as root) for fewer drops under bursts",
+			"requested_bytes", s.cfg.ReadBuffer, "granted_bytes", got/2, "rmem_max", rmax)
+		return
+	}
+	s.logger.Debug("UDP receive buffer", "bytes", got/2)
 }
 
 func (s *Server) closeAll() {
@@ -210,7 +258,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 8)
+	errc := make(chan error, s.cfg.UDPReaders+8) // every runner may fail once
 	run := func(f func() error) {
 		wg.Add(1)
 		go func() {
@@ -221,7 +269,11 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 		}()
 	}
-	for _, c := range s.udp {
+	for i := range s.cfg.UDPReaders {
+		if len(s.udp) == 0 {
+			break
+		}
+		c := s.udp[i%len(s.udp)]
 		run(func() error { return ingest.ServeUDP(c, s.cfg.UDPBatch, s.pipe.NewWorker(), &s.stats) })
 	}
 	if s.tcp != nil {

@@ -56,14 +56,14 @@ type SummaryOptions struct {
 	BufCap     uint32
 }
 
-// Spec describes a series to create.
+// Spec describes a series to create. The metric name and labels are not
+// part of it: they are encoded in the series key (see AppendKey), which is
+// the only copy of them the store keeps.
 type Spec struct {
-	Name, Help string
-	Kind       Kind
+	Help string
+	Kind Kind
 	// Set marks a gauge that counts distinct values per interval.
-	Set bool
-	// Labels must be sorted by name and unique.
-	Labels  []Label
+	Set     bool
 	TTL     time.Duration
 	Buckets []float64 // histograms: sorted upper bounds without +Inf
 	Summary SummaryOptions
@@ -122,6 +122,8 @@ const (
 	// Conflict: the name exists with another type (or collides with a
 	// histogram/summary's _sum/_count/_bucket), like statsd_exporter.
 	Conflict
+	// Invalid: the key was not made by AppendKey.
+	Invalid
 )
 
 // Store holds all series. It is safe for concurrent use.
@@ -150,6 +152,7 @@ type shard struct {
 }
 
 type family struct {
+	store      *Store
 	name, help string
 	kind       Kind
 	buckets    []float64
@@ -159,20 +162,31 @@ type family struct {
 
 // Series is one labelled time series. Its values are guarded by its shard's
 // lock; the update methods take it.
+//
+// It is kept small (80 bytes) because there is one per series and 100k
+// series are normal: the name and labels live only in key (decoded for
+// exposition), and everything a plain counter or gauge does not need sits
+// behind one pointer.
 type Series struct {
 	shard    *shard
 	fam      *family
-	key      string
-	labels   []Label
+	key      string // AppendKey encoding: the map key and the labels
 	lastSeen int64
 	ttl      int64
 	value    float64
-	hist     *histogram
-	sum      *summary
-	set      *setState
+	aux      *aux
 	kind     Kind
 	isSet    bool
 	dead     bool
+}
+
+// aux holds the state of histograms, summaries and sets.
+type aux struct {
+	// hist is a histogram's per-bucket (not cumulative) counts, +Inf
+	// last, then the sum and the count: len(fam.buckets)+3 values.
+	hist []float64
+	sum  *summary
+	set  *setState
 }
 
 // New returns an empty store.
@@ -226,6 +240,7 @@ func (s *Store) Lookup(key []byte) *Series {
 
 // GetOrCreate returns the series for key, creating it from spec (called
 // only on a miss) within the budgets.
+// key must come from AppendKey.
 func (s *Store) GetOrCreate(key []byte, spec func() *Spec) (*Series, Outcome) {
 	sh := s.shardFor(key)
 	sh.mu.Lock()
@@ -233,10 +248,14 @@ func (s *Store) GetOrCreate(key []byte, spec func() *Spec) (*Series, Outcome) {
 	if se := sh.m[string(key)]; se != nil {
 		return se, Found
 	}
+	name, _, ok := decodeName(key)
+	if !ok || !validKey(key) {
+		return nil, Invalid
+	}
 	sp := spec()
 	s.famMu.Lock()
-	fam := s.families[sp.Name]
-	if s.conflicts(fam, sp) {
+	fam := s.families[string(name)]
+	if s.conflicts(fam, string(name), sp) {
 		s.famMu.Unlock()
 		return nil, Conflict
 	}
@@ -259,8 +278,8 @@ func (s *Store) GetOrCreate(key []byte, spec func() *Spec) (*Series, Outcome) {
 		return nil, DroppedFamily
 	}
 	if fam == nil {
-		fam = &family{name: sp.Name, help: sp.Help, kind: sp.Kind, buckets: sp.Buckets}
-		s.families[sp.Name] = fam
+		fam = &family{store: s, name: string(name), help: sp.Help, kind: sp.Kind, buckets: sp.Buckets}
+		s.families[fam.name] = fam
 	}
 	fam.n++
 	s.series.Add(1)
@@ -278,19 +297,19 @@ func (s *Store) GetOrCreate(key []byte, spec func() *Spec) (*Series, Outcome) {
 }
 
 func (s *Store) newSeries(sh *shard, fam *family, key string, sp *Spec) *Series {
-	se := &Series{shard: sh, fam: fam, key: key, labels: sp.Labels, kind: fam.kind, isSet: sp.Set,
+	se := &Series{shard: sh, fam: fam, key: key, kind: fam.kind, isSet: sp.Set,
 		lastSeen: s.now.Load(), ttl: int64(sp.TTL)}
 	if se.ttl == 0 {
 		se.ttl = int64(s.opts.DefaultTTL)
 	}
 	switch fam.kind {
 	case KindHistogram:
-		se.hist = &histogram{bounds: fam.buckets, counts: make([]float64, len(fam.buckets)+1)}
+		se.aux = &aux{hist: make([]float64, len(fam.buckets)+3)}
 	case KindSummary:
-		se.sum = newSummary(sp.Summary, time.Unix(0, se.lastSeen))
+		se.aux = &aux{sum: newSummary(sp.Summary, time.Unix(0, se.lastSeen))}
 	case KindGauge:
 		if sp.Set {
-			se.set = &setState{cur: map[uint64]struct{}{}, max: s.opts.MaxSetValues}
+			se.aux = &aux{set: &setState{cur: map[uint64]struct{}{}, max: s.opts.MaxSetValues}}
 		}
 	}
 	return se
@@ -301,10 +320,10 @@ func (s *Store) newSeries(sh *shard, fam *family, key string, sp *Spec) *Series 
 func (s *Store) overflowSeries(fam *family, sp *Spec) *Series {
 	if fam.overflow == nil {
 		o := *sp
-		o.Labels = []Label{{Name: OverflowLabel, Value: "true"}}
 		o.TTL = 0
 		o.Set = false
-		fam.overflow = s.newSeries(&s.overflow, fam, fam.name+"\xff"+OverflowLabel, &o)
+		key := AppendKey(nil, fam.name, []Label{{Name: OverflowLabel, Value: "true"}})
+		fam.overflow = s.newSeries(&s.overflow, fam, string(key), &o)
 		s.series.Add(1)
 	}
 	return fam.overflow
@@ -313,7 +332,7 @@ func (s *Store) overflowSeries(fam *family, sp *Spec) *Series {
 // conflicts applies statsd_exporter's rules (pkg/registry): a name keeps
 // its first type, and histograms/summaries also own name_sum, name_count
 // (and name_bucket) against other types.
-func (s *Store) conflicts(fam *family, sp *Spec) bool {
+func (s *Store) conflicts(fam *family, name string, sp *Spec) bool {
 	if fam != nil && fam.kind != sp.Kind {
 		return true
 	}
@@ -325,19 +344,19 @@ func (s *Store) conflicts(fam *family, sp *Spec) bool {
 	case KindCounter, KindGauge:
 		// statsd_exporter compares against "counter" for gauges too.
 		for _, suf := range []string{"_bucket", "_count", "_sum"} {
-			if base, ok := strings.CutSuffix(sp.Name, suf); ok && other(base, KindCounter) {
+			if base, ok := strings.CutSuffix(name, suf); ok && other(base, KindCounter) {
 				return true
 			}
 		}
 	case KindHistogram:
 		for _, suf := range []string{"_sum", "_count", "_bucket"} {
-			if other(sp.Name+suf, KindHistogram) {
+			if other(name+suf, KindHistogram) {
 				return true
 			}
 		}
 	case KindSummary:
 		for _, suf := range []string{"_sum", "_count"} {
-			if other(sp.Name+suf, KindSummary) {
+			if other(name+suf, KindSummary) {
 				return true
 			}
 		}
@@ -355,7 +374,7 @@ func (se *Series) IsSet() bool { return se.isSet }
 func (se *Series) Name() string { return se.fam.name }
 
 // Overflow reports whether this is a family's overflow series.
-func (se *Series) Overflow() bool { return len(se.labels) == 1 && se.labels[0].Name == OverflowLabel }
+func (se *Series) Overflow() bool { return se.shard == &se.fam.store.overflow }
 
 // Add adds v to a counter or gauge. It returns false if the series expired
 // meanwhile; the caller must then look it up again.
@@ -391,10 +410,12 @@ func (se *Series) Observe(now int64, v, w float64) bool {
 		se.shard.mu.Unlock()
 		return false
 	}
-	if se.hist != nil {
-		se.hist.observe(v, w)
-	} else if se.sum != nil {
-		se.sum.observe(time.Unix(0, now), v, w)
+	if a := se.aux; a != nil {
+		if a.hist != nil {
+			observe(a.hist, se.fam.buckets, v, w)
+		} else if a.sum != nil {
+			a.sum.observe(time.Unix(0, now), v, w)
+		}
 	}
 	se.lastSeen = now
 	se.shard.mu.Unlock()
@@ -408,7 +429,11 @@ func (se *Series) AddToSet(now int64, member uint64) bool {
 		se.shard.mu.Unlock()
 		return false
 	}
-	if st := se.set; st != nil && len(st.cur) < st.max {
+	if se.aux == nil {
+		se.shard.mu.Unlock()
+		return true
+	}
+	if st := se.aux.set; st != nil && len(st.cur) < st.max {
 		st.cur[member] = struct{}{}
 	}
 	se.lastSeen = now
@@ -458,9 +483,10 @@ func (s *Store) Tick(now time.Time) int {
 				if se.dead {
 					continue
 				}
-				se.set.last = float64(len(se.set.cur))
-				se.set.rotated = true
-				clear(se.set.cur)
+				st := se.aux.set
+				st.last = float64(len(st.cur))
+				st.rotated = true
+				clear(st.cur)
 				live = append(live, se)
 			}
 			clear(sh.sets[len(live):])
@@ -522,29 +548,41 @@ func (st *setState) value() float64 {
 	return float64(len(st.cur))
 }
 
-type histogram struct {
-	bounds     []float64
-	counts     []float64 // per bucket, not cumulative; last is +Inf
-	sum, count float64
-}
-
-func (h *histogram) observe(v, w float64) {
+// observe adds v with weight w to a flat histogram h (see Series.hist)
+// with upper bounds bounds.
+func observe(h, bounds []float64, v, w float64) {
 	// Same bucket choice as client_golang: the first bound >= v.
 	var i int
-	if len(h.bounds) < 35 {
-		for i < len(h.bounds) && !(v <= h.bounds[i]) {
+	if len(bounds) < 35 {
+		for i < len(bounds) && !(v <= bounds[i]) {
 			i++
 		}
 	} else {
-		i = sort.SearchFloat64s(h.bounds, v)
+		i = sort.SearchFloat64s(bounds, v)
 	}
-	h.counts[i] += w
+	n := len(bounds) + 1
+	h[i] += w
+	h[n] += weighted(v, w)
+	h[n+1] += w
+}
+
+// weighted is v·w, the sum a sample of weight w adds. For an integral
+// weight a product within 1e-9 (relative) of an integer is that integer:
+// a compact-mode line from hopwatch's proxy carries the mean s/c of c
+// integer samples, and mean·c must give back the integer sum s exactly
+// (float rounding of the mean would otherwise leave it an ulp off, as
+// 1/49·49 does). The change is below any float noise of real samples.
+func weighted(v, w float64) float64 {
 	if w == 1 {
-		h.sum += v
-	} else {
-		h.sum += v * w
+		return v
 	}
-	h.count += w
+	p := v * w
+	if w == math.Trunc(w) {
+		if r := math.Round(p); r != p && math.Abs(p-r) <= 1e-9*math.Abs(r) {
+			return r
+		}
+	}
+	return p
 }
 
 // FamilySnapshot is a consistent-per-shard copy of one family for exposition.
@@ -574,19 +612,35 @@ type SeriesSnapshot struct {
 
 // Snapshot copies every family, sorted by name, with series sorted by
 // labels. Each shard is locked only while its series are copied, so a
-// scrape never holds up ingest for long.
+// scrape never holds up ingest for long. Label strings alias the series
+// keys, so a snapshot copies no label text.
 func (s *Store) Snapshot() []FamilySnapshot {
 	idx := map[*family]int{}
 	var out []FamilySnapshot
+	// Family sizes, so each family's series slice is allocated once.
+	famSize := map[*family]int{}
+	s.famMu.Lock()
+	for _, f := range s.families {
+		famSize[f] = f.n
+	}
+	s.famMu.Unlock()
 	now := time.Unix(0, s.now.Load())
+	// One backing array for every series' labels: one allocation per
+	// scrape instead of one per series.
+	labels := make([]Label, 0, 2*s.Len()+8)
 	add := func(se *Series) {
 		i, ok := idx[se.fam]
 		if !ok {
 			i = len(out)
 			idx[se.fam] = i
-			out = append(out, FamilySnapshot{Name: se.fam.name, Help: se.fam.help, Kind: se.fam.kind, Buckets: se.fam.buckets})
+			out = append(out, FamilySnapshot{Name: se.fam.name, Help: se.fam.help, Kind: se.fam.kind, Buckets: se.fam.buckets,
+				Series: make([]SeriesSnapshot, 0, famSize[se.fam]+1)})
 		}
-		out[i].Series = append(out[i].Series, se.snapshot(now))
+		start := len(labels)
+		labels = appendLabels(labels, se.key)
+		ss := se.snapshot(now)
+		ss.Labels = labels[start:len(labels):len(labels)]
+		out[i].Series = append(out[i].Series, ss)
 	}
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -629,23 +683,26 @@ func lessLabels(a, b []Label) bool {
 	return len(a) < len(b)
 }
 
-// snapshot copies the values; the shard lock must be held.
+// snapshot copies the values (not the labels); the shard lock must be held.
 func (se *Series) snapshot(now time.Time) SeriesSnapshot {
-	ss := SeriesSnapshot{Labels: se.labels}
+	var ss SeriesSnapshot
 	switch {
-	case se.hist != nil:
-		h := se.hist
-		ss.Count, ss.Sum = h.count, h.sum
-		ss.Cumulative = make([]float64, len(h.counts))
+	case se.aux == nil:
+		ss.Value = se.value
+	case se.aux.hist != nil:
+		h := se.aux.hist
+		n := len(h) - 2
+		ss.Sum, ss.Count = h[n], h[n+1]
+		ss.Cumulative = make([]float64, n)
 		c := 0.0
-		for i, v := range h.counts {
+		for i, v := range h[:n] {
 			c += v
 			ss.Cumulative[i] = c
 		}
-	case se.sum != nil:
-		ss.Count, ss.Sum, ss.Quantiles = se.sum.snapshot(now)
-	case se.set != nil:
-		ss.Value = se.set.value()
+	case se.aux.sum != nil:
+		ss.Count, ss.Sum, ss.Quantiles = se.aux.sum.snapshot(now)
+	case se.aux.set != nil:
+		ss.Value = se.aux.set.value()
 	default:
 		ss.Value = se.value
 	}

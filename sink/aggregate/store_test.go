@@ -7,14 +7,17 @@ import (
 	"time"
 )
 
-func spec(name string, k Kind, labels ...string) func() *Spec {
-	return func() *Spec {
-		s := &Spec{Name: name, Help: "h", Kind: k, Buckets: []float64{1, 5}}
-		for i := 0; i < len(labels); i += 2 {
-			s.Labels = append(s.Labels, Label{Name: labels[i], Value: labels[i+1]})
-		}
-		return s
+func spec(k Kind) func() *Spec {
+	return func() *Spec { return &Spec{Help: "h", Kind: k, Buckets: []float64{1, 5}} }
+}
+
+// key is the series key of name with label name/value pairs.
+func key(name string, labels ...string) []byte {
+	var ls []Label
+	for i := 0; i < len(labels); i += 2 {
+		ls = append(ls, Label{Name: labels[i], Value: labels[i+1]})
 	}
+	return AppendKey(nil, name, ls)
 }
 
 func find(fams []FamilySnapshot, name string) *FamilySnapshot {
@@ -29,19 +32,19 @@ func find(fams []FamilySnapshot, name string) *FamilySnapshot {
 func TestCounterGaugeHistogram(t *testing.T) {
 	s := New(Options{Shards: 4})
 	now := s.Now()
-	c, out := s.GetOrCreate([]byte("c"), spec("c", KindCounter))
+	c, out := s.GetOrCreate(key("c"), spec(KindCounter))
 	if out != Created {
 		t.Fatalf("outcome %v", out)
 	}
 	c.Add(now, 1)
 	c.Add(now, 2.5)
-	if c2, out := s.GetOrCreate([]byte("c"), spec("c", KindCounter)); c2 != c || out != Found {
+	if c2, out := s.GetOrCreate(key("c"), spec(KindCounter)); c2 != c || out != Found {
 		t.Fatal("second GetOrCreate did not find the series")
 	}
-	g, _ := s.GetOrCreate([]byte("g"), spec("g", KindGauge))
+	g, _ := s.GetOrCreate(key("g"), spec(KindGauge))
 	g.Set(now, 10)
 	g.Add(now, -3)
-	h, _ := s.GetOrCreate([]byte("h"), spec("h", KindHistogram))
+	h, _ := s.GetOrCreate(key("h"), spec(KindHistogram))
 	for _, v := range []float64{0.5, 1, 3, 100, math.NaN()} {
 		h.Observe(now, v, 1)
 	}
@@ -75,8 +78,8 @@ func TestConflicts(t *testing.T) {
 		{"x", "y", KindCounter, KindGauge, false},
 	} {
 		s := New(Options{})
-		s.GetOrCreate([]byte(tc.first), spec(tc.first, tc.k1))
-		_, out := s.GetOrCreate([]byte(tc.second+"\xffl"), spec(tc.second, tc.k2, "l", "v"))
+		s.GetOrCreate(key(tc.first), spec(tc.k1))
+		_, out := s.GetOrCreate(key(tc.second, "l", "v"), spec(tc.k2))
 		if (out == Conflict) != tc.conflict {
 			t.Errorf("%s %v then %s %v: outcome %v, conflict want %v", tc.first, tc.k1, tc.second, tc.k2, out, tc.conflict)
 		}
@@ -87,10 +90,10 @@ func TestTTLExpiry(t *testing.T) {
 	s := New(Options{})
 	t0 := time.Unix(1000, 0)
 	s.Tick(t0)
-	sp := func() *Spec { return &Spec{Name: "a", Kind: KindCounter, TTL: 10 * time.Second} }
-	a, _ := s.GetOrCreate([]byte("a1"), sp)
-	b, _ := s.GetOrCreate([]byte("a2"), sp)
-	forever, _ := s.GetOrCreate([]byte("b"), spec("b", KindGauge))
+	sp := func() *Spec { return &Spec{Kind: KindCounter, TTL: 10 * time.Second} }
+	a, _ := s.GetOrCreate(key("a", "i", "1"), sp)
+	b, _ := s.GetOrCreate(key("a", "i", "2"), sp)
+	forever, _ := s.GetOrCreate(key("b"), spec(KindGauge))
 	s.Tick(t0.Add(8 * time.Second))
 	a.Add(s.Now(), 1) // keeps a alive until t0+18s
 	if n := s.Tick(t0.Add(11 * time.Second)); n != 1 {
@@ -106,7 +109,7 @@ func TestTTLExpiry(t *testing.T) {
 		t.Error("series without TTL expired")
 	}
 	// The expired family is gone; a conflicting type may now take the name.
-	if _, out := s.GetOrCreate([]byte("a1"), spec("a", KindGauge)); out != Created {
+	if _, out := s.GetOrCreate(key("a", "i", "1"), spec(KindGauge)); out != Created {
 		t.Errorf("re-creating an expired name: %v", out)
 	}
 }
@@ -128,8 +131,7 @@ func TestBudgets(t *testing.T) {
 			var out Outcome
 			var se *Series
 			for i := range 10 {
-				k := fmt.Sprintf("m\xffi\xfe%d", i)
-				se, out = s.GetOrCreate([]byte(k), spec("m", KindCounter, "i", fmt.Sprint(i)))
+				se, out = s.GetOrCreate(key("m", "i", fmt.Sprint(i)), spec(KindCounter))
 				if se != nil {
 					se.Add(s.Now(), 1)
 				}
@@ -151,7 +153,7 @@ func TestBudgets(t *testing.T) {
 			}
 			// A new name over the global budget is dropped even when folding.
 			if tc.opts.MaxSeries > 0 {
-				if _, out := s.GetOrCreate([]byte("new"), spec("new", KindCounter)); out != DroppedGlobal {
+				if _, out := s.GetOrCreate(key("new"), spec(KindCounter)); out != DroppedGlobal {
 					t.Errorf("new family over global budget: %v", out)
 				}
 			}
@@ -162,7 +164,7 @@ func TestBudgets(t *testing.T) {
 func TestSetsCountPerInterval(t *testing.T) {
 	s := New(Options{SetInterval: 10 * time.Second})
 	t0 := time.Unix(0, s.Now())
-	se, _ := s.GetOrCreate([]byte("s"), func() *Spec { return &Spec{Name: "s", Kind: KindGauge, Set: true} })
+	se, _ := s.GetOrCreate(key("s"), func() *Spec { return &Spec{Kind: KindGauge, Set: true} })
 	for _, m := range []uint64{1, 2, 2, 3} {
 		se.AddToSet(s.Now(), m)
 	}
@@ -183,8 +185,7 @@ func TestSetsCountPerInterval(t *testing.T) {
 func BenchmarkSnapshot100k(b *testing.B) {
 	s := New(Options{})
 	for i := range 100000 {
-		k := fmt.Sprintf("fam%d\xffl\xfe%d", i%100, i)
-		se, _ := s.GetOrCreate([]byte(k), spec(fmt.Sprintf("fam%d", i%100), KindCounter, "l", fmt.Sprint(i)))
+		se, _ := s.GetOrCreate(key(fmt.Sprintf("fam%d", i%100), "l", fmt.Sprint(i)), spec(KindCounter))
 		se.Add(s.Now(), 1)
 	}
 	b.ReportAllocs()

@@ -65,11 +65,7 @@ func (s *summary) observe(now time.Time, v, w float64) {
 		}
 	}
 	s.count += w
-	if w == 1 {
-		s.sum += v
-	} else {
-		s.sum += v * w
-	}
+	s.sum += weighted(v, w)
 }
 
 func (s *summary) snapshot(now time.Time) (count, sum float64, qs []Quantile) {

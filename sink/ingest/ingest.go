@@ -89,6 +89,38 @@ func ListenUDP(ctx context.Context, addr string, n, readBuffer int) ([]*net.UDPC
 	return conns, nil
 }
 
+// ReceiveBuffer returns the socket's effective receive buffer (SO_RCVBUF
+// as the kernel reports it: Linux doubles the requested size for its
+// bookkeeping and clamps the request to net.core.rmem_max first).
+func ReceiveBuffer(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("receive buffer: %w", err)
+	}
+	var n int
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		n, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	}); err != nil {
+		return 0, fmt.Errorf("receive buffer: %w", err)
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("receive buffer: getsockopt SO_RCVBUF: %w", serr)
+	}
+	return n, nil
+}
+
+// RmemMax returns net.core.rmem_max, the largest receive buffer an
+// unprivileged SO_RCVBUF request gets, or false where it is unknown.
+func RmemMax() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n, err == nil
+}
+
 // batchReader abstracts ipv4/ipv6 PacketConn.ReadBatch (recvmmsg on Linux).
 type batchReader interface {
 	ReadBatch(ms []ipv4.Message, flags int) (int, error)
@@ -102,6 +134,11 @@ func (r v6Reader) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 
 // ServeUDP reads batches from c until it is closed, calling h for each
 // datagram. batch is the number of datagrams per recvmmsg call.
+//
+// Several goroutines may serve one socket: the runtime serialises their
+// reads, so while one of them parses its batch the next one is already
+// receiving. That is what spreads a single sender's traffic over every
+// core (SO_REUSEPORT hashes each sender to one socket).
 func ServeUDP(c *net.UDPConn, batch int, h Handler, st *Stats) error {
 	if batch < 1 {
 		batch = 32

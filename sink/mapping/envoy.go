@@ -4,11 +4,13 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/sink/statsd"
 )
 
-// EnvoyBuckets are Envoy's default histogram buckets, in milliseconds.
-var EnvoyBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
+// EnvoyBuckets are Envoy's default histogram buckets, in milliseconds, as
+// the proxy's catalogue configures them (stats.DefaultBuckets).
+var EnvoyBuckets = stats.DefaultBuckets()
 
 // Envoy tag names (Envoy's source/common/config/well_known_names.h), as
 // Prometheus label names.
@@ -27,87 +29,22 @@ const (
 	TagRDSRouteConfig    = "envoy_rds_route_config"
 )
 
-// ClusterStats is the table of Envoy cluster stat names after tag extraction
-// (the part after `cluster.<name>.`; `*` stands for one dot-free segment).
-// It is how cluster names that contain dots are recognised: the split that
-// leaves a known stat wins over Envoy's "first segment" rule. It is the one
-// place to extend when the proxy's stats catalogue grows.
-var ClusterStats = buildClusterStats()
-
-// requestStats exist at cluster level and again under the canary, internal,
-// external and zone scopes.
-var requestStats = []string{"upstream_rq", "upstream_rq_xx", "upstream_rq_time", "upstream_rq_completed"}
-
-func buildClusterStats() []string {
-	s := []string{
-		"upstream_cx_total", "upstream_cx_active", "upstream_cx_http1_total", "upstream_cx_http2_total",
-		"upstream_cx_http3_total", "upstream_cx_connect_fail", "upstream_cx_connect_timeout",
-		"upstream_cx_idle_timeout", "upstream_cx_max_duration_reached", "upstream_cx_connect_attempts_exceeded",
-		"upstream_cx_overflow", "upstream_cx_connect_ms", "upstream_cx_length_ms", "upstream_cx_destroy",
-		"upstream_cx_destroy_local", "upstream_cx_destroy_remote", "upstream_cx_destroy_with_active_rq",
-		"upstream_cx_destroy_local_with_active_rq", "upstream_cx_destroy_remote_with_active_rq",
-		"upstream_cx_close_notify", "upstream_cx_rx_bytes_total", "upstream_cx_rx_bytes_buffered",
-		"upstream_cx_tx_bytes_total", "upstream_cx_tx_bytes_buffered", "upstream_cx_pool_overflow",
-		"upstream_cx_protocol_error", "upstream_cx_max_requests", "upstream_cx_none_healthy",
-		"upstream_rq_total", "upstream_rq_active", "upstream_rq_pending_total", "upstream_rq_pending_overflow",
-		"upstream_rq_pending_failure_eject", "upstream_rq_pending_active", "upstream_rq_cancelled",
-		"upstream_rq_maintenance_mode", "upstream_rq_timeout", "upstream_rq_max_duration_reached",
-		"upstream_rq_per_try_timeout", "upstream_rq_rx_reset", "upstream_rq_tx_reset", "upstream_rq_retry",
-		"upstream_rq_retry_backoff_exponential", "upstream_rq_retry_backoff_ratelimited",
-		"upstream_rq_retry_limit_exceeded", "upstream_rq_retry_success", "upstream_rq_retry_overflow",
-		"upstream_rq_per_try_idle_timeout", "upstream_internal_redirect_failed_total",
-		"upstream_internal_redirect_succeeded_total", "upstream_flow_control_paused_reading_total",
-		"upstream_flow_control_resumed_reading_total", "upstream_flow_control_backed_up_total",
-		"upstream_flow_control_drained_total", "membership_change", "membership_healthy", "membership_degraded",
-		"membership_excluded", "membership_total", "retry_or_shadow_abandoned", "update_attempt",
-		"update_success", "update_failure", "update_empty", "update_no_rebuild", "version", "max_host_weight",
-		"bind_errors", "assignment_timeout_received", "assignment_stale", "lb_healthy_panic",
-		"lb_zone_cluster_too_small", "lb_zone_routing_all_directly", "lb_zone_routing_sampled",
-		"lb_zone_routing_cross_zone", "lb_local_cluster_not_ok", "lb_zone_number_differs",
-		"lb_zone_no_capacity_left", "lb_subsets_active", "lb_subsets_created", "lb_subsets_removed",
-		"lb_subsets_selected", "lb_subsets_fallback", "lb_subsets_fallback_panic", "lb_subsets_single_host_per_subset_duplicate",
-		"original_dst_host_invalid", "default.total_match_count", "init_fetch_timeout",
-		"health_check.attempt", "health_check.success", "health_check.failure", "health_check.passive_failure",
-		"health_check.network_failure", "health_check.verify_cluster", "health_check.healthy", "health_check.degraded",
-		"outlier_detection.ejections_enforced_total", "outlier_detection.ejections_active",
-		"outlier_detection.ejections_overflow", "outlier_detection.ejections_enforced_consecutive_5xx",
-		"outlier_detection.ejections_detected_consecutive_5xx", "outlier_detection.ejections_enforced_success_rate",
-		"outlier_detection.ejections_detected_success_rate", "outlier_detection.ejections_enforced_consecutive_gateway_failure",
-		"outlier_detection.ejections_detected_consecutive_gateway_failure",
-		"outlier_detection.ejections_enforced_consecutive_local_origin_failure",
-		"outlier_detection.ejections_detected_consecutive_local_origin_failure",
-		"outlier_detection.ejections_enforced_failure_percentage", "outlier_detection.ejections_detected_failure_percentage",
-		"outlier_detection.ejections_total", "outlier_detection.ejections_consecutive_5xx",
-	}
-	for _, cb := range []string{"cx_open", "cx_pool_open", "rq_pending_open", "rq_open", "rq_retry_open",
-		"remaining_cx", "remaining_pending", "remaining_rq", "remaining_retries", "remaining_cx_pools"} {
-		s = append(s, "circuit_breakers.*."+cb)
-	}
-	s = append(s, requestStats...)
-	for _, scope := range []string{"canary.", "internal.", "external.", "zone.*.*."} {
-		for _, r := range requestStats {
-			s = append(s, scope+r)
-		}
-	}
-	return s
-}
-
 // Envoy maps flat Envoy StatsD names (`envoy.cluster.backend.upstream_rq_200`)
 // and DogStatsD names (`envoy.cluster.upstream_rq` with tags) to the names
 // and labels of Envoy's /stats/prometheus.
+//
+// Stats in the proxy's catalogue (proxy/stats.Catalogue) map to exactly
+// the name and labels the catalogue gives them; any other stat (from a
+// real Envoy) goes through Envoy's well-known tag extractors.
 type Envoy struct {
 	// Prefix is the StatsD prefix the proxy adds ("envoy").
-	Prefix   string
-	patterns [][]string
+	Prefix string
+	cat    *catalogueTables
 }
 
 // NewEnvoy returns the preset with the default "envoy" prefix.
 func NewEnvoy() *Envoy {
-	e := &Envoy{Prefix: "envoy"}
-	for _, p := range ClusterStats {
-		e.patterns = append(e.patterns, strings.Split(p, "."))
-	}
-	return e
+	return &Envoy{Prefix: "envoy", cat: newCatalogueTables(stats.Catalogue())}
 }
 
 var (
@@ -128,6 +65,33 @@ func (e *Envoy) Map(name string, t statsd.Type) *Result {
 	if !ok || stat == "" {
 		return nil
 	}
+	if n, labels, ok := e.cat.lookup(stat); ok {
+		return envoyResult(n, labels, t)
+	}
+	return e.extract(stat, t)
+}
+
+// envoyResult is the preset's result for a Prometheus name and labels
+// (sorted): timers stay in milliseconds, with Envoy's buckets.
+func envoyResult(name string, labels []Label, t statsd.Type) *Result {
+	r := &Result{
+		Matched: true,
+		Name:    name,
+		Labels:  labels,
+		Help:    DefaultHelp,
+		Summary: SummaryOptions{Objectives: defaultObjectives},
+	}
+	if t.IsObserver() {
+		r.Observer = ObserverHistogram
+		r.Buckets = EnvoyBuckets
+		r.KeepMilliseconds = true
+	}
+	return r
+}
+
+// extract applies Envoy's well-known tag extractors to a stat that is not
+// in the catalogue.
+func (e *Envoy) extract(stat string, t statsd.Type) *Result {
 	var cut []span
 	var labels []Label
 	add := func(tag, value string, from, to int) {
@@ -204,27 +168,19 @@ func (e *Envoy) Map(name string, t statsd.Type) *Result {
 		pos = c.to
 	}
 	out = appendSanitized(out, stat[pos:])
-	r := &Result{
-		Matched: true,
-		Name:    string(out),
-		Help:    DefaultHelp,
-		Summary: SummaryOptions{Objectives: defaultObjectives},
-	}
 	sortLabels(labels)
-	r.Labels = labels
-	if t.IsObserver() {
-		r.Observer = ObserverHistogram
-		r.Buckets = EnvoyBuckets
-		r.KeepMilliseconds = true
-	}
-	return r
+	return envoyResult(string(out), labels, t)
 }
 
 // clusterName finds `<name>.` after "cluster.": the shortest name that leaves
-// a known stat, else Envoy's rule (the first segment). No name is extracted
-// when the whole rest is already a known stat (DogStatsD input, where the
-// cluster name is a tag).
+// a catalogued cluster stat (with any circuit breaker priority), else
+// Envoy's rule (the first segment). No name is extracted when the whole
+// rest is already such a stat (DogStatsD input, where the cluster name is
+// a tag).
 func (e *Envoy) clusterName(stat string, cut []span) (from, to int, ok bool) {
+	if !strings.HasPrefix(stat, "cluster.") {
+		return 0, 0, false // "envoy.cluster" alone
+	}
 	rest := stat[len("cluster."):]
 	// The stat as it reads after the response code is removed.
 	end := len(rest)
@@ -237,36 +193,17 @@ func (e *Envoy) clusterName(stat string, cut []span) (from, to int, ok bool) {
 	if len(segs) < 2 {
 		return 0, 0, false
 	}
-	if e.known(segs) {
+	if e.cat.knownClusterStat(segs) {
 		return 0, 0, false
 	}
 	offset := len("cluster.")
 	for i := 1; i < len(segs); i++ {
-		if e.known(segs[i:]) {
+		if e.cat.knownClusterStat(segs[i:]) {
 			n := len(strings.Join(segs[:i], "."))
 			return offset, offset + n + 1, true
 		}
 	}
 	return offset, offset + len(segs[0]) + 1, true
-}
-
-func (e *Envoy) known(segs []string) bool {
-	for _, p := range e.patterns {
-		if len(p) != len(segs) {
-			continue
-		}
-		match := true
-		for i := range p {
-			if p[i] != "*" && p[i] != segs[i] {
-				match = false
-				break
-			}
-		}
-		if match {
-			return true
-		}
-	}
-	return false
 }
 
 // segment returns the i-th dot-separated segment and its offset, if the

@@ -42,6 +42,13 @@ func TestEnvoyGolden(t *testing.T) {
 		{"envoy.listener.127.0.0.1_10000.worker_1.downstream_cx_total", statsd.TypeCounter, `envoy_listener_downstream_cx_total{envoy_listener_address="127.0.0.1_10000",envoy_worker_id="1"}`},
 		{"envoy.http.ingress_http.rds.my.routes.config_reload", statsd.TypeCounter, `envoy_http_rds_config_reload{envoy_http_conn_manager_prefix="ingress_http",envoy_rds_route_config="my.routes"}`},
 		{"other.name", statsd.TypeCounter, `nil`},
+		// Found by FuzzEnvoyMap: used to panic (a remote crash).
+		{"envoy.cluster", statsd.TypeCounter, `envoy_cluster{}`},
+		// Stats in the catalogue with a dotted cluster name and a retry scope.
+		{"envoy.cluster.a.retry.upstream_rq_503", statsd.TypeCounter, `envoy_cluster_retry_upstream_rq{envoy_cluster_name="a",envoy_response_code="503"}`},
+		// Real Envoy stats outside the catalogue still map: another circuit
+		// breaker priority, with a dotted cluster name.
+		{"envoy.cluster.my.svc.circuit_breakers.high.rq_open", statsd.TypeGauge, `envoy_cluster_circuit_breakers_high_rq_open{envoy_cluster_name="my.svc"}`},
 	} {
 		if got := render(e.Map(tc.in, tc.typ)); got != tc.want {
 			t.Errorf("%s\n got %s\nwant %s", tc.in, got, tc.want)
@@ -85,4 +92,48 @@ func render(r *Result) string {
 		s += " ms"
 	}
 	return s
+}
+
+// FuzzEnvoyMap feeds arbitrary stat names to the preset: it must never
+// panic, and whatever it returns must be a valid Prometheus name with
+// valid, sorted, unique label names.
+func FuzzEnvoyMap(f *testing.F) {
+	for _, s := range []string{
+		"envoy.cluster.backend.upstream_rq_200",
+		"envoy.cluster.svc.ns.zone.a.b.upstream_rq_5xx",
+		"envoy.cluster.zone.a.b.upstream_rq",
+		"envoy.listener.127.0.0.1_80.http.ingress.downstream_rq_2xx",
+		"envoy.vhost.v.route.r.x.upstream_rq_503",
+		"envoy.cluster..upstream_rq_",
+		"envoy.http.ingress_http.rds.my.routes.config_reload",
+	} {
+		f.Add(s)
+	}
+	e := NewEnvoy()
+	f.Fuzz(func(t *testing.T, name string) {
+		r := e.Map(name, statsd.TypeCounter)
+		if r == nil {
+			return
+		}
+		if !validPromName(r.Name) {
+			t.Fatalf("%q -> invalid name %q", name, r.Name)
+		}
+		for i, l := range r.Labels {
+			if !validPromName(l.Name) || (i > 0 && r.Labels[i-1].Name >= l.Name) {
+				t.Fatalf("%q -> bad labels %v", name, r.Labels)
+			}
+		}
+	})
+}
+
+func validPromName(s string) bool {
+	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !validByte(s[i]) {
+			return false
+		}
+	}
+	return true
 }

@@ -9,6 +9,7 @@ package statsd
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -103,6 +104,13 @@ type Sample struct {
 // Weight is how many observations a sampled timer/histogram sample stands
 // for: 1/rate. It is 0 when the sample must be ignored (a negative rate, for
 // which statsd_exporter records no observation either).
+//
+// When 1/rate lies less than WeightSnap (relative) above an integer n, the
+// weight is n. A rate that stands for n samples is written as a decimal
+// that cannot hold 1/n exactly; hopwatch's proxy (compact histograms)
+// truncates it, so that n <= 1/rate < n+1, and counting 1/rate would give
+// n plus about 1e-8·n. Integer weights (rates 1, 0.5, 0.1, …) are
+// unaffected, as in statsd_exporter.
 func (s *Sample) Weight() float64 {
 	if s.Rate == 1 {
 		return 1
@@ -110,8 +118,16 @@ func (s *Sample) Weight() float64 {
 	if s.Rate < 0 {
 		return 0
 	}
-	return 1 / s.Rate
+	w := 1 / s.Rate
+	if n := math.Floor(w); n >= 1 && w-n <= WeightSnap*n {
+		return n
+	}
+	return w
 }
+
+// WeightSnap is the relative distance above an integer within which a
+// sample weight is taken to be that integer (see Sample.Weight).
+const WeightSnap = 1e-6
 
 // Line is the result of parsing one line. It is reused between calls, so its
 // slices point into the parsed line and are only valid until the next Parse.

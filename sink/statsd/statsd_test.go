@@ -268,3 +268,31 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+func TestSampleWeight(t *testing.T) {
+	for _, tc := range []struct {
+		rate, want float64
+	}{
+		{1, 1},
+		{0.5, 2},
+		{0.1, 10},
+		{0.25, 4},
+		// The proxy's compact rates: 1/c truncated to 9 digits.
+		{0.333333333, 3},
+		{0.142857142, 7},
+		{0.000319999999, 3125},
+		{0.0000810044552, 12345},
+		// Far from an integer: the plain 1/rate.
+		{0.3, 1 / 0.3},
+		{0.99999, 1 / 0.99999},
+		// Just below an integer stays as it is (only truncated rates snap).
+		{0.3333333334, 1 / 0.3333333334},
+		{2, 0.5},
+		{-1, 0},
+	} {
+		s := Sample{Rate: tc.rate}
+		if got := s.Weight(); got != tc.want {
+			t.Errorf("rate %v: weight %v, want %v", tc.rate, got, tc.want)
+		}
+	}
+}

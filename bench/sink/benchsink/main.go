@@ -505,7 +505,26 @@ Method:
 - Series: 100k distinct counters (envoy.cluster.svc<i>.upstream_rq_200) sent over TCP so that none is lost, then VmRSS from /proc/<pid>/status after 2 s idle, and five full /metrics downloads in text format.
 - Overload: the Envoy stream at twice the receiver's own lossless rate; peak VmRSS sampled every 50 ms until the receiver's line counter stops moving.
 `)
+	b.WriteString(bufferNote(c))
 	return b.String()
+}
+
+// bufferNote says which UDP receive buffers the receivers had, since the
+// kernel buffer is what absorbs bursts in the lossless-rate search.
+func bufferNote(c config) string {
+	if c.readBuffer > 0 {
+		return fmt.Sprintf("- UDP receive buffer: both receivers get --statsd.read-buffer=%d (the kernel clamps it to net.core.rmem_max = %s).\n", c.readBuffer, sysctl("rmem_max"))
+	}
+	return fmt.Sprintf("- UDP receive buffer and GC: each receiver's own defaults. statsd-sink asks for 8 MiB (the kernel clamps it to net.core.rmem_max = %s) and runs with GOGC=50; statsd_exporter keeps the system default (net.core.rmem_default = %s) plus its internal queue of 10000 packets, and GOGC=100. `go run ./bench/sink/benchsink -read-buffer N` gives both the same buffer.\n", sysctl("rmem_max"), sysctl("rmem_default"))
+}
+
+// sysctl reads /proc/sys/net/core/<name>, or "unknown".
+func sysctl(name string) string {
+	b, err := os.ReadFile("/proc/sys/net/core/" + name)
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func nproc() string {

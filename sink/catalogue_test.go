@@ -1,0 +1,118 @@
+package sink
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hopwatch/hopwatch/proxy/stats"
+	"github.com/hopwatch/hopwatch/sink/aggregate"
+	"github.com/hopwatch/hopwatch/sink/mapping"
+	"github.com/hopwatch/hopwatch/sink/statsd"
+)
+
+// fillTemplate replaces {placeholders} in a catalogue template; with
+// sanitize, values get Envoy's Prometheus name sanitising (zones in
+// Prometheus names).
+func fillTemplate(tmpl string, values map[string]string, sanitize bool) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		j := strings.IndexByte(tmpl[i:], '}')
+		b.WriteString(tmpl[:i])
+		v := values[tmpl[i+1:i+j]]
+		if sanitize {
+			v = strings.Map(func(r rune) rune {
+				if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
+					return r
+				}
+				return '_'
+			}, v)
+		}
+		b.WriteString(v)
+		tmpl = tmpl[i+j+1:]
+	}
+}
+
+// TestEnvoyPresetMapsCatalogue renders, for every family of the proxy's
+// stats catalogue, the plain StatsD line and the DogStatsD line the proxy's
+// flusher sends (prefix "envoy"; see proxy/stats/flusher.go: flat name, or
+// tag-extracted name plus |#tag:value,… in the catalogue's tag order), runs
+// both through the sink with --preset=envoy, and requires exactly the
+// catalogue's Prometheus name and labels.
+func TestEnvoyPresetMapsCatalogue(t *testing.T) {
+	// The second set has an IPv6 listener address: the proxy keeps its
+	// brackets ([__1]_8443), which SignalFX tag parsing (on by default, as
+	// in statsd_exporter) would take for tags, so it runs with SignalFX
+	// parsing off, as the sink must be run for IPv6 listeners.
+	noSignalFX := statsd.NewParser()
+	noSignalFX.SignalFX = false
+	parsers := []statsd.Parser{statsd.NewParser(), noSignalFX}
+	valueSets := []map[string]string{
+		{
+			stats.TagClusterName: "backend", stats.TagResponseCode: "200", stats.TagResponseCodeClass: "2",
+			stats.TagHTTPConnManager: "ingress_http", stats.TagListenerAddress: "0.0.0.0_10000",
+			stats.TagVirtualHost: "vh", stats.TagRoute: "api", stats.ParamFromZone: "a", stats.ParamToZone: "b",
+		},
+		{
+			// Dotted names are kept whole; zones are sanitised in the name.
+			stats.TagClusterName: "svc.ns.svc.cluster.local", stats.TagResponseCode: "503", stats.TagResponseCodeClass: "5",
+			stats.TagHTTPConnManager: "egress-http", stats.TagListenerAddress: "[__1]_8443",
+			stats.TagVirtualHost: "my.vhost", stats.TagRoute: "api.v1", stats.ParamFromZone: "us-east-1a", stats.ParamToZone: "us-east-1b",
+		},
+	}
+	m, err := mapping.Load(mapping.Options{Preset: "envoy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fams := stats.Catalogue()
+	if len(fams) < 100 {
+		t.Fatalf("catalogue has %d families; expected the proxy's full set", len(fams))
+	}
+	for vi, vals := range valueSets {
+		for _, f := range fams {
+			typ := map[stats.Kind]string{stats.KindCounter: "c", stats.KindGauge: "g", stats.KindHistogram: "ms"}[f.Kind]
+			wantName := fillTemplate(f.PrometheusName, vals, true)
+			var wantLabels []aggregate.Label
+			var dogTags []string
+			for i, tag := range f.Tags {
+				wantLabels = append(wantLabels, aggregate.Label{Name: f.PrometheusLabels[i], Value: vals[tag]})
+				dogTags = append(dogTags, tag+":"+vals[tag])
+			}
+			slices.SortFunc(wantLabels, func(a, b aggregate.Label) int { return strings.Compare(a.Name, b.Name) })
+			flat := "envoy." + fillTemplate(f.Name, vals, false) + ":7|" + typ
+			dog := "envoy." + fillTemplate(f.TagExtractedName, vals, false) + ":7|" + typ
+			if len(dogTags) > 0 {
+				dog += "|#" + strings.Join(dogTags, ",")
+			}
+			for _, line := range []string{flat, dog} {
+				name, labels, err := mapLine(parsers[vi], m, line)
+				if err != nil {
+					t.Errorf("%s (family %s): %v", line, f.Name, err)
+					continue
+				}
+				if name != wantName || fmt.Sprint(labels) != fmt.Sprint(wantLabels) {
+					t.Errorf("%s (family %s)\n got %s%v\nwant %s%v", line, f.Name, name, labels, wantName, wantLabels)
+				}
+			}
+		}
+	}
+}
+
+// mapLine ingests one line into a fresh store and returns the one series
+// it created.
+func mapLine(parser statsd.Parser, m *mapping.Mapper, line string) (string, []aggregate.Label, error) {
+	store := aggregate.New(aggregate.Options{Shards: 1})
+	p := NewPipeline(parser, m, store, NewMetrics(nil), nil, 16)
+	p.NewWorker().HandleLine([]byte(line))
+	fams := store.Snapshot()
+	if len(fams) != 1 || len(fams[0].Series) != 1 {
+		return "", nil, fmt.Errorf("want one series, got %d families", len(fams))
+	}
+	return fams[0].Name, fams[0].Series[0].Labels, nil
+}
