@@ -53,12 +53,8 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
 	  done; done
 
-up: build ## run the dev environment (placeholder until the dev-environment issue lands)
-	@echo "make up: the Tilt dev environment is not built yet (see the dev-environment issue)."
-	@echo "For now, run the pieces by hand:"
-	@echo "  bin/statsd-sink --preset=envoy &"
-	@echo "  bin/hopwatch-proxy -c deploy/local/front-proxy.yaml"
-	@exit 1
+up: build ## run the local pipeline: statsd-sink, demo apps, four proxies, load (and Jaeger if built); Ctrl-C stops it
+	bash deploy/local/up.sh
 
 clean: ## remove build outputs (keeps pinned tools)
 	rm -f $(addprefix $(BIN)/,$(CMDS))

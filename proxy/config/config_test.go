@@ -715,7 +715,7 @@ func TestExampleConfigs(t *testing.T) {
 		}
 	}
 	if loaded < 2 {
-		t.Errorf("loaded %d proxy configs from deploy/local, want front-proxy.yaml and sidecar.yaml at least", loaded)
+		t.Errorf("loaded %d proxy configs from deploy/local, want front-proxy.yaml and the sidecar-*.yaml files", loaded)
 	}
 
 	const doc = "../../docs/config.md"

@@ -1,0 +1,694 @@
+// Package up_test runs deploy/local/up.sh, the script behind `make up`,
+// with freshly built binaries on a block of free loopback ports: the whole
+// local pipeline (statsd-sink, three demo apps, four proxies, the load
+// generator, and Jaeger when bin/jaeger exists) must come up, produce
+// Envoy's metrics in the sink, retry injected errors, tie one request's
+// hops together by request ID, and leave no process behind when it stops.
+package up_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// numPorts is the size of the block UP_PORT_BASE moves the ports to; it
+// must match port_names in up.sh. Offsets within it follow that table.
+const (
+	numPorts      = 17
+	offFrontProxy = 0
+	offFrontAdmin = 4
+	offCatalogApp = 9
+	offStatsd     = 11
+	offSinkWeb    = 12
+	offJaegerUI   = 15
+)
+
+// repoRoot is the directory holding go.mod, found upwards from the test's
+// working directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds hopwatch-proxy, statsd-sink and demo once per test binary
+// into a temporary directory, and links bin/jaeger in when `make tools` has
+// built it, so that the script's Jaeger path runs too.
+func binaries(t *testing.T) (dir string, jaeger bool) {
+	t.Helper()
+	root := repoRoot(t)
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "hopwatch-e2e-up-bin-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator),
+			"./cmd/hopwatch-proxy", "./cmd/statsd-sink", "./cmd/demo")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
+			return
+		}
+		if j := filepath.Join(root, "bin", "jaeger"); isExecutable(j) {
+			buildErr = os.Symlink(j, filepath.Join(binDir, "jaeger"))
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir, isExecutable(filepath.Join(binDir, "jaeger"))
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// freePortBase returns the first port of a block of numPorts loopback TCP
+// ports (and the statsd UDP port) that are free right now. Another process
+// may still take one before up.sh binds it; up.sh then fails with "ports
+// the pipeline needs are taken", and run retries with another block.
+func freePortBase(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		base := 20000 + rand.IntN(40000)
+		if blockFree(base) {
+			return base
+		}
+	}
+	t.Fatal("found no block of free loopback ports in 50 tries")
+	return 0
+}
+
+func blockFree(base int) bool {
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			_ = c.Close()
+		}
+	}()
+	for i := range numPorts {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))
+		if err != nil {
+			return false
+		}
+		closers = append(closers, ln)
+	}
+	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+offStatsd)))
+	if err != nil {
+		return false
+	}
+	closers = append(closers, pc)
+	return true
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// pipeline is a running up.sh.
+type pipeline struct {
+	base     int
+	logDir   string
+	cmd      *exec.Cmd
+	out      *syncBuffer
+	done     chan struct{}
+	waitErr  error
+	children map[string]int // name → PID, from the "started" lines
+	jaeger   bool
+}
+
+func (p *pipeline) url(off int, path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", p.base+off, path)
+}
+
+func (p *pipeline) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// exitCode waits up to d for up.sh to exit and returns its exit code.
+func (p *pipeline) exitCode(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("up.sh still running %v later; output:\n%s", d, p.out)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.waitErr, &ee) {
+		return ee.ExitCode()
+	}
+	if p.waitErr != nil {
+		t.Fatalf("up.sh: %v", p.waitErr)
+	}
+	return 0
+}
+
+var startedLine = regexp.MustCompile(`(?m)^\s+started (\S+)\s+pid (\d+)`)
+
+// startScript runs up.sh with env added to the environment and returns at
+// once.
+func startScript(t *testing.T, env ...string) *pipeline {
+	t.Helper()
+	root := repoRoot(t)
+	p := &pipeline{out: &syncBuffer{}, done: make(chan struct{}), logDir: t.TempDir()}
+	p.cmd = exec.Command("bash", filepath.Join(root, "deploy", "local", "up.sh"))
+	p.cmd.Env = append(os.Environ(), "UP_LOG_DIR="+p.logDir)
+	p.cmd.Env = append(p.cmd.Env, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		// The test may have failed half-way: stop the script the way a user
+		// does, then make sure, PID by PID, that nothing it started lives on.
+		if !p.exited() {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(40 * time.Second):
+				_ = p.cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		for _, pid := range p.startedPIDs() {
+			// Only a process that still runs one of the test's binaries:
+			// never a stranger that reused the PID.
+			if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil &&
+				bytes.Contains(cmdline, []byte(binDir)) {
+				t.Errorf("pid %d outlived up.sh: %q", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if t.Failed() {
+			t.Logf("up.sh output:\n%s", p.out)
+		}
+	})
+	return p
+}
+
+// startedPIDs reads the PIDs up.sh reported starting so far.
+func (p *pipeline) startedPIDs() []int {
+	var pids []int
+	for _, m := range startedLine.FindAllStringSubmatch(p.out.String(), -1) {
+		if pid, err := strconv.Atoi(m[2]); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// up runs up.sh on a free block of ports and waits until it reports that
+// the pipeline is up. It retries on another block when a port was taken in
+// between.
+func up(t *testing.T, extraEnv ...string) *pipeline {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p, portTaken := tryUp(t, extraEnv)
+		if p != nil {
+			return p
+		}
+		if !portTaken || attempt == 3 {
+			t.FailNow()
+		}
+	}
+}
+
+// tryUp is one attempt of up. It returns nil after reporting the failure,
+// with portTaken set when another block of ports may work.
+func tryUp(t *testing.T, extraEnv []string) (p *pipeline, portTaken bool) {
+	t.Helper()
+	bin, jaeger := binaries(t)
+	base := freePortBase(t)
+	env := append([]string{
+		"UP_PORT_BASE=" + strconv.Itoa(base),
+		"UP_BIN_DIR=" + bin,
+		"UP_LOAD_RATE=40",
+		"UP_LOAD_DURATION=2m",
+	}, extraEnv...)
+	p = startScript(t, env...)
+	p.base, p.jaeger = base, jaeger
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(p.out.String(), "hopwatch is up.") {
+		select {
+		case <-p.done:
+			if strings.Contains(p.out.String(), "ports the pipeline needs are taken") {
+				t.Logf("port block %d was taken meanwhile:\n%s", base, p.out)
+				return nil, true
+			}
+			t.Errorf("up.sh exited before the pipeline was up (%v)", p.waitErr)
+			return nil, false
+		case <-deadline:
+			t.Errorf("up.sh did not report the pipeline up within 60s")
+			return nil, false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	p.children = map[string]int{}
+	for _, m := range startedLine.FindAllStringSubmatch(p.out.String(), -1) {
+		pid, _ := strconv.Atoi(m[2])
+		p.children[m[1]] = pid
+	}
+	return p, false
+}
+
+// sample is one line of the Prometheus text exposition.
+type sample struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+// parseExposition reads name{labels} value lines, skipping comments. It is
+// enough for the sink's output, which has no timestamps or exemplars.
+func parseExposition(body string) ([]sample, error) {
+	var out []sample
+	sc := bufio.NewScanner(strings.NewReader(body))
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			return nil, fmt.Errorf("line %d: no value: %q", n, line)
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: value: %w", n, err)
+		}
+		s := sample{name: line[:i], labels: map[string]string{}, value: v}
+		if j := strings.IndexByte(s.name, '{'); j >= 0 {
+			for _, m := range labelPair.FindAllStringSubmatch(s.name[j:], -1) {
+				s.labels[m[1]] = m[2]
+			}
+			s.name = s.name[:j]
+		}
+		out = append(out, s)
+	}
+	return out, sc.Err()
+}
+
+// find sums the samples named name whose labels include want.
+func find(samples []sample, name string, want map[string]string) (sum float64, found bool) {
+next:
+	for _, s := range samples {
+		if s.name != name {
+			continue
+		}
+		for k, v := range want {
+			if s.labels[k] != v {
+				continue next
+			}
+		}
+		sum += s.value
+		found = true
+	}
+	return sum, found
+}
+
+var client = &http.Client{Timeout: 5 * time.Second}
+
+func get(url string) (int, string, http.Header, error) {
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header, err
+}
+
+// metric is one expectation on the sink's /metrics.
+type metric struct {
+	name   string
+	labels map[string]string
+}
+
+// String renders m as in the exposition: name{label="value",...}.
+func (m metric) String() string {
+	pairs := make([]string, 0, len(m.labels))
+	for k, v := range m.labels {
+		pairs = append(pairs, fmt.Sprintf("%s=%q", k, v))
+	}
+	sort.Strings(pairs)
+	return m.name + "{" + strings.Join(pairs, ",") + "}"
+}
+
+// waitMetrics polls the sink until every expectation has a sample above 0.
+func waitMetrics(t *testing.T, p *pipeline, d time.Duration, want []metric) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var missing []metric
+	for {
+		if p.exited() {
+			t.Fatalf("up.sh exited while waiting for metrics (%v)", p.waitErr)
+		}
+		missing = missing[:0]
+		code, body, _, err := get(p.url(offSinkWeb, "/metrics"))
+		var samples []sample
+		if err == nil && code == http.StatusOK {
+			samples, err = parseExposition(body)
+			if err != nil {
+				t.Fatalf("sink /metrics: %v", err)
+			}
+		}
+		for _, m := range want {
+			if v, ok := find(samples, m.name, m.labels); !ok || v <= 0 {
+				missing = append(missing, m)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v the sink still lacks %v (last error %v, status %d)", d, missing, err, code)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// assertGone checks that every process up.sh started has exited, and that
+// the front proxy's and the sink's ports can be bound again.
+func assertGone(t *testing.T, p *pipeline) {
+	t.Helper()
+	if len(p.children) < 9 {
+		t.Fatalf("up.sh reported %d started processes, want at least 9: %v", len(p.children), p.children)
+	}
+	for name, pid := range p.children {
+		// up.sh has reaped its children, so a PID that still answers is a
+		// process that survived (or, vanishingly rarely, a reused PID).
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("%s (pid %d) is still running after up.sh exited (kill -0: %v)", name, pid, err)
+		}
+	}
+	for _, off := range []int{offFrontProxy, offSinkWeb} {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.base+off)))
+		if err != nil {
+			t.Errorf("port %d still taken after up.sh exited: %v", p.base+off, err)
+			continue
+		}
+		_ = ln.Close()
+	}
+}
+
+// TestUp runs the pipeline, checks what it produces, and stops it with
+// SIGTERM.
+func TestUp(t *testing.T) {
+	p := up(t)
+	for _, name := range []string{"statsd-sink", "inventory", "catalog", "frontend",
+		"sidecar-inventory", "sidecar-catalog", "sidecar-frontend", "front-proxy", "load"} {
+		if _, ok := p.children[name]; !ok {
+			t.Errorf("up.sh did not report starting %s: %v", name, p.children)
+		}
+	}
+	if _, ok := p.children["jaeger"]; ok != p.jaeger {
+		t.Errorf("jaeger started = %v, but bin/jaeger present = %v", ok, p.jaeger)
+	}
+	if !strings.Contains(p.out.String(), "Prometheus") || !strings.Contains(p.out.String(), p.url(offSinkWeb, "/metrics")) {
+		t.Errorf("the URL table does not name the sink's /metrics and what is missing (Prometheus):\n%s", p.out)
+	}
+
+	t.Run("metrics", func(t *testing.T) {
+		var want []metric
+		for _, c := range []string{"frontend", "frontend_app", "catalog_app", "inventory_app"} {
+			want = append(want,
+				metric{"envoy_cluster_upstream_rq_total", map[string]string{"envoy_cluster_name": c}},
+				metric{"envoy_cluster_upstream_rq", map[string]string{"envoy_cluster_name": c, "envoy_response_code": "200"}},
+			)
+		}
+		want = append(want,
+			metric{"envoy_http_downstream_rq_xx", map[string]string{"envoy_http_conn_manager_prefix": "ingress_http", "envoy_response_code_class": "2"}},
+			metric{"envoy_http_downstream_rq_xx", map[string]string{"envoy_http_conn_manager_prefix": "catalog_ingress", "envoy_response_code_class": "2"}},
+			// The front proxy is in zone-a and the frontend in zone-b.
+			metric{"envoy_cluster_zone_zone_a_zone_b_upstream_rq", map[string]string{"envoy_cluster_name": "frontend", "envoy_response_code": "200"}},
+		)
+		waitMetrics(t, p, 30*time.Second, want)
+
+		code, body, _, err := get(p.url(offFrontAdmin, "/stats/prometheus"))
+		if err != nil || code != http.StatusOK || !strings.Contains(body, `envoy_cluster_upstream_rq_total{envoy_cluster_name="frontend"}`) {
+			t.Errorf("front proxy admin /stats/prometheus: status %d, err %v, no frontend cluster stats", code, err)
+		}
+	})
+
+	t.Run("request_id_ties_hops", func(t *testing.T) {
+		code, body, h, err := get(p.url(offFrontProxy, "/"))
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET through the front proxy: status %d, err %v, body %s", code, err, body)
+		}
+		id := h.Get("X-Request-Id")
+		if id == "" {
+			t.Fatal("the front proxy sent no x-request-id (always_set_request_id_in_response is on)")
+		}
+		logs := []string{"front-proxy", "sidecar-frontend", "frontend", "sidecar-catalog", "catalog", "sidecar-inventory", "inventory"}
+		deadline := time.Now().Add(15 * time.Second) // access logs are buffered
+		for {
+			var missing []string
+			for _, name := range logs {
+				b, err := os.ReadFile(filepath.Join(p.logDir, name+".log"))
+				if err != nil || !bytes.Contains(b, []byte(id)) {
+					missing = append(missing, name)
+				}
+			}
+			if len(missing) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("request ID %s is not in the logs of %v", id, missing)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	})
+
+	t.Run("catalog_sidecar_retries", func(t *testing.T) {
+		inject := p.url(offCatalogApp, "/demo/inject")
+		resp, err := client.Post(inject+"?error_rate=0.5", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s: status %d", inject, resp.StatusCode)
+		}
+		defer func() {
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodDelete, inject, nil)
+			if resp, err := client.Do(req); err == nil {
+				_ = resp.Body.Close()
+			}
+		}()
+		waitMetrics(t, p, 30*time.Second, []metric{
+			{"envoy_cluster_upstream_rq_retry", map[string]string{"envoy_cluster_name": "catalog_app"}},
+			{"envoy_cluster_retry_upstream_rq", map[string]string{"envoy_cluster_name": "catalog_app", "envoy_response_code": "503"}},
+		})
+	})
+
+	if p.jaeger {
+		t.Run("jaeger", func(t *testing.T) {
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				_, body, _, err := get(p.url(offJaegerUI, "/api/services"))
+				if err == nil && strings.Contains(body, `"frontend"`) && strings.Contains(body, `"catalog"`) && strings.Contains(body, `"inventory"`) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("Jaeger's /api/services lacks the demo services: %s (err %v)", body, err)
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+		})
+	} else {
+		t.Log("bin/jaeger is not built (make tools): the Jaeger part of up.sh is not exercised")
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.exitCode(t, 40*time.Second); code != 0 {
+		t.Errorf("up.sh exited %d after SIGTERM, want 0", code)
+	}
+	if !strings.Contains(p.out.String(), "SIGTERM received; stopping everything") {
+		t.Errorf("up.sh did not say it was stopping")
+	}
+	assertGone(t, p)
+}
+
+// TestUpChildDies kills one app behind up.sh's back: up.sh must notice,
+// name it, stop everything else and exit non-zero.
+func TestUpChildDies(t *testing.T) {
+	p := up(t, "UP_JAEGER=0")
+	pid, ok := p.children["catalog"]
+	if !ok {
+		t.Fatalf("no catalog process reported: %v", p.children)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.exitCode(t, 40*time.Second); code == 0 {
+		t.Error("up.sh exited 0 after a child was killed, want non-zero")
+	}
+	out := p.out.String()
+	if want := fmt.Sprintf("catalog (pid %d) exited unexpectedly", pid); !strings.Contains(out, want) {
+		t.Errorf("up.sh output lacks %q", want)
+	}
+	if !strings.Contains(out, "last lines of") {
+		t.Errorf("up.sh did not show the dead process's log tail")
+	}
+	assertGone(t, p)
+}
+
+// TestUpRefuses covers what up.sh checks before it starts anything: every
+// case must fail fast with a message that says what is wrong.
+func TestUpRefuses(t *testing.T) {
+	bin, _ := binaries(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	// A block whose front proxy port (offset 0) is the one held above.
+	takenBase := takenPort - offFrontProxy
+	if takenBase+numPorts-1 > 65535 {
+		t.Fatalf("listener port %d too high to build a block on", takenPort)
+	}
+
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"port base too low", []string{"UP_PORT_BASE=80"}, "UP_PORT_BASE=80: want a port number from 1024"},
+		{"port base not a number", []string{"UP_PORT_BASE=abc"}, "UP_PORT_BASE=abc"},
+		{"zero rate", []string{"UP_LOAD_RATE=0"}, "UP_LOAD_RATE=0: want a positive number"},
+		{"rate above the load generator's limit", []string{"UP_LOAD_RATE=20001"}, "UP_LOAD_RATE=20001: want a positive number of requests per second up to 10000"},
+		{"duration without unit", []string{"UP_LOAD_DURATION=5"}, "UP_LOAD_DURATION=5: want a Go duration"},
+		{"missing binaries", []string{"UP_BIN_DIR=" + t.TempDir()}, "hopwatch-proxy is missing: run `make build`"},
+		{"port taken", []string{"UP_PORT_BASE=" + strconv.Itoa(takenBase)},
+			fmt.Sprintf("%d (front_proxy) is in use by", takenPort)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := append([]string{"UP_BIN_DIR=" + bin, "UP_JAEGER=0"}, tc.env...)
+			p := startScript(t, env...)
+			if code := p.exitCode(t, 30*time.Second); code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if out := p.out.String(); !strings.Contains(out, tc.want) {
+				t.Errorf("output lacks %q:\n%s", tc.want, out)
+			}
+			if pids := p.startedPIDs(); len(pids) != 0 {
+				t.Errorf("up.sh started processes before refusing: %v", pids)
+			}
+		})
+	}
+}
+
+func TestParseExposition(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    []sample
+		wantErr bool
+	}{
+		{in: "# TYPE x counter\nx 3\n", want: []sample{{name: "x", labels: map[string]string{}, value: 3}}},
+		{in: `y{a="1",b="q\"uote"} 2.5`, want: []sample{{name: "y", labels: map[string]string{"a": "1", "b": `q\"uote`}, value: 2.5}}},
+		{in: "z{le=\"+Inf\"} +Inf\n", want: []sample{{name: "z", labels: map[string]string{"le": "+Inf"}, value: math.Inf(1)}}},
+		{in: "novalue", wantErr: true},
+		{in: "x notanumber", wantErr: true},
+	} {
+		got, err := parseExposition(tc.in)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("parseExposition(%q) error = %v, want error %v", tc.in, err, tc.wantErr)
+			continue
+		}
+		if tc.wantErr {
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("parseExposition(%q) = %v, want %v", tc.in, got, tc.want)
+			continue
+		}
+		for i := range got {
+			g, w := got[i], tc.want[i]
+			if g.name != w.name || fmt.Sprint(g.labels) != fmt.Sprint(w.labels) || g.value != w.value {
+				t.Errorf("parseExposition(%q)[%d] = %+v, want %+v", tc.in, i, g, w)
+			}
+		}
+	}
+	if v, ok := find([]sample{
+		{name: "m", labels: map[string]string{"c": "a", "code": "200"}, value: 2},
+		{name: "m", labels: map[string]string{"c": "a", "code": "503"}, value: 3},
+		{name: "m", labels: map[string]string{"c": "b", "code": "200"}, value: 7},
+	}, "m", map[string]string{"c": "a"}); !ok || v != 5 {
+		t.Errorf("find summed %v (found %v), want 5", v, ok)
+	}
+}
