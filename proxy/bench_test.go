@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/hopwatch/hopwatch/proxy"
+	"github.com/hopwatch/hopwatch/tracing"
 )
 
 // benchConfig is the bench/proxy setup in process: one listener, one
@@ -59,7 +62,7 @@ func drainUDP(b *testing.B) string {
 }
 
 // startBenchProxy starts an in-process proxy for a benchmark.
-func startBenchProxy(b *testing.B, yaml string) *proxy.Server {
+func startBenchProxy(b *testing.B, yaml string, opts ...proxy.Option) *proxy.Server {
 	b.Helper()
 	dir := b.TempDir()
 	path := filepath.Join(dir, "proxy.yaml")
@@ -67,7 +70,7 @@ func startBenchProxy(b *testing.B, yaml string) *proxy.Server {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	srv, err := proxy.New(path, slog.New(slog.DiscardHandler))
+	srv, err := proxy.New(path, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,6 +126,57 @@ func BenchmarkProxyRequest(b *testing.B) {
 				}
 			}
 			get() // connect outside the measurement
+			b.ReportAllocs()
+			for b.Loop() {
+				get()
+			}
+		})
+	}
+}
+
+// discardExporter accepts and forgets spans, so that a benchmark measures
+// what making spans costs the request path, not a collector.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// BenchmarkProxyTracing measures the same keep-alive GET as
+// BenchmarkProxyRequest with tracing off, sampling 1% and 100% (spans
+// exported to a discarding exporter). Requests carry no trace context, so
+// the 1% case pays for the sampling decision and an unsampled traceparent
+// on most requests and for two recorded spans on one in a hundred.
+func BenchmarkProxyTracing(b *testing.B) {
+	body := strings.Repeat("x", 128)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, body)
+	}))
+	b.Cleanup(up.Close)
+	for _, tc := range []struct{ name, tracing string }{
+		{"tracing=off", ""},
+		{"tracing=1%", "tracing: {sampling_ratio: 0.01}"},
+		{"tracing=100%", "tracing: {sampling_ratio: 1}"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			yaml := strings.NewReplacer("{{STATS}}", tc.tracing, "{{UP}}", up.Listener.Addr().String()).Replace(benchConfig)
+			srv := startBenchProxy(b, yaml, proxy.WithTracingOptions(tracing.WithExporter(discardExporter{}),
+				tracing.WithLookupEnv(func(string) (string, bool) { return "", false })))
+			url := "http://" + srv.ListenerAddr("bench").String() + "/"
+			tr := &http.Transport{MaxIdleConnsPerHost: 1}
+			b.Cleanup(tr.CloseIdleConnections)
+			client := &http.Client{Transport: tr}
+			get := func() {
+				res, err := client.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK || n != int64(len(body)) {
+					b.Fatalf("status %d, %d body bytes; want 200 and %d", res.StatusCode, n, len(body))
+				}
+			}
+			get()
 			b.ReportAllocs()
 			for b.Loop() {
 				get()

@@ -29,6 +29,8 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/listener"
 	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/stats"
+	"github.com/hopwatch/hopwatch/proxy/tracer"
+	"github.com/hopwatch/hopwatch/tracing"
 )
 
 // Version is hopwatch-proxy's version, reported by /server_info.
@@ -56,6 +58,18 @@ type Server struct {
 	server        *stats.ServerStats
 	flusher       *stats.Flusher
 
+	// tracer is the current tracing (nil when off), built from tracingCfg;
+	// retiring holds tracers replaced by a reload and not yet shut down.
+	// retiredSent and retiredDropped are the final counts of the ones shut
+	// down, which tracerStats (nil without tracing or stats) adds to.
+	tracer         *tracer.Tracer
+	tracingCfg     tracing.Config
+	tracingOpts    []tracing.Option
+	retiring       map[*tracer.Tracer]bool
+	retiredSent    uint64
+	retiredDropped uint64
+	tracerStats    *stats.TracerStats
+
 	draining     atomic.Bool
 	healthFailed atomic.Bool
 	started      time.Time
@@ -81,7 +95,7 @@ type liveListener struct {
 type accessLogKey struct{ path, format, text string }
 
 // New loads the configuration at path. It does not start anything.
-func New(path string, log *slog.Logger) (*Server, error) {
+func New(path string, log *slog.Logger, opts ...Option) (*Server, error) {
 	// Stamp first: an edit racing with the load then shows as a change.
 	stamp := statFile(path)
 	cfg, err := config.Load(path)
@@ -92,7 +106,12 @@ func New(path string, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: stats_config: %w", path, err)
 	}
-	return &Server{path: path, log: log, cfg: cfg, store: store, statsDisabled: cfg.StatsConfig.Disabled, listeners: map[string]*liveListener{}, logs: map[accessLogKey]*accesslog.FileLogger{}, loadedStamp: stamp}, nil
+	s := &Server{path: path, log: log, cfg: cfg, store: store, statsDisabled: cfg.StatsConfig.Disabled, listeners: map[string]*liveListener{}, logs: map[accessLogKey]*accesslog.FileLogger{}, loadedStamp: stamp,
+		retiring: map[*tracer.Tracer]bool{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Stats returns the stats store.
@@ -105,24 +124,31 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = time.Now()
 	s.server = s.store.ServerStats()
 	s.server.Live.Set(1)
-	clusters, err := cluster.NewManagerWithOptions(ctx, s.cfg.Clusters, nil, s.log, cluster.Options{DialObserver: s.dialObserver()})
+	clusters, err := cluster.NewManagerWithOptions(ctx, s.cfg.Clusters, nil, s.log, cluster.Options{DialObserver: s.dialObserver(s.cfg.Clusters)})
 	if err != nil {
 		return err
 	}
 	s.clusters = clusters
-	if err := s.startFlusher(ctx); err != nil {
+	if err := s.startTracing(ctx); err != nil {
 		clusters.Close()
 		return err
 	}
+	if err := s.startFlusher(ctx); err != nil {
+		clusters.Close()
+		s.stopTracingLocked()
+		return err
+	}
 	go s.refreshMembership(ctx)
+	go s.refreshTracerStats(ctx)
 	s.setCertExpiry()
 	if err := s.startAdmin(ctx); err != nil {
 		clusters.Close()
+		s.stopTracingLocked()
 		return err
 	}
 	for i := range s.cfg.Listeners {
 		lc := &s.cfg.Listeners[i]
-		snap, err := s.snapshot(lc, clusters)
+		snap, err := s.snapshot(lc, clusters, s.tracer)
 		if err != nil {
 			s.stopLocked(ctx)
 			return err
@@ -173,7 +199,7 @@ func (s *Server) ListenerAddr(name string) net.Addr {
 }
 
 // snapshot compiles one listener's request-handling configuration.
-func (s *Server) snapshot(lc *config.Listener, clusters *cluster.Manager) (*connmgr.Snapshot, error) {
+func (s *Server) snapshot(lc *config.Listener, clusters *cluster.Manager, tr *tracer.Tracer) (*connmgr.Snapshot, error) {
 	table, err := route.NewTable(lc.VirtualHosts, route.Options{NodeHostname: s.cfg.Node.ID})
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
@@ -191,7 +217,7 @@ func (s *Server) snapshot(lc *config.Listener, clusters *cluster.Manager) (*conn
 		}
 		logs = append(logs, fl)
 	}
-	snap := &connmgr.Snapshot{Listener: lc, Routes: table, Clusters: clusters, Stats: s.requestStats(lc, table)}
+	snap := &connmgr.Snapshot{Listener: lc, Routes: table, Clusters: clusters, Stats: s.requestStats(lc, table), Tracer: tr}
 	switch len(logs) {
 	case 0:
 	case 1:
@@ -242,18 +268,33 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 		s.log.Warn("stats_sinks and stats_config changes take effect on restart; the running stats sinks are kept")
 		cfg.StatsSinks, cfg.StatsConfig = s.cfg.StatsSinks, s.cfg.StatsConfig
 	}
-	clusters, err := cluster.NewManagerWithOptions(ctx, cfg.Clusters, s.clusters, s.log, cluster.Options{DialObserver: s.dialObserver()})
+	tr, tc, tracingChanged, err := s.reloadTracer(ctx, cfg)
 	if err != nil {
+		return err
+	}
+	// A provider built for this reload is shut down if the reload fails.
+	discardTracer := func() {
+		if tracingChanged && tr != nil {
+			s.shutdownProvider(tr)
+		}
+	}
+	clusters, err := cluster.NewManagerWithOptions(ctx, cfg.Clusters, s.clusters, s.log, cluster.Options{DialObserver: s.dialObserver(cfg.Clusters)})
+	if err != nil {
+		discardTracer()
 		return err
 	}
 	// Compile every snapshot before touching anything, so that a bad
 	// listener leaves the running configuration whole.
 	snaps := make([]*connmgr.Snapshot, len(cfg.Listeners))
 	for i := range cfg.Listeners {
-		if snaps[i], err = s.snapshot(&cfg.Listeners[i], clusters); err != nil {
+		if snaps[i], err = s.snapshot(&cfg.Listeners[i], clusters, tr); err != nil {
 			clusters.Close()
+			discardTracer()
 			return err
 		}
+	}
+	if tracingChanged {
+		s.swapTracer(tr, tc)
 	}
 	keep := map[string]bool{}
 	for i := range cfg.Listeners {
@@ -365,6 +406,9 @@ func (s *Server) stopLocked(ctx context.Context) {
 	if s.clusters != nil {
 		s.clusters.Close()
 	}
+	// After the listeners: every span has ended. Before the flusher, so
+	// that its last flush has the final span counts.
+	s.stopTracingLocked()
 	if s.flusher != nil {
 		// Close sends what the last interval counted.
 		_ = s.flusher.Close()

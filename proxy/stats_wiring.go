@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/hopwatch/hopwatch/proxy/cluster"
@@ -100,8 +101,71 @@ func (s *Server) requestStats(lc *config.Listener, table *route.Table) *connmgr.
 	return st
 }
 
-// dialStats counts upstream connection attempts in their cluster's stats.
-type dialStats struct{ store *stats.Store }
+// dialStats counts upstream connections in their cluster's stats: attempts
+// and connect times through DialDone, and each established connection's
+// bytes, lifetime and close through WrapConn.
+type dialStats struct {
+	store *stats.Store
+	// http2 names the clusters that speak HTTP/2 upstream (http2, h2c).
+	http2 map[string]bool
+}
+
+// WrapConn implements cluster.ConnObserver.
+func (d dialStats) WrapConn(clusterName string, c net.Conn) net.Conn {
+	cs := d.store.ClusterStats(clusterName)
+	cs.UpstreamCxActive.Inc()
+	if d.http2[clusterName] {
+		cs.UpstreamCxHTTP2Total.Inc()
+	} else {
+		cs.UpstreamCxHTTP1Total.Inc()
+	}
+	return &upstreamConn{Conn: c, cs: cs, start: time.Now()}
+}
+
+// upstreamConn counts one upstream connection's bytes and its end.
+type upstreamConn struct {
+	net.Conn
+	cs    *stats.ClusterStats
+	start time.Time
+	// remoteClosed records that a read failed before we closed: the
+	// upstream (or the network) ended the connection.
+	remoteClosed atomic.Bool
+	closed       atomic.Bool
+}
+
+func (c *upstreamConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.cs.UpstreamCxRxBytesTotal.Add(uint64(n))
+	}
+	if err != nil && !c.closed.Load() {
+		c.remoteClosed.Store(true)
+	}
+	return n, err
+}
+
+func (c *upstreamConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.cs.UpstreamCxTxBytesTotal.Add(uint64(n))
+	}
+	return n, err
+}
+
+func (c *upstreamConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		cs := c.cs
+		cs.UpstreamCxActive.Dec()
+		cs.UpstreamCxDestroy.Inc()
+		if c.remoteClosed.Load() {
+			cs.UpstreamCxDestroyRemote.Inc()
+		} else {
+			cs.UpstreamCxDestroyLocal.Inc()
+		}
+		cs.UpstreamCxLengthMs.Record(uint64(max(time.Since(c.start).Milliseconds(), 0)))
+	}
+	return c.Conn.Close()
+}
 
 // DialDone implements cluster.DialObserver.
 func (d dialStats) DialDone(_ context.Context, clusterName, _ string, elapsed time.Duration, err error) {
@@ -168,11 +232,15 @@ func (s *Server) updateMembership() {
 }
 
 // dialObserver returns the upstream connection counter, nil with stats off.
-func (s *Server) dialObserver() cluster.DialObserver {
+func (s *Server) dialObserver(clusters []config.Cluster) cluster.DialObserver {
 	if !s.statsOn() {
 		return nil
 	}
-	return dialStats{s.store}
+	ds := dialStats{store: s.store, http2: map[string]bool{}}
+	for _, c := range clusters {
+		ds.http2[c.Name] = c.Protocol == "http2" || c.Protocol == "h2c"
+	}
+	return ds
 }
 
 // setListenerHTTPStats names listener.<address>.http.<prefix>.* once the

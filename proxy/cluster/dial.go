@@ -50,6 +50,17 @@ type DialObserver interface {
 	DialDone(ctx context.Context, cluster, addr string, elapsed time.Duration, err error)
 }
 
+// ConnObserver is an optional extension of DialObserver: when the observer
+// implements it, every established upstream connection is passed through
+// WrapConn, so that its bytes and its close can be counted (Envoy's
+// upstream_cx_active, upstream_cx_destroy*, upstream_cx_length_ms and
+// upstream_cx_{rx,tx}_bytes_total). For TLS clusters the TCP connection
+// beneath TLS is wrapped, so net/http still gets the *tls.Conn it needs to
+// detect HTTP/2, and the bytes counted are the bytes on the wire.
+type ConnObserver interface {
+	WrapConn(cluster string, c net.Conn) net.Conn
+}
+
 // dialer makes a cluster's upstream connections. It is the one place where
 // hopwatch connects to an upstream, so that every connection is bounded by
 // connect_timeout, classified as a ConnectError on failure and observed.
@@ -94,7 +105,18 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		err = d.connectError(ctx, addr, err)
 	}
 	d.observe(ctx, addr, start, err)
-	return conn, err
+	if err != nil {
+		return nil, err
+	}
+	return d.wrap(conn), nil
+}
+
+// wrap hands an established connection to the ConnObserver, if any.
+func (d *dialer) wrap(c net.Conn) net.Conn {
+	if co, ok := d.observer.(ConnObserver); ok {
+		return co.WrapConn(d.cluster, c)
+	}
+	return c
 }
 
 // DialTLSContext is http.Transport.DialTLSContext for TLS clusters. It does
@@ -118,6 +140,7 @@ func (d *dialer) dialTLS(ctx context.Context, network, addr string) (net.Conn, e
 	if err != nil {
 		return nil, err
 	}
+	raw = d.wrap(raw)
 	cfg := d.tls.Clone()
 	if cfg.ServerName == "" {
 		cfg.ServerName = d.serverName(addr)

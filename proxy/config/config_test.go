@@ -199,7 +199,50 @@ func TestParseErrors(t *testing.T) {
 		{
 			"unknown root key",
 			minimal + "bogus: 1\n",
-			[]string{`test.yaml:14:1: unknown field "bogus"; allowed: admin, clusters, lifecycle, listeners, node, stats_config, stats_sinks`},
+			[]string{`test.yaml:14:1: unknown field "bogus"; allowed: admin, clusters, lifecycle, listeners, node, stats_config, stats_sinks, tracing`},
+		},
+		{
+			"tracing: an unsupported protocol, through tracing.Config.Validate",
+			minimal + "tracing:\n  protocol: udp\n",
+			[]string{`test.yaml:15:13: tracing.protocol: "udp" is not supported; use "grpc" or "http/protobuf"`},
+		},
+		{
+			"tracing: several Validate errors, each at its own line",
+			minimal + "tracing:\n  sampling_ratio: 1.5\n  propagators: [tracecontext, zipkin]\n  batch: {max_queue_size: 10, max_export_batch_size: 20}\n",
+			[]string{
+				`test.yaml:15:19: tracing.sampling_ratio: 1.5 is outside [0, 1]`,
+				`test.yaml:16:31: tracing.propagators[1]: "zipkin" is not supported; use one of b3, b3multi, baggage, jaeger, none, tracecontext`,
+				`test.yaml:17:54: tracing.batch.max_export_batch_size: 20 is larger than batch.max_queue_size 10`,
+			},
+		},
+		{
+			"tracing: a bad duration (encoding.TextUnmarshaler)",
+			minimal + "tracing:\n  batch:\n    schedule_delay: 5\n",
+			[]string{`test.yaml:16:21: tracing.batch.schedule_delay: expected a duration such as "250ms" or "5s", got "5"`},
+		},
+		{
+			"tracing: a duration that is not a scalar",
+			minimal + "tracing:\n  batch:\n    export_timeout: [5s]\n",
+			[]string{`test.yaml:16:21: tracing.batch.export_timeout: expected a scalar value, got a list`},
+		},
+		{
+			"tracing: resource_attributes must be a mapping",
+			minimal + "tracing:\n  resource_attributes: [team]\n",
+			[]string{`test.yaml:15:24: tracing.resource_attributes: expected a mapping, got a list`},
+		},
+		{
+			"tracing: resource_attributes entries",
+			minimal + "tracing:\n  resource_attributes:\n    team: core\n    deployment.environment: [prod]\n    team: edge\n    \"\": x\n",
+			[]string{
+				`test.yaml:16:5: tracing.resource_attributes: empty key`,
+				`test.yaml:17:29: tracing.resource_attributes["deployment.environment"]: expected a string, got a list`,
+				`test.yaml:18:5: tracing.resource_attributes["team"]: duplicate key "team" (first defined at line 16)`,
+			},
+		},
+		{
+			"route decorator without an operation",
+			edit(t, "route: {cluster: c}", "route: {cluster: c}\n            decorator: {operation: \"\"}"),
+			[]string{`test.yaml:11:36: listeners[0].virtual_hosts[0].routes[0].decorator.operation: required: the span name for requests this route matches`},
 		},
 		{
 			"inline fields are allowed keys",
@@ -613,6 +656,61 @@ func TestRedacted(t *testing.T) {
 	got.Listeners = nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("redacted copy differs outside listeners")
+	}
+}
+
+// TestTracingSection decodes a full tracing section: a string map, the
+// tracing package's own Duration type (an encoding.TextUnmarshaler), and a
+// route decorator; the redacted copy shares no map with the original, and
+// the section survives a YAML round trip.
+func TestTracingSection(t *testing.T) {
+	src := edit(t, "route: {cluster: c}", "route: {cluster: c}\n            decorator: {operation: checkout}") + `tracing:
+  service_name: edge
+  endpoint: "http://127.0.0.1:4318/v1/traces"
+  protocol: http/protobuf
+  sampling_ratio: 0.25
+  propagators: [tracecontext, b3]
+  resource_attributes: {team: core, "deployment.environment": prod}
+  batch: {schedule_delay: 250ms, export_timeout: 2s, max_queue_size: 100}
+`
+	c := mustParse(t, src)
+	tc := c.Tracing
+	if tc == nil {
+		t.Fatal("tracing section not decoded")
+	}
+	if tc.ServiceName != "edge" || tc.Protocol != "http/protobuf" || tc.SamplingRatio == nil || *tc.SamplingRatio != 0.25 ||
+		!reflect.DeepEqual(tc.Propagators, []string{"tracecontext", "b3"}) {
+		t.Errorf("tracing = %+v", tc)
+	}
+	if want := map[string]string{"team": "core", "deployment.environment": "prod"}; !reflect.DeepEqual(tc.ResourceAttributes, want) {
+		t.Errorf("resource_attributes = %v, want %v", tc.ResourceAttributes, want)
+	}
+	if tc.Batch.ScheduleDelay.D() != 250*time.Millisecond || tc.Batch.ExportTimeout.D() != 2*time.Second || tc.Batch.MaxQueueSize != 100 {
+		t.Errorf("batch = %+v", tc.Batch)
+	}
+	if d := c.Listeners[0].VirtualHosts[0].Routes[0].Decorator; d == nil || d.Operation != "checkout" {
+		t.Errorf("decorator = %+v", d)
+	}
+	if mustParse(t, minimal).Tracing != nil {
+		t.Error("tracing must stay nil (off) when the section is absent")
+	}
+
+	r := c.Redacted()
+	r.Tracing.ResourceAttributes["team"] = "changed"
+	if tc.ResourceAttributes["team"] != "core" {
+		t.Error("the redacted copy shares its resource_attributes map with the original")
+	}
+
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse(out, "dump.yaml")
+	if err != nil {
+		t.Fatalf("re-parse: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(c2.Tracing, c.Tracing) {
+		t.Errorf("round trip changed tracing:\n%+v\n%+v", c2.Tracing, c.Tracing)
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -220,7 +221,10 @@ func (d *decoder) countNode(n *yaml.Node, path string) bool {
 	return true
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType        = reflect.TypeFor[Duration]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
 
 // decode stores node n into v, which describes the field at path.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
@@ -284,6 +288,10 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		d.duration(n, v, path)
 		return
 	}
+	if reflect.PointerTo(v.Type()).Implements(textUnmarshalerType) {
+		d.text(n, v, path)
+		return
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
@@ -301,6 +309,16 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			d.decode(item, s.Index(i), indexPath(path, i))
 		}
 		v.Set(s)
+	case reflect.Map:
+		if v.Type().Key().Kind() != reflect.String {
+			d.fail(n, path, "internal error: cannot decode into %s (map keys must be strings)", v.Type())
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			d.fail(n, path, "expected a mapping, got %s", describe(n))
+			return
+		}
+		d.mapEntries(n, v, path)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			d.fail(n, path, "expected a string, got %s", describe(n))
@@ -352,6 +370,57 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	v.SetInt(int64(dur))
+}
+
+// text decodes a scalar into a type that parses itself
+// (encoding.TextUnmarshaler, such as tracing.Duration), reporting its
+// error at the node.
+func (d *decoder) text(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(n, path, "expected a scalar value, got %s", describe(n))
+		return
+	}
+	p := reflect.New(v.Type())
+	if err := p.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
+		d.fail(n, path, "%v", err)
+		return
+	}
+	v.Set(p.Elem())
+}
+
+// mapEntries decodes a YAML mapping into the string-keyed map v. Keys are
+// free-form (resource attribute names such as "deployment.environment"), so
+// an entry's path quotes its key: tracing.resource_attributes["team"]. A
+// repeated key is an error, as in structs; merge keys are not supported in
+// maps, since nothing needs them there.
+func (d *decoder) mapEntries(n *yaml.Node, v reflect.Value, path string) {
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content) && !d.aborted; i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.AliasNode && k.Alias != nil {
+			k = k.Alias
+		}
+		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" {
+			d.fail(k, path, "a key here must be a plain string, got %s", describe(k))
+			continue
+		}
+		kp := mapKeyPath(path, k.Value)
+		if line, dup := seen[k.Value]; dup {
+			d.add(k.Line, k.Column, kp, fmt.Sprintf("duplicate key %q (first defined at line %d)", k.Value, line))
+			continue
+		}
+		seen[k.Value] = k.Line
+		ev := reflect.New(v.Type().Elem()).Elem()
+		d.decode(val, ev, kp)
+		if d.failed[kp] {
+			continue
+		}
+		key := reflect.New(v.Type().Key()).Elem()
+		key.SetString(k.Value)
+		m.SetMapIndex(key, ev)
+	}
+	v.Set(m)
 }
 
 // mapping decodes a YAML mapping into struct v. seen maps each key decoded

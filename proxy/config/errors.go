@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -86,8 +87,18 @@ func indexPath(parent string, i int) string {
 	return fmt.Sprintf("%s[%d]", parent, i)
 }
 
+// mapKeyPath is the path of the entry key of the map at parent.
+func mapKeyPath(parent, key string) string {
+	return parent + "[" + strconv.Quote(key) + "]"
+}
+
 // parentPath strips the last ".name" or "[i]" from a path; "" has no parent.
 func parentPath(p string) string {
+	if strings.HasSuffix(p, `"]`) {
+		if i := strings.LastIndex(p, `["`); i >= 0 {
+			return p[:i]
+		}
+	}
 	if strings.HasSuffix(p, "]") {
 		if i := strings.LastIndexByte(p, '['); i >= 0 {
 			return p[:i]

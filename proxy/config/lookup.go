@@ -29,7 +29,8 @@ func (c *Config) Redacted() *Config {
 
 // deepCopy copies src into dst, allocating new pointers and slices so that
 // the two share no memory. Config holds only structs, pointers, slices and
-// plain values, which is all this handles.
+// plain values, and the string-keyed maps of tracing, which is all this
+// handles.
 func deepCopy(dst, src reflect.Value) {
 	switch src.Kind() {
 	case reflect.Pointer:
@@ -48,6 +49,18 @@ func deepCopy(dst, src reflect.Value) {
 			deepCopy(s.Index(i), src.Index(i))
 		}
 		dst.Set(s)
+	case reflect.Map:
+		if src.IsNil() {
+			return
+		}
+		m := reflect.MakeMapWithSize(src.Type(), src.Len())
+		iter := src.MapRange()
+		for iter.Next() {
+			v := reflect.New(src.Type().Elem()).Elem()
+			deepCopy(v, iter.Value())
+			m.SetMapIndex(iter.Key(), v)
+		}
+		dst.Set(m)
 	case reflect.Struct:
 		for i := range src.NumField() {
 			if dst.Field(i).CanSet() {

@@ -7,6 +7,8 @@
 // that a hand-written file stays short. docs/config.md is the reference.
 package config
 
+import "github.com/hopwatch/hopwatch/tracing"
+
 // Config is the root of a hopwatch-proxy configuration file.
 type Config struct {
 	// Node identifies this proxy instance in stats, logs and spans.
@@ -26,6 +28,13 @@ type Config struct {
 	// and DogStatsD sinks send them. Empty: stats are kept for the admin
 	// endpoints only.
 	StatsSinks []StatsSink `yaml:"stats_sinks"`
+	// Tracing turns on OpenTelemetry tracing: a server span per downstream
+	// request and a client span per upstream attempt, exported over OTLP.
+	// Absent: tracing is off and costs nothing on the request path. Every
+	// field is optional (tracing: {} exports to localhost:4317); OTEL_*
+	// environment variables fill the fields left unset. See
+	// tracing.Config and docs/config.md.
+	Tracing *tracing.Config `yaml:"tracing"`
 }
 
 // StatsConfig tunes the stats store.
@@ -220,6 +229,15 @@ type Route struct {
 	HeadersMutation `yaml:",inline"`
 	// StatPrefix enables per-route stats under vhost.<vh>.route.<stat_prefix>.
 	StatPrefix string `yaml:"stat_prefix"`
+	// Decorator names the server span of requests this route matches
+	// (Envoy's route decorator). Default: the request's :authority.
+	Decorator *Decorator `yaml:"decorator"`
+}
+
+// Decorator is Envoy's route decorator.
+type Decorator struct {
+	// Operation is the span name. Required.
+	Operation string `yaml:"operation"`
 }
 
 // RouteMatch selects requests. Exactly one of Prefix, Path and SafeRegex is

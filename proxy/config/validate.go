@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hopwatch/hopwatch/tracing"
 )
 
 // Allowed values of enumerated fields, in the order the docs list them.
@@ -129,7 +131,49 @@ func (v *validator) config(c *Config) {
 		}
 	}
 	v.stats(c)
+	v.tracing(c.Tracing)
 	v.durations("", reflect.ValueOf(c).Elem())
+}
+
+// tracing checks the tracing section with tracing.Config's own rules, so
+// that the proxy and the tracing package never disagree on what is valid.
+// Its errors start with the YAML field they are about ("protocol: ...",
+// "batch.schedule_delay: ..."), which is turned into a path under tracing.
+// to find the line.
+func (v *validator) tracing(t *tracing.Config) {
+	if t == nil {
+		return
+	}
+	err := t.Validate()
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		msg := e.Error()
+		path := "tracing"
+		if field, rest, ok := strings.Cut(msg, ": "); ok && isFieldPath(field) {
+			path, msg = "tracing."+field, rest
+		}
+		v.errorf(path, "%s", msg)
+	}
+}
+
+// isFieldPath reports whether s looks like a YAML field path such as
+// "batch.max_queue_size" or "propagators[2]".
+func isFieldPath(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '[' || r == ']') {
+			return false
+		}
+	}
+	return true
 }
 
 // stats checks stats_config and stats_sinks.
@@ -434,6 +478,9 @@ func (v *validator) route(rp string, r *Route) {
 	}
 	v.headersMutation(rp, &r.HeadersMutation)
 	v.name(fieldPath(rp, "stat_prefix"), r.StatPrefix, false)
+	if d := r.Decorator; d != nil && strings.TrimSpace(d.Operation) == "" {
+		v.errorf(fieldPath(rp, "decorator.operation"), "required: the span name for requests this route matches")
+	}
 }
 
 // setNames returns the names whose flag is set, sorted.

@@ -10,6 +10,7 @@
 package connmgr
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -27,8 +28,11 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/router"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
+	"github.com/hopwatch/hopwatch/proxy/tracer"
 
 	"math/rand/v2"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Snapshot is one listener's complete, immutable request-handling
@@ -44,6 +48,10 @@ type Snapshot struct {
 	AccessLog accesslog.Logger
 	// Stats are the listener's stats; nil when stats are off.
 	Stats *Stats
+	// Tracer makes the requests' spans; nil when tracing is off. A reload
+	// that changes tracing gives new snapshots a new Tracer, while requests
+	// already running finish on the old one.
+	Tracer *tracer.Tracer
 }
 
 // Stats are the stats a listener's requests update. Everything is created
@@ -91,6 +99,10 @@ type stream struct {
 	rw   responseWriter
 	vars route.Vars
 	fwd  router.Request
+	// span is the server span (nil when tracing is off) and traceCtx the
+	// context holding it, the parent of the attempts' client spans.
+	span     trace.Span
+	traceCtx context.Context
 }
 
 var streamPool = sync.Pool{New: func() any { return new(stream) }}
@@ -137,6 +149,10 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	info.ResponseHeaders = rw.Header()
 	if st != nil {
 		st.requestFinished(info, outcome.Abort)
+	}
+	if s.span != nil {
+		// Before the access log: it prints the IDs EndServer fills in.
+		snap.Tracer.EndServer(s.span, info, outcome.Abort)
 	}
 	if snap.AccessLog != nil {
 		snap.AccessLog.Log(info)
@@ -209,6 +225,9 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 	info.RequestID = rid
 	info.RequestHeaders = h
 	prepare := m.prepare(lc, rid, snap.Stats)
+	if snap.Tracer != nil {
+		m.startSpan(s, req, snap, rid, fwd.Internal)
+	}
 
 	vh := snap.Routes.SelectVirtualHost(req.Host)
 	var rt *route.Route
@@ -227,6 +246,10 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 	}
 	info.VirtualHost = vh.Name
 	info.RouteName = rt.Name
+	if rt.Operation != "" && s.span != nil {
+		// Envoy's route decorator: the route names the span.
+		s.span.SetName(rt.Operation)
+	}
 
 	switch rt.Action {
 	case route.ActionDirectResponse:
@@ -285,8 +308,36 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 		ServerName:        serverName,
 		PrepareResponse:   prepare,
 		Upgrade:           upgrade,
+		Tracer:            snap.Tracer,
+		TraceContext:      s.traceCtx,
 	}
 	return router.Forward(w, &s.fwd)
+}
+
+// startSpan starts the request's server span and counts the tracing
+// decision in http.<prefix>.tracing.*.
+func (m *Manager) startSpan(s *stream, req *http.Request, snap *Snapshot, rid string, internal bool) {
+	var reason tracer.Reason
+	s.traceCtx, s.span, reason = snap.Tracer.StartServer(req.Context(), tracer.Inbound{
+		Header:    req.Header,
+		RequestID: rid,
+		Internal:  internal,
+		Name:      tracer.SpanName(req.Host),
+	})
+	if snap.Stats == nil {
+		return
+	}
+	ts := &snap.Stats.HTTP.Tracing
+	switch reason {
+	case tracer.Sampling:
+		ts.RandomSampling.Inc()
+	case tracer.ServiceForced:
+		ts.ServiceForced.Inc()
+	case tracer.ClientForced:
+		ts.ClientEnabled.Inc()
+	default:
+		ts.NotTraceable.Inc()
+	}
 }
 
 // prepare returns the last edit made to every response's headers: the

@@ -68,6 +68,9 @@ type Route struct {
 	// StatPrefix enables per-route stats (vhost.<vh>.route.<stat_prefix>);
 	// empty when per-route stats are off.
 	StatPrefix string
+	// Operation names the server span of requests the route matches (its
+	// decorator); empty for the default name.
+	Operation string
 	// Action is what the route does.
 	Action Action
 	// VirtualHost is the virtual host that owns the route.
@@ -110,6 +113,9 @@ type Route struct {
 
 func compileRoute(cr *config.Route, vh *VirtualHost, path string, opts Options) (*Route, error) {
 	rt := &Route{Name: cr.Name, StatPrefix: cr.StatPrefix, VirtualHost: vh}
+	if cr.Decorator != nil {
+		rt.Operation = cr.Decorator.Operation
+	}
 	var err error
 	if rt.match, err = compileMatch(&cr.Match, path+".match"); err != nil {
 		return nil, err

@@ -113,7 +113,7 @@ func TestRouteDefaultsAndInheritance(t *testing.T) {
 			{Name: "custom", Match: config.RouteMatch{Path: sp("/c")}, Route: &config.RouteAction{
 				Cluster: "c", Timeout: durp(0), IdleTimeout: durp(int64(3 * time.Second)), MaxReplayBufferBytes: ip(0),
 				RetryPolicy: &config.RetryPolicy{RetryOn: []string{"5xx"}, NumRetries: ip(3)}, HostRewriteLiteral: "upstream.internal",
-			}},
+			}, Decorator: &config.Decorator{Operation: "custom-op"}},
 			{Name: "auto", Match: config.RouteMatch{Path: sp("/a")}, Route: &config.RouteAction{Cluster: "c", AutoHostRewrite: true, Timeout: durp(int64(time.Second))}},
 			{Name: "direct", Match: config.RouteMatch{Prefix: sp("/")}, DirectResponse: &config.DirectResponseAction{Status: 404, Body: "no route\n"}},
 		},
@@ -121,13 +121,16 @@ func TestRouteDefaultsAndInheritance(t *testing.T) {
 	vh := tbl.SelectVirtualHost("x")
 	d := vh.Match(req("/d"))
 	if d.Action != ActionRoute || d.Timeout != 15*time.Second || d.HasIdleTimeout || d.ReplayBufferLimit != 65536 ||
-		d.StatPrefix != "d" || d.VirtualHost != vh || d.HostRewrite != "" || d.AutoHostRewrite {
+		d.StatPrefix != "d" || d.VirtualHost != vh || d.HostRewrite != "" || d.AutoHostRewrite || d.Operation != "" {
 		t.Errorf("defaults: %+v", d)
 	}
 	if d.Retry == nil || d.Retry != vh.Retry || d.Retry.On != retry.OnConnectFailure {
 		t.Errorf("route without a policy does not inherit the virtual host's: %+v", d.Retry)
 	}
 	c := vh.Match(req("/c"))
+	if c.Operation != "custom-op" {
+		t.Errorf("decorator operation = %q, want custom-op", c.Operation)
+	}
 	if c.Timeout != 0 || !c.HasIdleTimeout || c.IdleTimeout != 3*time.Second || c.ReplayBufferLimit != 0 || c.HostRewrite != "upstream.internal" {
 		t.Errorf("custom: %+v", c)
 	}

@@ -24,6 +24,9 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
+	"github.com/hopwatch/hopwatch/proxy/tracer"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Causes attached to cancelled upstream contexts, so that a failed attempt
@@ -65,6 +68,10 @@ type Request struct {
 	Stats *UpstreamStats
 	// RouteStats are the route's opt-in stats (vhost.<vh>.route.<prefix>.); nil when off.
 	RouteStats *stats.RouteStats
+	// Tracer starts a client span for each attempt, a child of the server
+	// span in TraceContext; nil when tracing is off.
+	Tracer       *tracer.Tracer
+	TraceContext context.Context
 }
 
 // UpstreamStats are the stats that requests forwarded to one cluster update.
@@ -167,11 +174,30 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 		if single {
 			armRouteTimer(a.cancel)
 		}
+		hdr := fr.Header
+		if fr.Tracer != nil && attempt > 1 {
+			// Each attempt carries its own span context, but an abandoned
+			// attempt's transport may still be writing the previous
+			// header map: write this one's into a copy.
+			hdr = fr.Header.Clone()
+		}
+		out := a.request(fr, host, hdr, reqBody, n)
+		if fr.Tracer != nil {
+			a.span = fr.Tracer.StartClient(fr.TraceContext, tracer.Outbound{
+				Header: hdr, Cluster: fr.Cluster.Name(), HostAddress: host.Address(),
+				Method: out.Method, Path: out.URL.Path, RequestID: info.RequestID, Attempt: attempt,
+			})
+		}
 		attemptStart := time.Now()
 		host.BeginRequest()
 		fr.beginAttempt()
-		res, err := fr.Cluster.Transport().RoundTrip(a.request(fr, host, reqBody, n))
+		res, err := fr.Cluster.Transport().RoundTrip(out)
 		failure, cause := classify(a.ctx, reqCtx, down.Context(), err)
+		if err == nil {
+			a.status = res.StatusCode
+		} else {
+			a.failure = describeFailure(failure, cause)
+		}
 
 		retriesLeft := attempt <= policy.NumRetries && body.replayable
 		if err == nil {
@@ -196,14 +222,17 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 				routeTimer.Stop()
 			}
 			a.stopPerTry()
-			var out Outcome
+			var outcome Outcome
 			if res.StatusCode == http.StatusSwitchingProtocols {
-				out = tunnel(w, fr, res)
+				outcome = tunnel(w, fr, res)
 			} else {
-				out = respond(w, fr, res, a)
+				outcome = respond(w, fr, res, a)
+			}
+			if outcome.Abort {
+				a.failure = "response aborted: " + info.ResponseFlags.String()
 			}
 			a.finish(fr, host)
-			return out
+			return outcome
 		}
 
 		a.finish(fr, host)
@@ -243,13 +272,20 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 	}
 }
 
-// attempt is one upstream try: its context, per-try timer and stream idle timer.
+// attempt is one upstream try: its context, per-try timer, stream idle
+// timer and client span.
 type attempt struct {
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
 	perTry    *time.Timer
 	idle      time.Duration
 	idleTimer *time.Timer
+
+	// span is the attempt's client span (nil when tracing is off or the
+	// request is not sampled); status and failure are what it records.
+	span    trace.Span
+	status  int
+	failure string
 }
 
 func newAttempt(reqCtx context.Context, fr *Request, host *cluster.Host, perTry time.Duration) *attempt {
@@ -265,8 +301,8 @@ func newAttempt(reqCtx context.Context, fr *Request, host *cluster.Host, perTry 
 	return a
 }
 
-// request builds the outgoing request for host.
-func (a *attempt) request(fr *Request, host *cluster.Host, body io.ReadCloser, n int64) *http.Request {
+// request builds the outgoing request for host, with header set h.
+func (a *attempt) request(fr *Request, host *cluster.Host, h http.Header, body io.ReadCloser, n int64) *http.Request {
 	down := fr.Downstream
 	path := down.URL.Path
 	rawPath := down.URL.RawPath
@@ -286,7 +322,7 @@ func (a *attempt) request(fr *Request, host *cluster.Host, body io.ReadCloser, n
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        fr.Header,
+		Header:        h,
 		Body:          body,
 		ContentLength: n,
 		Host:          authority,
@@ -319,6 +355,7 @@ func (a *attempt) progress() {
 }
 
 func (a *attempt) finish(fr *Request, host *cluster.Host) {
+	tracer.EndClient(a.span, a.status, a.failure)
 	fr.endAttempt()
 	a.stopPerTry()
 	if a.idleTimer != nil {
@@ -329,6 +366,21 @@ func (a *attempt) finish(fr *Request, host *cluster.Host) {
 }
 
 type failureCause int
+
+// describeFailure says why an attempt got no response, for its span.
+func describeFailure(f retry.Failure, c failureCause) string {
+	switch c {
+	case causeDownstreamGone:
+		return "downstream disconnected"
+	case causeRouteTimeout:
+		return "route timeout"
+	case causePerTryTimeout:
+		return "per-try timeout"
+	case causeIdleTimeout:
+		return "stream idle timeout"
+	}
+	return "upstream " + f.String()
+}
 
 const (
 	causeNone failureCause = iota

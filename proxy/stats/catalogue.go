@@ -68,6 +68,7 @@ func Catalogue() []Family {
 		{zoneScope, &ZoneStats{}},
 		{routeScope, &RouteStats{}},
 		{serverScope, &ServerStats{}},
+		{tracerScope, &TracerStats{}},
 		{rootScope, &selfStats{}},
 	} {
 		b.fill(reflect.ValueOf(sc.typ).Elem(), templateScope(sc.def))
@@ -86,6 +87,7 @@ type scopeDef struct {
 var (
 	rootScope     = scopeDef{}
 	serverScope   = scopeDef{flat: "server.", ext: "server."}
+	tracerScope   = scopeDef{flat: "tracing.opentelemetry.", ext: "tracing.opentelemetry."}
 	clusterScope  = scopeDef{flat: "cluster.{envoy.cluster_name}.", ext: "cluster.", params: []string{TagClusterName}, tags: []string{TagClusterName}}
 	zoneScope     = scopeDef{flat: "cluster.{envoy.cluster_name}.zone.{from_zone}.{to_zone}.", ext: "cluster.zone.{from_zone}.{to_zone}.", params: []string{TagClusterName, ParamFromZone, ParamToZone}, tags: []string{TagClusterName}}
 	httpScope     = scopeDef{flat: "http.{envoy.http_conn_manager_prefix}.", ext: "http.", params: []string{TagHTTPConnManager}, tags: []string{TagHTTPConnManager}}

@@ -238,6 +238,14 @@ type TracingStats struct {
 	HealthCheck    *Counter `stat:"health_check" help:"Health check requests, never traced"`
 }
 
+// TracerStats are Envoy's tracing.opentelemetry.* counters: what became of
+// the sampled spans the proxy ended. They exist only while tracing is
+// configured.
+type TracerStats struct {
+	SpansSent    *Counter `stat:"spans_sent" help:"Spans the OTLP collector accepted"`
+	SpansDropped *Counter `stat:"spans_dropped" help:"Spans that will never reach the collector: the export queue was full, or the export failed or timed out"`
+}
+
 // ListenerStats are Envoy's listener.<address>.* stats.
 type ListenerStats struct {
 	DownstreamCxTotal      *Counter   `stat:"downstream_cx_total" help:"Total connections accepted"`

@@ -210,6 +210,16 @@ func (s *Store) ServerStats() *ServerStats {
 	})
 }
 
+// TracerStats returns tracing.opentelemetry.*. The proxy asks for them only
+// when tracing is configured, so a proxy without tracing lists none.
+func (s *Store) TracerStats() *TracerStats {
+	return lookup(s, "tracer", func(b *builder) *TracerStats {
+		v := &TracerStats{}
+		b.fill(reflect.ValueOf(v).Elem(), newScope(tracerScope))
+		return v
+	})
+}
+
 // SetDaysUntilFirstCertExpiring sets server.days_until_first_cert_expiring.
 func (v *ServerStats) SetDaysUntilFirstCertExpiring(days uint64) {
 	v.DaysUntilFirstCertExpiring.Set(days)

@@ -200,6 +200,7 @@ func TestCatalogueMatchesStore(t *testing.T) {
 	s.ListenerHTTPStats("1.2.3.4:5", "p")
 	s.RouteStats("v", "r")
 	s.ServerStats()
+	s.TracerStats()
 	used := map[string]bool{}
 	var all []Stat
 	for _, c := range s.Counters() {
