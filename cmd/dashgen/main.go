@@ -1,0 +1,73 @@
+// Command dashgen writes hopwatch's Grafana dashboards (built in Go by
+// package dashboards) to dashboards/generated/*.json, their layout previews
+// to dashboards/preview/*.png, and Grafana's provisioning files (a dashboard
+// provider and a Prometheus datasource) to deploy/grafana/provisioning/.
+// `make dashboards` runs it from the repository root.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hopwatch/hopwatch/dashboards"
+	"github.com/hopwatch/hopwatch/dashboards/render"
+)
+
+func main() {
+	out := flag.String("out", "dashboards/generated", "directory for the dashboard JSON files")
+	preview := flag.String("preview", "dashboards/preview", "directory for the layout preview PNGs (empty: none)")
+	prov := flag.String("provisioning", "deploy/grafana/provisioning", "Grafana provisioning directory to write the provider and datasource into (empty: none)")
+	dashPath := flag.String("provider-path", "/var/lib/grafana/dashboards/hopwatch", "where Grafana reads the dashboard JSON, as Grafana sees it (the provider's options.path)")
+	promURL := flag.String("prometheus-url", "http://127.0.0.1:9090", "URL of the provisioned Prometheus datasource")
+	jaeger := flag.String("jaeger-url", "http://127.0.0.1:16686", "Jaeger UI that latency panels link to")
+	flag.Parse()
+	if err := run(*out, *preview, *prov, *dashPath, *promURL, *jaeger); err != nil {
+		slog.Error("dashgen failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(out, preview, prov, dashPath, promURL, jaeger string) error {
+	ds, err := dashboards.All(dashboards.Options{JaegerURL: jaeger})
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{}
+	for _, d := range ds {
+		b, err := d.JSON()
+		if err != nil {
+			return err
+		}
+		files[filepath.Join(out, d.File)] = b
+		if preview != "" {
+			img, err := render.PNG(d.Model)
+			if err != nil {
+				return err
+			}
+			files[filepath.Join(preview, strings.TrimSuffix(d.File, ".json")+".png")] = img
+		}
+	}
+	if prov != "" {
+		p, err := dashboards.Provisioning(dashboards.ProvisioningOptions{DashboardsPath: dashPath, PrometheusURL: promURL})
+		if err != nil {
+			return err
+		}
+		for name, b := range p {
+			files[filepath.Join(prov, name)] = b
+		}
+	}
+	for path, b := range files {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // G301: committed source directories, readable by all
+			return fmt.Errorf("dashgen: %w", err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil { //nolint:gosec // G306: committed files that Grafana must be able to read
+			return fmt.Errorf("dashgen: %w", err)
+		}
+	}
+	fmt.Printf("dashgen: wrote %d dashboards to %s\n", len(ds), out)
+	return nil
+}

@@ -1,0 +1,325 @@
+package dashboards
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/prometheus/prometheus/promql/parser"
+	"gopkg.in/yaml.v3"
+
+	"github.com/hopwatch/hopwatch/dashboards/lint"
+	"github.com/hopwatch/hopwatch/dashboards/render"
+	"github.com/hopwatch/hopwatch/proxy/stats"
+	"github.com/hopwatch/hopwatch/sink"
+)
+
+func build(t *testing.T) []Dashboard {
+	t.Helper()
+	ds, err := All(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+func committed(t *testing.T, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("generated", file))
+	if err != nil {
+		t.Fatalf("%v (run `make dashboards`)", err)
+	}
+	return b
+}
+
+// TestGeneratedUpToDate fails when dashboards/generated differs from what
+// the builders produce: the committed JSON is what users import.
+func TestGeneratedUpToDate(t *testing.T) {
+	var want []string
+	for _, d := range build(t) {
+		want = append(want, d.File)
+		got, err := d.JSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, committed(t, d.File)) {
+			t.Errorf("dashboards/generated/%s is stale: run `make dashboards` and commit the result", d.File)
+		}
+		img, err := render.PNG(d.Model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimSuffix(d.File, ".json") + ".png"
+		if prev, err := os.ReadFile(filepath.Join("preview", name)); err != nil || !bytes.Equal(prev, img) {
+			t.Errorf("dashboards/preview/%s is missing or stale (%v): run `make dashboards`", name, err)
+		}
+	}
+	files, err := filepath.Glob("generated/*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !slices.Contains(want, filepath.Base(f)) {
+			t.Errorf("%s is not produced by any builder: delete it", f)
+		}
+	}
+}
+
+// TestProvisioningUpToDate checks the committed provisioning files against
+// what dashgen writes with its default flags, and that they are YAML with
+// the fields Grafana needs.
+func TestProvisioningUpToDate(t *testing.T) {
+	files, err := Provisioning(ProvisioningOptions{DashboardsPath: "/var/lib/grafana/dashboards/hopwatch", PrometheusURL: "http://127.0.0.1:9090"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range files {
+		got, err := os.ReadFile(filepath.Join("..", "deploy", "grafana", "provisioning", name))
+		if err != nil {
+			t.Fatalf("%v (run `make dashboards`)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("deploy/grafana/provisioning/%s is stale: run `make dashboards`", name)
+		}
+		var doc struct {
+			APIVersion  int              `yaml:"apiVersion"`
+			Providers   []map[string]any `yaml:"providers"`
+			Datasources []map[string]any `yaml:"datasources"`
+		}
+		if err := yaml.Unmarshal(got, &doc); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if doc.APIVersion != 1 || len(doc.Providers)+len(doc.Datasources) != 1 {
+			t.Errorf("%s: want apiVersion 1 and one provider or datasource, got %+v", name, doc)
+		}
+		if len(doc.Datasources) == 1 && (doc.Datasources[0]["uid"] != DatasourceUID || doc.Datasources[0]["type"] != "prometheus") {
+			t.Errorf("%s: datasource must be type prometheus with uid %q, got %v", name, DatasourceUID, doc.Datasources[0])
+		}
+	}
+	if _, err := Provisioning(ProvisioningOptions{DashboardsPath: "a\"b", PrometheusURL: "x"}); err == nil {
+		t.Error("a path with a quote was accepted")
+	}
+}
+
+func isCounter() func(string) bool {
+	counters := map[string]bool{}
+	for _, f := range stats.Catalogue() {
+		if f.Kind == stats.KindCounter {
+			counters[f.PrometheusName] = true
+		}
+	}
+	for _, m := range sink.SelfMetrics() {
+		if m.Counter {
+			counters[m.Name] = true
+		}
+	}
+	return func(name string) bool {
+		if strings.HasPrefix(name, "~") {
+			for c := range counters {
+				if strings.Contains(c, "{") && namePattern(c) == name[1:] {
+					return true
+				}
+			}
+			return false
+		}
+		return counters[name]
+	}
+}
+
+// TestLintCommitted runs the dashboard-linter rules over the committed JSON.
+func TestLintCommitted(t *testing.T) {
+	for _, d := range build(t) {
+		problems, err := lint.Lint(committed(t, d.File), lint.Config{IsCounter: isCounter()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s: %s", d.File, p)
+		}
+	}
+}
+
+// TestRoundTrip decodes every committed dashboard with the SDK's
+// unmarshaller (which dispatches panels and queries to their plugin types)
+// and encodes it again: nothing may be lost. Each panel is also decoded with
+// the SDK's strict unmarshaller, which rejects unknown or mistyped fields.
+// (Dashboard.UnmarshalJSONStrict itself cannot be used in v0.0.22: a panel
+// that decodes cleanly returns a nil cog.BuildErrors inside a non-nil
+// error, and PanelOrRowPanel then drops the panel.)
+func TestRoundTrip(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	var bogus dashboard.Panel
+	if err := bogus.UnmarshalJSONStrict([]byte(`{"type":"timeseries","bogus":1}`)); err == nil || err.Error() == "" {
+		t.Fatal("the strict unmarshaller accepted an unknown field; this test would prove nothing")
+	}
+	for _, d := range build(t) {
+		raw := committed(t, d.File)
+		var m dashboard.Dashboard //nolint:staticcheck // SA1019: v1 on purpose
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Errorf("%s: unmarshal: %v", d.File, err)
+			continue
+		}
+		again, err := Dashboard{File: d.File, Model: m}.JSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !jsonEqual(t, raw, again) {
+			t.Errorf("%s: round trip through the SDK changed the dashboard", d.File)
+		}
+		var panels struct {
+			Panels []json.RawMessage `json:"panels"`
+		}
+		if err := json.Unmarshal(raw, &panels); err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range panels.Panels {
+			var sp dashboard.Panel
+			if err := sp.UnmarshalJSONStrict(p); err != nil && err.Error() != "" {
+				t.Errorf("%s: panel %d: strict unmarshal: %v", d.File, i, err)
+			}
+		}
+	}
+}
+
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	ja, _ := json.Marshal(x)
+	jb, _ := json.Marshal(y)
+	return bytes.Equal(ja, jb)
+}
+
+// catalogued is every name a query may use: proxy families (histograms
+// with their _bucket, _sum and _count series), zone families as the regex
+// the query builder makes of them, and the sink's self-metrics.
+func catalogued() map[string]bool {
+	names := map[string]bool{}
+	for _, f := range stats.Catalogue() {
+		n := f.PrometheusName
+		if strings.Contains(n, "{") {
+			names["~"+namePattern(n)] = true
+			n = namePattern(n)
+		}
+		names[n] = true
+		if f.Kind == stats.KindHistogram {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				names[n+s] = true
+				if strings.Contains(f.PrometheusName, "{") {
+					names["~"+namePattern(f.PrometheusName+s)] = true
+				}
+			}
+		}
+	}
+	for _, m := range sink.SelfMetrics() {
+		names[m.Name] = true
+	}
+	return names
+}
+
+// TestQueriesUseCataloguedNames: every selector in every panel and variable
+// names a catalogued metric.
+func TestQueriesUseCataloguedNames(t *testing.T) {
+	names := catalogued()
+	for _, d := range build(t) {
+		ld, err := lint.Parse(committed(t, d.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var exprs []string
+		for _, p := range ld.Panels {
+			for _, tg := range p.Targets {
+				exprs = append(exprs, tg.Expr)
+			}
+		}
+		for _, v := range ld.Templating.List {
+			if v.Type == "query" {
+				q := v.QueryString()
+				exprs = append(exprs, strings.TrimSuffix(strings.TrimPrefix(q[:strings.LastIndexByte(q, ',')], "label_values("), ")"))
+			}
+		}
+		for _, e := range exprs {
+			pe, err := lint.ParseExpr(e)
+			if err != nil {
+				t.Errorf("%s: %q: %v", d.File, e, err)
+				continue
+			}
+			parser.Inspect(pe, func(n parser.Node, _ []parser.Node) error {
+				if vs, ok := n.(*parser.VectorSelector); ok {
+					if name := lint.SelectorName(vs); !names[name] {
+						t.Errorf("%s: %q uses %q, which is not in the stats catalogue or sink.SelfMetrics", d.File, e, name)
+					}
+				}
+				return nil
+			})
+		}
+	}
+}
+
+// TestDashboardRules checks the rules of the issue that the linter does
+// not: uids, tags, variables per dashboard, thresholds on success-rate and
+// latency panels, Jaeger links on latency panels, links between dashboards
+// that carry the variables.
+func TestDashboardRules(t *testing.T) {
+	wantVars := map[string][]string{
+		UIDOverview: {VarDatasource, VarJob, VarInstance, VarConnManager},
+		UIDUpstream: {VarDatasource, VarJob, VarInstance, VarCluster},
+		UIDCanary:   {VarDatasource, VarJob, VarInstance, VarCluster},
+		UIDZones:    {VarDatasource, VarJob, VarInstance, VarCluster},
+		UIDSink:     {VarDatasource, VarJob, VarInstance},
+	}
+	var uids []string
+	for _, d := range build(t) {
+		raw := committed(t, d.File)
+		ld, err := lint.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids = append(uids, ld.UID)
+		var vars []string
+		for _, v := range ld.Templating.List {
+			vars = append(vars, v.Name)
+		}
+		if want, ok := wantVars[ld.UID]; !ok || !slices.Equal(vars, want) {
+			t.Errorf("%s: variables %v, want %v", ld.UID, vars, want)
+		}
+		if !slices.Contains(d.Model.Tags, Tag) {
+			t.Errorf("%s: tags %v lack %q", ld.UID, d.Model.Tags, Tag)
+		}
+		if len(d.Model.Links) != 1 || !d.Model.Links[0].IncludeVars || !d.Model.Links[0].KeepTime || !slices.Equal(d.Model.Links[0].Tags, []string{Tag}) {
+			t.Errorf("%s: want one link to the %q dashboards that keeps time and variables, got %+v", ld.UID, Tag, d.Model.Links)
+		}
+		for _, p := range ld.Panels {
+			unit := p.FieldConfig.Defaults.Unit
+			steps := 0
+			if th := p.FieldConfig.Defaults.Thresholds; th != nil {
+				steps = len(th.Steps)
+			}
+			lower := strings.ToLower(p.Title)
+			if (strings.Contains(lower, "success rate") || strings.Contains(lower, "latency")) && steps < 3 {
+				t.Errorf("%s panel %q: success-rate and latency panels need graded thresholds, got %d steps", ld.UID, p.Title, steps)
+			}
+			if unit == unitMillis && strings.Contains(lower, "latency") && p.Type == "timeseries" {
+				if !slices.ContainsFunc(p.FieldConfig.Defaults.Links, func(l lint.Link) bool {
+					return strings.Contains(l.URL, "/search?service=")
+				}) {
+					t.Errorf("%s panel %q: latency panel without a Jaeger search link", ld.UID, p.Title)
+				}
+			}
+		}
+	}
+	if want := []string{UIDOverview, UIDUpstream, UIDCanary, UIDZones, UIDSink}; !slices.Equal(uids, want) {
+		t.Errorf("uids %v, want %v (uids are stable: links and bookmarks use them)", uids, want)
+	}
+}

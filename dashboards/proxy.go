@@ -1,0 +1,89 @@
+package dashboards
+
+import "github.com/hopwatch/hopwatch/proxy/stats"
+
+// Stable dashboard uids: links and bookmarks use them, so they never change.
+const (
+	UIDOverview = "hopwatch-proxy-overview"
+	UIDUpstream = "hopwatch-upstream-clusters"
+	UIDCanary   = "hopwatch-canary"
+	UIDZones    = "hopwatch-zones"
+	UIDSink     = "hopwatch-statsd-sink"
+)
+
+// Label names, rendered from the catalogue's tag names.
+var (
+	lblCluster  = promIdent(stats.TagClusterName)
+	lblConnMgr  = promIdent(stats.TagHTTPConnManager)
+	lblListener = promIdent(stats.TagListenerAddress)
+	lblClass    = promIdent(stats.TagResponseCodeClass)
+	lblCode     = promIdent(stats.TagResponseCode)
+)
+
+// Response class matchers: "success" excluding 4xx counts 4xx as success
+// (the client's fault); including 4xx counts them as failures.
+var (
+	classNot5xx  = lblClass + `=~"[1-4]"`
+	classNot4or5 = lblClass + `=~"[1-3]"`
+)
+
+func proxyOverview(c *catalog, opts Options) board {
+	s := scope{vars: []string{VarConnManager}}
+	rqTotal := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_rq_total")
+	rqXX := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_rq_{envoy.response_code_class}xx")
+	rqTime := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_rq_time")
+	cxActive := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_cx_active")
+	rqActive := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_rq_active")
+	lsnXX := c.stat("listener.{envoy.listener_address}.http.{envoy.http_conn_manager_prefix}.downstream_rq_{envoy.response_code_class}xx")
+	lsnCx := c.stat("listener.{envoy.listener_address}.downstream_cx_active")
+	lsnOverflow := c.stat("listener.{envoy.listener_address}.downstream_cx_overflow")
+	cm := []string{lblConnMgr}
+	ratio := func(num, den string) string { return num + " / " + den }
+	return board{
+		uid: UIDOverview, file: "proxy-overview.json", title: "hopwatch / Proxy overview",
+		description: "Downstream traffic through every hopwatch proxy: rate, success, latency, concurrency and response classes, per listener, connection manager prefix and instance.",
+		tags:        []string{"proxy", "envoy"},
+		vars:        []string{VarConnManager},
+		anchor:      rqTotal,
+		panels: []panel{
+			{title: "Downstream request rate", unit: unitReqPerSec, w: 8,
+				description: "Requests per second received by each HTTP connection manager (http.<prefix>.downstream_rq_total).",
+				targets:     []target{{c.rate(s, rqTotal, cm), "{{" + lblConnMgr + "}}"}}},
+			{title: "Success rate (4xx count as success)", unit: unitPercent, w: 8, thresholds: successSteps, min: ptr(0.0), max: ptr(1.0),
+				description: "Share of responses that are not 5xx: the proxy's and upstreams' own failures. Below 99 % is amber, below 95 % red.",
+				targets:     []target{{ratio(c.rate(s, rqXX, cm, classNot5xx), c.rate(s, rqXX, cm)), "{{" + lblConnMgr + "}}"}}},
+			{title: "Success rate (4xx count as failure)", unit: unitPercent, w: 8, thresholds: successSteps, min: ptr(0.0), max: ptr(1.0),
+				description: "Share of responses that are 1xx–3xx. A gap to the panel on the left is client errors (4xx): bad requests, missing routes, rate limits.",
+				targets:     []target{{ratio(c.rate(s, rqXX, cm, classNot4or5), c.rate(s, rqXX, cm)), "{{" + lblConnMgr + "}}"}}},
+			{title: "Downstream latency p50 / p90 / p99", unit: unitMillis, w: 12, thresholds: latencySteps,
+				description: "Quantiles of downstream_rq_time, from the first byte received to the last byte sent, per connection manager. Amber from 250 ms, red from 1 s. Click a series for its traces in Jaeger.",
+				links:       []link{jaegerLink(opts, lblConnMgr)},
+				targets: []target{
+					{c.quantile(s, 0.5, rqTime, cm), "p50 {{" + lblConnMgr + "}}"},
+					{c.quantile(s, 0.9, rqTime, cm), "p90 {{" + lblConnMgr + "}}"},
+					{c.quantile(s, 0.99, rqTime, cm), "p99 {{" + lblConnMgr + "}}"},
+				}},
+			{title: "Responses by code class", unit: unitReqPerSec, w: 12,
+				description: "Responses per second by status class (downstream_rq_1xx … 5xx). 5xx are the proxy's or upstreams' failures, 4xx the clients'.",
+				targets:     []target{{c.rate(s, rqXX, []string{lblConnMgr, lblClass}), "{{" + lblClass + "}}xx {{" + lblConnMgr + "}}"}}},
+			{title: "Active downstream connections", unit: unitCount, w: 8,
+				description: "Open downstream connections per connection manager (downstream_cx_active).",
+				targets:     []target{{c.gauge(s, cxActive, cm), "{{" + lblConnMgr + "}}"}}},
+			{title: "Active downstream requests", unit: unitCount, w: 8,
+				description: "Requests in flight per connection manager (downstream_rq_active). Growth without more traffic means a slow upstream.",
+				targets:     []target{{c.gauge(s, rqActive, cm), "{{" + lblConnMgr + "}}"}}},
+			{title: "Requests per instance", unit: unitReqPerSec, w: 8,
+				description: "Requests per second by scrape target (instance) and connection manager, to spot one proxy taking more than its share.",
+				targets:     []target{{c.rate(s, rqTotal, []string{VarInstance, lblConnMgr}), "{{" + VarInstance + "}} {{" + lblConnMgr + "}}"}}},
+			{title: "Responses per listener", unit: unitReqPerSec, w: 8,
+				description: "Responses per second by listener address and status class (listener.<address>.http.<prefix>.downstream_rq_<class>xx).",
+				targets:     []target{{c.rate(s, lsnXX, []string{lblListener, lblClass}), "{{" + lblListener + "}} {{" + lblClass + "}}xx"}}},
+			{title: "Active connections per listener", unit: unitCount, w: 8,
+				description: "Open connections per listener address (listener.<address>.downstream_cx_active).",
+				targets:     []target{{c.gauge(s, lsnCx, []string{lblListener}), "{{" + lblListener + "}}"}}},
+			{title: "Listener connection overflow", unit: unitOpsPerSec, w: 8, thresholds: []step{{0, "green"}, {0.001, "red"}},
+				description: "Connections refused per second because the listener reached max_connections (downstream_cx_overflow). Anything above zero means clients are being turned away.",
+				targets:     []target{{c.rate(s, lsnOverflow, []string{lblListener}), "{{" + lblListener + "}}"}}},
+		},
+	}
+}

@@ -1,0 +1,173 @@
+package dashboards
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hopwatch/hopwatch/proxy/stats"
+	"github.com/hopwatch/hopwatch/sink"
+)
+
+// Variable names shared by every dashboard. Keeping them equal across
+// dashboards is what lets a link carry the chosen cluster over.
+const (
+	VarDatasource  = "datasource"
+	VarJob         = "job"
+	VarInstance    = "instance"
+	VarCluster     = "envoy_cluster_name"
+	VarConnManager = "envoy_http_conn_manager_prefix"
+)
+
+// RateInterval is the range every rate, irate and increase uses.
+const RateInterval = "$__rate_interval"
+
+// metric is a catalogued metric: a proxy stat family or a sink
+// self-metric, reduced to what a query needs.
+type metric struct {
+	name    string // Prometheus name (for histograms, without _bucket)
+	kind    stats.Kind
+	labels  []string // label names, le excluded
+	pattern bool     // name has placeholders ({from_zone}); matched by regex on __name__
+}
+
+// catalog finds metrics by their catalogue key and remembers lookups that
+// failed, so a dashboard that names a stat the catalogue lacks fails to build.
+type catalog struct {
+	proxy map[string]stats.Family
+	errs  []error
+}
+
+func newCatalog() *catalog {
+	c := &catalog{proxy: map[string]stats.Family{}}
+	for _, f := range stats.Catalogue() {
+		c.proxy[f.Name] = f
+	}
+	return c
+}
+
+// stat returns the proxy family whose Envoy flat-name template is name
+// (cluster.{envoy.cluster_name}.upstream_rq_completed).
+func (c *catalog) stat(name string) metric {
+	f, ok := c.proxy[name]
+	if !ok {
+		c.errs = append(c.errs, fmt.Errorf("dashboards: stat %q is not in proxy/stats.Catalogue()", name))
+		return metric{name: "missing_" + promIdent(name), kind: stats.KindGauge}
+	}
+	m := metric{name: f.PrometheusName, kind: f.Kind, labels: f.PrometheusLabels}
+	if strings.Contains(f.PrometheusName, "{") {
+		m.pattern = true
+	}
+	return m
+}
+
+// self returns the sink self-metric called name.
+func (c *catalog) self(name string) metric {
+	s, ok := sink.LookupSelfMetric(name)
+	if !ok {
+		c.errs = append(c.errs, fmt.Errorf("dashboards: self-metric %q is not in sink.SelfMetrics()", name))
+		return metric{name: "missing_" + promIdent(name), kind: stats.KindGauge}
+	}
+	k := stats.KindGauge
+	if s.Counter {
+		k = stats.KindCounter
+	}
+	return metric{name: s.Name, kind: k, labels: s.Labels}
+}
+
+func promIdent(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// scope is the set of variables a dashboard defines; selectors filter on
+// those that the metric carries as labels.
+type scope struct {
+	vars []string // label variables besides job and instance
+}
+
+// selector renders m's series selector: name plus the job and instance
+// matchers every query carries, plus a matcher for each dashboard variable
+// that m has as a label, plus extra matchers.
+func (s scope) selector(m metric, suffix string, extra ...string) string {
+	var ms []string
+	name := m.name + suffix
+	if m.pattern {
+		ms = append(ms, `__name__=~"`+namePattern(name)+`"`)
+	}
+	ms = append(ms, VarJob+`=~"$`+VarJob+`"`, VarInstance+`=~"$`+VarInstance+`"`)
+	for _, v := range s.vars {
+		if slices.Contains(m.labels, v) {
+			ms = append(ms, v+`=~"$`+v+`"`)
+		}
+	}
+	ms = append(ms, extra...)
+	if m.pattern {
+		return "{" + strings.Join(ms, ", ") + "}"
+	}
+	return name + "{" + strings.Join(ms, ", ") + "}"
+}
+
+// namePattern turns envoy_cluster_zone_{from_zone}_{to_zone}_upstream_rq
+// into a regex with one capture group per placeholder.
+func namePattern(name string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(name, '{')
+		if i < 0 {
+			b.WriteString(name)
+			return b.String()
+		}
+		j := strings.IndexByte(name[i:], '}')
+		b.WriteString(name[:i])
+		b.WriteString("(.+)")
+		name = name[i+j+1:]
+	}
+}
+
+func by(labels []string) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	return " by (" + strings.Join(labels, ", ") + ")"
+}
+
+// rate is sum by (labels) (rate(counter[$__rate_interval])). Only counters
+// may be rated; anything else is recorded as an error.
+func (c *catalog) rate(s scope, m metric, groupBy []string, extra ...string) string {
+	if m.kind != stats.KindCounter {
+		c.errs = append(c.errs, fmt.Errorf("dashboards: rate over %s, which is a %s, not a counter", m.name, m.kind))
+	}
+	return "sum" + by(groupBy) + " (rate(" + s.selector(m, "", extra...) + "[" + RateInterval + "]))"
+}
+
+// increase is sum by (labels) (increase(counter[$__rate_interval])).
+func (c *catalog) increase(s scope, m metric, groupBy []string, extra ...string) string {
+	if m.kind != stats.KindCounter {
+		c.errs = append(c.errs, fmt.Errorf("dashboards: increase over %s, which is a %s, not a counter", m.name, m.kind))
+	}
+	return "sum" + by(groupBy) + " (increase(" + s.selector(m, "", extra...) + "[" + RateInterval + "]))"
+}
+
+// gauge is sum by (labels) (gauge). Counters are refused: they are only
+// meaningful inside rate, irate or increase.
+func (c *catalog) gauge(s scope, m metric, groupBy []string, extra ...string) string {
+	if m.kind != stats.KindGauge {
+		c.errs = append(c.errs, fmt.Errorf("dashboards: %s is a %s, not a gauge", m.name, m.kind))
+	}
+	return "sum" + by(groupBy) + " (" + s.selector(m, "", extra...) + ")"
+}
+
+// quantile is histogram_quantile over a catalogued histogram's buckets.
+func (c *catalog) quantile(s scope, q float64, m metric, groupBy []string) string {
+	if m.kind != stats.KindHistogram {
+		c.errs = append(c.errs, fmt.Errorf("dashboards: quantile over %s, which is a %s, not a histogram", m.name, m.kind))
+	}
+	return "histogram_quantile(" + strconv.FormatFloat(q, 'f', -1, 64) + ", sum" + by(append([]string{"le"}, groupBy...)) +
+		" (rate(" + s.selector(m, "_bucket") + "[" + RateInterval + "])))"
+}

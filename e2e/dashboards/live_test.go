@@ -1,0 +1,558 @@
+// Package dashboards_test is the live proof of the generated dashboards:
+// it runs the local pipeline (deploy/local/up.sh) on a free block of
+// loopback ports, adds a probe proxy whose config makes the conditions the
+// panels are about happen (canary hosts, a second zone, a refused endpoint,
+// timeouts, a listener connection limit), starts the real Prometheus
+// (bin/prometheus, built by `make tools`) scraping the sink, and then runs
+// every query of every panel and every variable, with the variables
+// substituted, against Prometheus's HTTP API. Each must return data, except
+// the few listed in cannotFeed with the reason.
+package dashboards_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hopwatch/hopwatch/dashboards/lint"
+)
+
+// cannotFeed lists the queries (dashboard uid / panel title / refId) that
+// the pipeline cannot produce yet, with the reason. The test fails when one
+// of them returns data after all, so the list cannot go stale.
+var cannotFeed = map[string]string{
+	"hopwatch-upstream-clusters/Connection failures/B":   "upstream_cx_connect_timeout needs an endpoint that drops SYNs; tests may only reach loopback, where a closed port refuses at once (connect_fail, query A, is fed)",
+	"hopwatch-upstream-clusters/Connection overflow/A":   "upstream_cx_overflow is counted by circuit breakers, which are not built yet",
+	"hopwatch-upstream-clusters/Connection overflow/B":   "upstream_cx_pool_overflow is counted by connection-pool limits (circuit breakers), not built yet",
+	"hopwatch-upstream-clusters/Pending requests/A":      "the proxy has no pending-request queue yet (connection pool limits are part of circuit breakers): upstream_rq_pending_active is never set",
+	"hopwatch-upstream-clusters/Pending overflow/A":      "upstream_rq_pending_overflow needs the max_pending_requests circuit breaker, not built yet",
+	"hopwatch-upstream-clusters/Retries/C":               "upstream_rq_retry_overflow needs the max_retries circuit breaker or a retry budget, not built yet",
+	"hopwatch-upstream-clusters/Health check failures/A": "active health checks are not built yet",
+	"hopwatch-upstream-clusters/Health check failures/B": "active health checks are not built yet",
+	"hopwatch-upstream-clusters/Outlier ejections/A":     "outlier detection is not built yet (ejections_active is never set)",
+	"hopwatch-upstream-clusters/Outlier ejections/B":     "outlier detection is not built yet",
+	"hopwatch-upstream-clusters/Open circuit breakers/A": "circuit breakers are not built yet (their *_open gauges are never set)",
+	"hopwatch-upstream-clusters/Open circuit breakers/B": "circuit breakers are not built yet",
+	"hopwatch-upstream-clusters/Open circuit breakers/C": "circuit breakers are not built yet",
+	"hopwatch-upstream-clusters/Open circuit breakers/D": "circuit breakers are not built yet",
+	"hopwatch-zones/Cross-zone share/A":                  "zone-aware routing is not built yet: lb_zone_routing_* are never counted",
+	"hopwatch-zones/Zone routing counters/A":             "zone-aware routing is not built yet",
+	"hopwatch-zones/Zone routing counters/B":             "zone-aware routing is not built yet",
+	"hopwatch-zones/Zone routing counters/C":             "zone-aware routing is not built yet",
+	"hopwatch-zones/Zone routing counters/D":             "zone-aware routing is not built yet",
+	"hopwatch-zones/Zone routing counters/E":             "zone-aware routing is not built yet",
+	"hopwatch-zones/Zone routing counters/F":             "zone-aware routing is not built yet",
+}
+
+// numPorts and the offsets follow port_names in deploy/local/up.sh.
+const (
+	numPorts      = 17
+	offCatalogApp = 9
+	offInvApp     = 10
+	offStatsd     = 11
+	offSinkWeb    = 12
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// sinkSeriesBudget is the per-metric budget the test's sink runs with, low
+// enough that the test can exceed it without flooding Prometheus.
+const sinkSeriesBudget = 2000
+
+// buildBinaries builds the pipeline's binaries into dir and wraps
+// statsd-sink so that up.sh starts it with a small cardinality budget.
+func buildBinaries(t *testing.T, root, dir string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/hopwatch-proxy", "./cmd/statsd-sink", "./cmd/demo")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	real := filepath.Join(dir, "statsd-sink.real")
+	if err := os.Rename(filepath.Join(dir, "statsd-sink"), real); err != nil {
+		t.Fatal(err)
+	}
+	wrapper := "#!/bin/sh\nexec " + strconv.Quote(real) + " --sink.max-series-per-metric=" + strconv.Itoa(sinkSeriesBudget) + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "statsd-sink"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func blockFree(base, n int) bool {
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			_ = c.Close()
+		}
+	}()
+	for i := range n {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))
+		if err != nil {
+			return false
+		}
+		closers = append(closers, ln)
+	}
+	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+offStatsd)))
+	if err != nil {
+		return false
+	}
+	closers = append(closers, pc)
+	return true
+}
+
+// freeBlock returns the first of n free loopback ports in a row.
+func freeBlock(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		base := 20000 + rand.IntN(40000)
+		if blockFree(base, n) {
+			return base
+		}
+	}
+	t.Fatal("found no block of free loopback ports in 50 tries")
+	return 0
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// process is a child the test started and must stop.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+func start(t *testing.T, name string, cmd *exec.Cmd) *process {
+	t.Helper()
+	p := &process{name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(40 * time.Second):
+				_ = cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		if t.Failed() {
+			out := p.out.String()
+			if len(out) > 8000 {
+				out = "…" + out[len(out)-8000:]
+			}
+			t.Logf("%s output:\n%s", name, out)
+		}
+	})
+	return p
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+func waitHTTP(t *testing.T, p *process, u string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			t.Fatalf("%s exited before %s answered", p.name, u)
+		}
+		if resp, err := client.Get(u); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: %s not ready within %v", p.name, u, d)
+}
+
+const probeConfig = `node:
+  id: dashboards-probe
+  cluster: probe
+  zone: zone-a
+admin:
+  address: 127.0.0.1:{{admin}}
+stats_config:
+  flush_interval: 1s
+stats_sinks:
+  - type: statsd
+    address: 127.0.0.1:{{statsd}}
+listeners:
+  - name: probe
+    address: 127.0.0.1:{{listen}}
+    stat_prefix: probe_ingress
+    limits:
+      max_connections: 4
+    virtual_hosts:
+      - name: probe
+        domains: ["*"]
+        routes:
+          - match:
+              prefix: /
+            route:
+              cluster: probe_app
+              # A slow answer hits the per-try timeout first (upstream_rq_per_try_timeout),
+              # and the retry then hits the route timeout (upstream_rq_timeout).
+              timeout: 1s
+              retry_policy:
+                retry_on: [5xx, connect-failure]
+                num_retries: 2
+                per_try_timeout: 600ms
+clusters:
+  - name: probe_app
+    connect_timeout: 250ms
+    endpoints:
+      - address: 127.0.0.1:{{catalog}}
+        zone: zone-a
+      - address: 127.0.0.1:{{inventory}}
+        zone: zone-b
+        canary: true
+      - address: 127.0.0.1:{{closed}}
+        zone: zone-b
+`
+
+func TestDashboardsLive(t *testing.T) {
+	root := repoRoot(t)
+	promBin := filepath.Join(root, "bin", "prometheus")
+	if !isExecutable(promBin) {
+		t.Fatalf("%s is missing: run `make tools` (or tools/build.sh prometheus) to build the pinned Prometheus; this test needs a real one", promBin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	testStart := time.Now()
+
+	bin := t.TempDir()
+	buildBinaries(t, root, bin)
+
+	// The pipeline, plus 4 ports of our own: the probe's listener and
+	// admin, Prometheus, and a closed port for connection failures.
+	base := freeBlock(t, numPorts+4)
+	probeListen, probeAdmin, promPort, closedPort := base+numPorts, base+numPorts+1, base+numPorts+2, base+numPorts+3
+	logDir := t.TempDir()
+	up := exec.Command("bash", filepath.Join(root, "deploy", "local", "up.sh"))
+	up.Env = append(os.Environ(), "UP_PORT_BASE="+strconv.Itoa(base), "UP_BIN_DIR="+bin, "UP_LOG_DIR="+logDir,
+		"UP_LOAD_RATE=30", "UP_LOAD_DURATION=4m", "UP_JAEGER=0")
+	pipe := start(t, "up.sh", up)
+	for deadline := time.Now().Add(90 * time.Second); !strings.Contains(pipe.out.String(), "hopwatch is up."); {
+		if pipe.exited() || time.Now().After(deadline) {
+			t.Fatalf("up.sh did not report the pipeline up (exited: %v)", pipe.exited())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	port := func(off int) string { return strconv.Itoa(base + off) }
+
+	cfg := strings.NewReplacer("{{admin}}", strconv.Itoa(probeAdmin), "{{statsd}}", port(offStatsd), "{{listen}}", strconv.Itoa(probeListen),
+		"{{catalog}}", port(offCatalogApp), "{{inventory}}", port(offInvApp), "{{closed}}", strconv.Itoa(closedPort)).Replace(probeConfig)
+	cfgPath := filepath.Join(t.TempDir(), "probe.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probe := start(t, "probe proxy", exec.Command(filepath.Join(bin, "hopwatch-proxy"), "-c", cfgPath))
+	waitHTTP(t, probe, fmt.Sprintf("http://127.0.0.1:%d/ready", probeAdmin), 30*time.Second)
+
+	promDir := t.TempDir()
+	promCfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: statsd-sink\n    static_configs:\n      - targets: ['127.0.0.1:%s']\n", port(offSinkWeb))
+	if err := os.WriteFile(filepath.Join(promDir, "prometheus.yml"), []byte(promCfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prom := start(t, "prometheus", exec.Command(promBin, "--config.file="+filepath.Join(promDir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(promDir, "data"), "--web.listen-address=127.0.0.1:"+strconv.Itoa(promPort), "--log.level=warn"))
+	promURL := "http://127.0.0.1:" + strconv.Itoa(promPort)
+	waitHTTP(t, prom, promURL+"/-/ready", 60*time.Second)
+
+	drive(ctx, t, base, probeListen)
+
+	targets, vars := loadDashboards(t, root)
+	values := map[string]string{"__rate_interval": "20s", "__interval": "5s", "__range": "5m",
+		"job": ".*", "instance": ".*", "envoy_cluster_name": ".*", "envoy_http_conn_manager_prefix": ".*", "datasource": "prometheus"}
+
+	// Poll until every query that should have data has it, or time is up.
+	var missing, unexpected []string
+	for deadline := time.Now().Add(100 * time.Second); ; {
+		missing, unexpected = missing[:0], unexpected[:0]
+		for _, tg := range targets {
+			has, err := rangeHasData(ctx, promURL, lint.Substitute(tg.expr, values), testStart)
+			if err != nil {
+				t.Fatalf("%s: %v", tg.key, err)
+			}
+			reason, excused := cannotFeed[tg.key]
+			switch {
+			case !has && !excused:
+				missing = append(missing, tg.key+": "+tg.expr)
+			case has && excused:
+				unexpected = append(unexpected, tg.key+" (listed: "+reason+")")
+			}
+		}
+		for _, v := range vars {
+			if n, err := labelValues(ctx, promURL, lint.Substitute(v.selector, values), v.label, testStart); err != nil {
+				t.Fatalf("%s: %v", v.key, err)
+			} else if n == 0 {
+				missing = append(missing, v.key+": "+v.selector)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(3 * time.Second)
+	}
+	for _, m := range missing {
+		t.Errorf("no data: %s", m)
+	}
+	for _, u := range unexpected {
+		t.Errorf("returns data but is listed in cannotFeed; remove it from the list: %s", u)
+	}
+	for k := range cannotFeed {
+		if !slices.ContainsFunc(targets, func(tg target) bool { return tg.key == k }) {
+			t.Errorf("cannotFeed lists %s, which no dashboard has", k)
+		}
+	}
+	t.Logf("%d queries and %d variables checked against Prometheus; %d listed as cannot be fed yet", len(targets), len(vars), len(cannotFeed))
+}
+
+// drive makes the conditions the panels are about happen.
+func drive(ctx context.Context, t *testing.T, base, probeListen int) {
+	t.Helper()
+	app := func(off int, path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", base+off, path) }
+	// 5xx and retries: the catalog fails a third of its requests; its
+	// sidecar and the probe retry them.
+	resp, err := client.Post(app(offCatalogApp, "/demo/inject?error_rate=0.35"), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	probeURL := fmt.Sprintf("http://127.0.0.1:%d/", probeListen)
+	send := func(hdr map[string]string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, probeURL, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		if resp, err := client.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		}
+	}
+	// Plain traffic over the probe: primary and canary hosts, two zones,
+	// and the refused endpoint (connection failures, retried).
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := range 60 {
+				hdr := map[string]string{}
+				if (i+w)%10 == 0 {
+					// Per-try and route timeouts: the catalog and inventory
+					// answer after 2 s, beyond per_try_timeout and timeout.
+					hdr = map[string]string{"x-demo-delay": "2s", "x-demo-delay-at": "catalog,inventory"}
+				}
+				send(hdr)
+			}
+		})
+	}
+	// Listener overflow: hold more connections than max_connections.
+	var conns []net.Conn
+	for range 8 {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(probeListen)), 2*time.Second)
+		if err == nil {
+			conns = append(conns, c)
+		}
+	}
+	time.Sleep(time.Second)
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	// The sink: a line that does not parse (sample errors, parse drops),
+	// one over TCP (tcp connections), and more series of one metric than
+	// its budget (cardinality overflow).
+	statsd := net.JoinHostPort("127.0.0.1", strconv.Itoa(base+offStatsd))
+	if c, err := net.Dial("udp", statsd); err == nil {
+		_, _ = c.Write([]byte("dashboards_probe_bad_line_without_type\n"))
+		var b bytes.Buffer
+		for i := range sinkSeriesBudget + 50 {
+			fmt.Fprintf(&b, "dashboards_probe_cardinality:1|c|#probe:%d\n", i)
+			if b.Len() > 1200 {
+				_, _ = c.Write(b.Bytes())
+				b.Reset()
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+		_, _ = c.Write(b.Bytes())
+		_ = c.Close()
+	}
+	if c, err := net.Dial("tcp", statsd); err == nil {
+		_, _ = c.Write([]byte("dashboards_probe_tcp:1|c\n"))
+		_ = c.Close()
+	}
+	wg.Wait()
+}
+
+type target struct{ key, expr string }
+type variable struct{ key, selector, label string }
+
+var labelValuesRE = regexp.MustCompile(`^label_values\((.*),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$`)
+
+// loadDashboards reads every committed dashboard's queries and variables.
+func loadDashboards(t *testing.T, root string) ([]target, []variable) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, "dashboards", "generated", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards in dashboards/generated (%v): run `make dashboards`", err)
+	}
+	var ts []target
+	var vs []variable
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := lint.Parse(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				ts = append(ts, target{key: d.UID + "/" + p.Title + "/" + tg.RefID, expr: tg.Expr})
+			}
+		}
+		for _, v := range d.Templating.List {
+			if v.Type != "query" {
+				continue
+			}
+			m := labelValuesRE.FindStringSubmatch(v.QueryString())
+			if m == nil {
+				t.Fatalf("%s: variable %s: query %q is not label_values(selector, label)", d.UID, v.Name, v.QueryString())
+			}
+			vs = append(vs, variable{key: d.UID + "/$" + v.Name, selector: m[1], label: m[2]})
+		}
+	}
+	return ts, vs
+}
+
+type apiResponse struct {
+	Status string          `json:"status"`
+	Error  string          `json:"error"`
+	Data   json.RawMessage `json:"data"`
+}
+
+func promGet(ctx context.Context, u string) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r apiResponse
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, fmt.Errorf("prometheus %s: %w", u, err)
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("prometheus rejected %s: %s", u, r.Error)
+	}
+	return r.Data, nil
+}
+
+// rangeHasData runs expr as a range query since the test started and
+// reports whether any series came back.
+func rangeHasData(ctx context.Context, promURL, expr string, since time.Time) (bool, error) {
+	q := url.Values{"query": {expr}, "start": {strconv.FormatInt(since.Unix(), 10)},
+		"end": {strconv.FormatInt(time.Now().Unix(), 10)}, "step": {"2"}}
+	data, err := promGet(ctx, promURL+"/api/v1/query_range?"+q.Encode())
+	if err != nil {
+		return false, err
+	}
+	var m struct {
+		Result []json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return false, err
+	}
+	return len(m.Result) > 0, nil
+}
+
+// labelValues is what Grafana runs for label_values(selector, label).
+func labelValues(ctx context.Context, promURL, selector, label string, since time.Time) (int, error) {
+	q := url.Values{"match[]": {selector}, "start": {strconv.FormatInt(since.Unix(), 10)}, "end": {strconv.FormatInt(time.Now().Unix(), 10)}}
+	data, err := promGet(ctx, promURL+"/api/v1/label/"+label+"/values?"+q.Encode())
+	if err != nil {
+		return 0, err
+	}
+	var vals []string
+	if err := json.Unmarshal(data, &vals); err != nil {
+		return 0, err
+	}
+	return len(vals), nil
+}
