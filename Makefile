@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 # Binaries that `make build` produces.
 CMDS := hopwatch-proxy statsd-sink demo
 
-.PHONY: help build test unit lint e2e bench bench-go bench-proxy bench-sink tools fuzz up clean
+.PHONY: help build test unit lint e2e bench bench-go bench-proxy bench-sink tools tools-up tools-test tools-lint fuzz up up-plain dashboards clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,8 +44,8 @@ tools: ## build every pinned dev tool into ./bin (skips tools already at their p
 tools-lint:
 	@tools/build.sh golangci-lint
 
-tools-test: ## tools the tests run against: statsd_exporter (sink differential test), Jaeger (tracing e2e)
-	@tools/build.sh statsd_exporter jaeger
+tools-test: ## tools the tests run against: statsd_exporter (sink differential test), Jaeger (tracing e2e), Prometheus (dashboards live proof), Tilt and kustomize (dev environment)
+	@tools/build.sh statsd_exporter jaeger prometheus tilt kustomize
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	@for pkg in $$($(GO) list ./...); do \
@@ -53,8 +53,18 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
 	  done; done
 
-up: build ## run the local pipeline: statsd-sink, demo apps, four proxies, load (and Jaeger if built); Ctrl-C stops it
+dashboards: ## generate dashboards/generated/*.json, dashboards/preview/*.png and deploy/grafana/provisioning/
+	$(GO) run ./cmd/dashgen
+
+up: build tools-up ## the dev environment: tilt up over local mode (pipeline, demo, Prometheus, Jaeger; Grafana if on PATH). TILT_ARGS='--port-base=N' moves ports
+	tilt up --web-mode=prod -- $(TILT_ARGS)
+
+up-plain: build ## the local pipeline as plain processes, without Tilt (deploy/local/up.sh)
 	bash deploy/local/up.sh
+
+tools-up: # the pinned Tilt unless another tilt is installed, and the tools the Tiltfile runs
+	@if ! command -v tilt >/dev/null 2>&1 || [ "$$(command -v tilt)" = "$(BIN)/tilt" ]; then tools/build.sh tilt; fi
+	@tools/build.sh prometheus jaeger
 
 clean: ## remove build outputs (keeps pinned tools)
 	rm -f $(addprefix $(BIN)/,$(CMDS))
