@@ -2,12 +2,12 @@
 SHELL := /bin/bash
 BIN   := $(CURDIR)/bin
 GO    ?= go
-export PATH := $(BIN):$(PATH)
+export PATH := $(BIN):$(PATH):/usr/sbin:/sbin
 
 # Binaries that `make build` produces.
 CMDS := hopwatch-proxy statsd-sink demo
 
-.PHONY: help build test unit lint e2e bench bench-go bench-proxy bench-sink tools tools-up tools-test tools-lint fuzz up up-plain dashboards clean
+.PHONY: help build test unit lint e2e bench bench-go bench-proxy bench-sink tools tools-up tools-test tools-lint test-deps fuzz up up-plain dashboards clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -16,7 +16,7 @@ build: ## build the binaries into ./bin
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
 
-test: tools-test build lint unit ## everything CI runs: lint, race-enabled unit, integration and end-to-end tests
+test: test-deps tools-test build lint unit ## everything CI runs: lint, race-enabled unit, integration and end-to-end tests
 
 unit: ## go test -race over every package (integration and e2e tests, and the real-Jaeger test, included)
 	$(GO) test -race -count=1 -timeout 30m -tags jaeger ./...
@@ -40,6 +40,9 @@ bench-sink: build tools-test ## statsd-sink vs statsd_exporter on identical stre
 
 tools: ## build every pinned dev tool into ./bin (skips tools already at their pinned version)
 	tools/build.sh $(notdir $(patsubst %/,%,$(wildcard tools/*/)))
+
+test-deps: ## Debian packages the tests run: nginx, HAProxy, Caddy and wrk (the proxy benchmark's peers; their configs are validated by the real programs)
+	@bench/proxy/install-peers.sh
 
 tools-lint:
 	@tools/build.sh golangci-lint

@@ -71,7 +71,7 @@ func TestConfigsAcceptedByTheRealPrograms(t *testing.T) {
 		t.Run(p.Name, func(t *testing.T) {
 			bin, err := exec.LookPath(p.Bin)
 			if err != nil {
-				t.Skipf("%s is not installed (run.sh installs it): %v", p.Name, err)
+				t.Fatalf("%s is not installed: run `make test-deps` (bench/proxy/install-peers.sh): %v", p.Name, err)
 			}
 			d := testConfigData(t)
 			cfg, err := p.render(d)
@@ -206,7 +206,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	for _, bin := range []string{"nginx", "wrk"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (run.sh installs it): %v", bin, err)
+			t.Fatalf("%s is not installed: run `make test-deps` (bench/proxy/install-peers.sh): %v", bin, err)
 		}
 	}
 	tmp := t.TempDir()

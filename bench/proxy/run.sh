@@ -40,34 +40,12 @@ for pair in WRK_THREADS:threads WRK_CONNECTIONS:connections WRK_DURATION:duratio
 done
 
 # --- tools -----------------------------------------------------------------
-# Debian package for each command the harness runs.
-declare -A pkg=([wrk]=wrk)
-[[ ,$proxies, == *,nginx,* ]] && pkg[nginx]=nginx-light
-[[ ,$proxies, == *,haproxy,* ]] && pkg[haproxy]=haproxy
-[[ ,$proxies, == *,caddy,* ]] && pkg[caddy]=caddy
-missing=()
-for cmd in "${!pkg[@]}"; do
-	# nginx and haproxy live in /usr/sbin, which a non-login PATH may lack.
-	command -v "$cmd" >/dev/null || [[ -x /usr/sbin/$cmd ]] || missing+=("${pkg[$cmd]}")
+# wrk and the peers this run measures, installed with apt-get when missing.
+want=(wrk)
+for p in nginx haproxy caddy; do
+	[[ ,$proxies, == *,$p,* ]] && want+=("$p")
 done
-if ((${#missing[@]})); then
-	echo "run.sh: installing ${missing[*]}" >&2
-	if [[ $(id -u) != 0 ]]; then
-		echo "run.sh: need root to apt-get install ${missing[*]}" >&2
-		exit 1
-	fi
-	# Debian starts a freshly installed daemon (nginx on :80, caddy, haproxy)
-	# unless policy-rc.d forbids it; a benchmark must not leave those behind.
-	policy=/usr/sbin/policy-rc.d
-	created_policy=
-	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created_policy=1
-	fi
-	status=0
-	{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; } || status=$?
-	[[ -n $created_policy ]] && rm -f "$policy"
-	((status == 0)) || { echo "run.sh: apt-get failed ($status)" >&2; exit "$status"; }
-fi
+"$root/bench/proxy/install-peers.sh" "${want[@]}"
 export PATH=$PATH:/usr/sbin:/sbin
 
 # --- work directory and cleanup --------------------------------------------
