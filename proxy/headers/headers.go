@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/hopwatch/hopwatch/proxy/requestid"
 )
 
 // hopByHop are the headers RFC 9110 §7.6.1 and RFC 7230 define as
@@ -95,14 +97,6 @@ func IsUpgrade(h http.Header) (string, bool) {
 	return "", false
 }
 
-// IsInternal reports whether a request from address a is internal in Envoy's
-// sense (Utility::isInternalAddress): RFC 1918 private IPv4, loopback, and
-// IPv6 unique-local (fc00::/7) addresses.
-func IsInternal(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsValid() && (a.IsLoopback() || a.IsPrivate())
-}
-
 // Forwarded is the result of applying X-Forwarded-For rules to a request.
 type Forwarded struct {
 	// ClientAddress is the address Envoy would call the downstream
@@ -146,7 +140,7 @@ func ApplyForwardedFor(incoming string, peer netip.Addr, useRemoteAddress bool, 
 			f.ClientAddress = a
 		}
 	}
-	f.Internal = IsInternal(f.ClientAddress)
+	f.Internal = requestid.IsInternalAddress(f.ClientAddress)
 	return f
 }
 

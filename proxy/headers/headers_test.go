@@ -1,6 +1,7 @@
 package headers
 
 import (
+	"github.com/hopwatch/hopwatch/proxy/requestid"
 	"net/http"
 	"net/netip"
 	"reflect"
@@ -85,40 +86,6 @@ func TestIsUpgrade(t *testing.T) {
 				t.Errorf("IsUpgrade = %q, %v; want %q, %v", proto, ok, tc.proto, tc.ok)
 			}
 		})
-	}
-}
-
-func TestIsInternal(t *testing.T) {
-	for _, tc := range []struct {
-		addr string
-		want bool
-	}{
-		{"127.0.0.1", true},
-		{"127.255.0.9", true},
-		{"10.1.2.3", true},
-		{"172.16.0.1", true},
-		{"172.31.255.255", true},
-		{"172.32.0.1", false},
-		{"192.168.1.1", true},
-		{"::1", true},
-		{"fd00::1", true},
-		{"fc00::1", true},
-		{"::ffff:10.0.0.1", true},
-		{"::ffff:8.8.8.8", false},
-		{"8.8.8.8", false},
-		{"203.0.113.7", false},
-		{"2001:db8::1", false},
-		{"169.254.1.1", false},
-		{"fe80::1", false},
-	} {
-		t.Run(tc.addr, func(t *testing.T) {
-			if got := IsInternal(netip.MustParseAddr(tc.addr)); got != tc.want {
-				t.Errorf("IsInternal(%s) = %v, want %v", tc.addr, got, tc.want)
-			}
-		})
-	}
-	if IsInternal(netip.Addr{}) {
-		t.Error("the zero Addr is internal")
 	}
 }
 
@@ -260,8 +227,8 @@ func FuzzApplyForwardedFor(f *testing.F) {
 		if !useRemote && fw.XFF != incoming {
 			t.Fatalf("internal hop changed XFF from %q to %q", incoming, fw.XFF)
 		}
-		if fw.Internal != IsInternal(fw.ClientAddress) {
-			t.Fatalf("Internal %v disagrees with IsInternal(%v)", fw.Internal, fw.ClientAddress)
+		if fw.Internal != requestid.IsInternalAddress(fw.ClientAddress) {
+			t.Fatalf("Internal %v disagrees with requestid.IsInternalAddress(%v)", fw.Internal, fw.ClientAddress)
 		}
 		if fw.ClientAddress.Is4In6() {
 			t.Fatalf("client address %v is not unmapped", fw.ClientAddress)
