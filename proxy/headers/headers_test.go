@@ -1,12 +1,13 @@
 package headers
 
 import (
-	"github.com/hopwatch/hopwatch/proxy/requestid"
 	"net/http"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/hopwatch/hopwatch/proxy/requestid"
 )
 
 func TestRemoveHopByHop(t *testing.T) {
