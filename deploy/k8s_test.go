@@ -30,34 +30,17 @@ import (
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 	"github.com/hopwatch/hopwatch/proxy/config"
 )
 
 const namespace = "hopwatch"
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
 // kustomize renders dir with the pinned kustomize. A missing binary fails
 // the test: the check is part of `make test`, which builds it first.
 func kustomize(t *testing.T, dir string) []byte {
 	t.Helper()
-	bin := filepath.Join(repoRoot(t), "bin", "kustomize")
+	bin := filepath.Join(e2etest.RepoRoot(t), "bin", "kustomize")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s is missing: run `make tools` (it builds the kustomize pinned in tools/kustomize/go.mod)", bin)
 	}
@@ -174,7 +157,7 @@ var (
 
 func base(t *testing.T) objects {
 	t.Helper()
-	renderOnce.Do(func() { rendered = kustomize(t, filepath.Join(repoRoot(t), "deploy", "k8s")) })
+	renderOnce.Do(func() { rendered = kustomize(t, filepath.Join(e2etest.RepoRoot(t), "deploy", "k8s")) })
 	if rendered == nil {
 		t.Fatal("rendering deploy/k8s failed in an earlier test")
 	}
@@ -731,7 +714,7 @@ func TestPrometheusScrapesServices(t *testing.T) {
 // TestDashboardsAreProvisioned keeps the grafana-dashboards generator in step
 // with dashboards/generated: kustomize lists files one by one.
 func TestDashboardsAreProvisioned(t *testing.T) {
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 	want, err := filepath.Glob(filepath.Join(root, "dashboards", "generated", "*.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -755,7 +738,7 @@ func TestDashboardsAreProvisioned(t *testing.T) {
 }
 
 func TestServiceMonitorComponent(t *testing.T) {
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 	dir := t.TempDir()
 	rel := func(p string) string {
 		r, err := filepath.Rel(dir, filepath.Join(root, p))
@@ -801,7 +784,7 @@ func TestServiceMonitorComponent(t *testing.T) {
 // TestDockerignoreKeepsBuildInputs checks that the build context has every
 // directory the binaries compile from, and no more than the sources.
 func TestDockerignoreKeepsBuildInputs(t *testing.T) {
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
 	if err != nil {
 		t.Fatal(err)

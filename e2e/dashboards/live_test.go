@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/hopwatch/hopwatch/dashboards/lint"
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // cannotFeed lists the queries (dashboard uid / panel title / refId) that
@@ -69,24 +70,6 @@ const (
 	offStatsd     = 11
 	offSinkWeb    = 12
 )
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
 
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
@@ -285,7 +268,7 @@ clusters:
 `
 
 func TestDashboardsLive(t *testing.T) {
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 	promBin := filepath.Join(root, "bin", "prometheus")
 	if !isExecutable(promBin) {
 		t.Fatalf("%s is missing: run `make tools` (or tools/build.sh prometheus) to build the pinned Prometheus; this test needs a real one", promBin)

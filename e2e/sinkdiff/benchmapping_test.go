@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/hopwatch/hopwatch/bench/sink/stream"
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // TestBenchMappingMatches replays a slice of the exact stream `make
@@ -19,7 +20,7 @@ func TestBenchMappingMatches(t *testing.T) {
 	distinct := stream.DistinctSeries(500, 10)
 	c := &Case{
 		Name:        "bench-stream",
-		MappingFile: filepath.Join(repoRoot(t), "bench", "sink", "mapping.yml"),
+		MappingFile: filepath.Join(e2etest.RepoRoot(t), "bench", "sink", "mapping.yml"),
 		Datagrams:   append(envoy.Datagrams, distinct.Datagrams...),
 	}
 	runCase(t, c, ref, cand, selfCheck)

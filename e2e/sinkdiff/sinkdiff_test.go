@@ -13,6 +13,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 	"github.com/hopwatch/hopwatch/e2e/sinkdiff/statsdproc"
 )
 
@@ -22,7 +23,7 @@ import (
 // while the sink is being written).
 func binaries(t *testing.T) (ref, cand string, selfCheck bool) {
 	t.Helper()
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 	ref = filepath.Join(root, "bin", "statsd_exporter")
 	if v := os.Getenv("SINKDIFF_REFERENCE"); v != "" {
 		ref = fromRoot(root, v)
@@ -49,24 +50,6 @@ func fromRoot(root, p string) string {
 		return p
 	}
 	return filepath.Join(root, p)
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
 }
 
 func TestSinkMatchesStatsdExporter(t *testing.T) {

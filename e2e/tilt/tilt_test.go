@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // numPorts is the Tiltfile's PORT_TABLE length; offsets follow its order.
@@ -36,29 +38,11 @@ const (
 	offStatsd = 11
 )
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
 // pinnedTool returns bin/<name>, failing the test when `make tools` has not
 // built it: these tests are part of `make test`, which builds them first.
 func pinnedTool(t *testing.T, name string) string {
 	t.Helper()
-	path := filepath.Join(repoRoot(t), "bin", name)
+	path := filepath.Join(e2etest.RepoRoot(t), "bin", name)
 	if fi, err := os.Stat(path); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("%s is missing: run `make tools` (it builds the %s pinned in tools/%s into ./bin)", path, name, name)
 	}
@@ -70,7 +54,7 @@ func pinnedTool(t *testing.T, name string) string {
 func tiltfileResult(t *testing.T, args ...string) []manifest {
 	t.Helper()
 	tilt := pinnedTool(t, "tilt")
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, tilt, append([]string{"alpha", "tiltfile-result", "--file", filepath.Join(root, "Tiltfile"), "--"}, args...)...)
@@ -178,7 +162,7 @@ func TestTiltfileLocalModeParses(t *testing.T) {
 // message that names it, rather than starting a half-configured pipeline.
 func TestTiltfileRejectsBadOptions(t *testing.T) {
 	tilt := pinnedTool(t, "tilt")
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 	for _, tc := range []struct{ arg, want string }{
 		{"--mode=swarm", "--mode=swarm: want local or k8s"},
 		{"--port-base=80", "--port-base=80: want a port number from 1024"},
@@ -283,7 +267,7 @@ func TestTiltCI(t *testing.T) {
 	tilt := pinnedTool(t, "tilt")
 	pinnedTool(t, "prometheus")
 	pinnedTool(t, "jaeger")
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 
 	binDir := t.TempDir()
 	stateDir := t.TempDir()

@@ -26,6 +26,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // Binaries built by TestMain.
@@ -50,25 +52,6 @@ func buildAndRun(m *testing.M) int {
 		}
 	}
 	return m.Run()
-}
-
-// repoRoot finds the directory holding the module's go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/hopwatch/hopwatch\n")) {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cannot find the hopwatch module root above the test directory")
-		}
-		dir = parent
-	}
 }
 
 func freeAddr(t *testing.T) string {
@@ -164,7 +147,7 @@ type jaeger struct {
 // listener on a free loopback port.
 func startJaeger(t *testing.T) *jaeger {
 	t.Helper()
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 	bin := filepath.Join(root, "bin", "jaeger")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s is missing: run `make tools` (or tools/build.sh jaeger) to build Jaeger v1.76.0 from tools/jaeger/go.mod", bin)

@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // numPorts is the size of the block UP_PORT_BASE moves the ports to; it
@@ -42,26 +44,6 @@ const (
 	offJaegerUI   = 15
 )
 
-// repoRoot is the directory holding go.mod, found upwards from the test's
-// working directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
-
 var (
 	buildOnce sync.Once
 	binDir    string
@@ -73,7 +55,7 @@ var (
 // built it, so that the script's Jaeger path runs too.
 func binaries(t *testing.T) (dir string, jaeger bool) {
 	t.Helper()
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "hopwatch-e2e-up-bin-")
 		if buildErr != nil {
@@ -214,7 +196,7 @@ var startedLine = regexp.MustCompile(`(?m)^\s+started (\S+)\s+pid (\d+)`)
 // once.
 func startScript(t *testing.T, env ...string) *pipeline {
 	t.Helper()
-	root := repoRoot(t)
+	root := e2etest.RepoRoot(t)
 	p := &pipeline{out: &syncBuffer{}, done: make(chan struct{}), logDir: t.TempDir()}
 	p.cmd = exec.Command("bash", filepath.Join(root, "deploy", "local", "up.sh"))
 	p.cmd.Env = append(os.Environ(), "UP_LOG_DIR="+p.logDir)
