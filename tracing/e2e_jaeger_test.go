@@ -7,90 +7,46 @@
 package tracing_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 	"github.com/hopwatch/hopwatch/proxy/requestid"
 	"github.com/hopwatch/hopwatch/tracing"
 	"github.com/hopwatch/hopwatch/tracing/demo"
 )
 
-// repoRoot finds the directory holding the module's go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/hopwatch/hopwatch\n")) {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cannot find the hopwatch module root above the test directory")
-		}
-		dir = parent
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// syncBuffer collects Jaeger's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 type jaeger struct {
 	otlpGRPC, otlpHTTP, query string
-	out                       *syncBuffer
+	out                       *e2etest.SyncBuffer
 }
 
 // startJaeger runs bin/jaeger with testdata/jaeger-e2e.yaml on free loopback
 // ports and waits until its query API answers.
 func startJaeger(t *testing.T) *jaeger {
 	t.Helper()
-	bin := filepath.Join(repoRoot(t), "bin", "jaeger")
+	bin := filepath.Join(e2etest.RepoRoot(t), "bin", "jaeger")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s is missing: run `make tools` (or tools/build.sh jaeger) to build Jaeger v1.76.0 from tools/jaeger/go.mod", bin)
 	}
-	j := &jaeger{otlpGRPC: freeAddr(t), otlpHTTP: freeAddr(t), query: freeAddr(t), out: &syncBuffer{}}
+	j := &jaeger{otlpGRPC: e2etest.FreeAddr(t), otlpHTTP: e2etest.FreeAddr(t), query: e2etest.FreeAddr(t), out: &e2etest.SyncBuffer{}}
 	cmd := exec.Command(bin, "--config", "testdata/jaeger-e2e.yaml")
 	cmd.Env = append(os.Environ(),
 		"HOPWATCH_E2E_OTLP_GRPC="+j.otlpGRPC,
 		"HOPWATCH_E2E_OTLP_HTTP="+j.otlpHTTP,
 		"HOPWATCH_E2E_QUERY_HTTP="+j.query,
-		"HOPWATCH_E2E_QUERY_GRPC="+freeAddr(t),
+		"HOPWATCH_E2E_QUERY_GRPC="+e2etest.FreeAddr(t),
 	)
 	cmd.Stdout, cmd.Stderr = j.out, j.out
 	if err := cmd.Start(); err != nil {

@@ -4,7 +4,6 @@ package proxy_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,10 +15,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // binary is the hopwatch-proxy built by TestMain.
@@ -46,28 +46,10 @@ func buildAndRun(m *testing.M) int {
 	return m.Run()
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running hopwatch-proxy.
 type proc struct {
 	cmd      *exec.Cmd
-	stderr   *syncBuffer
+	stderr   *e2etest.SyncBuffer
 	done     chan struct{}
 	waitErr  error
 	listener string // address of the listener named "ingress"
@@ -78,7 +60,7 @@ type proc struct {
 // it logs the addresses of its admin server and its "ingress" listener.
 func startProc(t *testing.T, path string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{stderr: &e2etest.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, append([]string{"-c", path, "--log-format", "json"}, extra...)...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = io.Discard

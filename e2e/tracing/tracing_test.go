@@ -15,14 +15,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"text/template"
 	"time"
@@ -54,41 +52,17 @@ func buildAndRun(m *testing.M) int {
 	return m.Run()
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // proc is a running child process, killed when the test ends.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *e2etest.SyncBuffer
 	done chan struct{}
 }
 
 func start(t *testing.T, name string, env []string, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, out: &e2etest.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -152,12 +126,12 @@ func startJaeger(t *testing.T) *jaeger {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s is missing: run `make tools` (or tools/build.sh jaeger) to build Jaeger v1.76.0 from tools/jaeger/go.mod", bin)
 	}
-	j := &jaeger{otlpGRPC: freeAddr(t), query: freeAddr(t)}
+	j := &jaeger{otlpGRPC: e2etest.FreeAddr(t), query: e2etest.FreeAddr(t)}
 	j.proc = start(t, "jaeger", []string{
 		"HOPWATCH_E2E_OTLP_GRPC=" + j.otlpGRPC,
-		"HOPWATCH_E2E_OTLP_HTTP=" + freeAddr(t),
+		"HOPWATCH_E2E_OTLP_HTTP=" + e2etest.FreeAddr(t),
 		"HOPWATCH_E2E_QUERY_HTTP=" + j.query,
-		"HOPWATCH_E2E_QUERY_GRPC=" + freeAddr(t),
+		"HOPWATCH_E2E_QUERY_GRPC=" + e2etest.FreeAddr(t),
 	}, bin, "--config", filepath.Join(root, "tracing", "testdata", "jaeger-e2e.yaml"))
 	waitHTTP(t, j.proc, "http://"+j.query+"/api/services", 90*time.Second)
 	return j
@@ -320,7 +294,7 @@ type hopProxy struct {
 
 func startProxy(t *testing.T, dir string, spec proxySpec) *hopProxy {
 	t.Helper()
-	spec.Admin, spec.Listen = freeAddr(t), freeAddr(t)
+	spec.Admin, spec.Listen = e2etest.FreeAddr(t), e2etest.FreeAddr(t)
 	spec.Log = filepath.Join(dir, spec.Name+"-access.log")
 	if spec.Propagators == "" {
 		spec.Propagators = "tracecontext, baggage"
@@ -425,7 +399,7 @@ func TestTracingAcrossHops(t *testing.T) {
 	j := startJaeger(t)
 
 	// Back to front: inventory, its sidecar, catalog, ... the edge.
-	invAddr, catAddr, feAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	invAddr, catAddr, feAddr := e2etest.FreeAddr(t), e2etest.FreeAddr(t), e2etest.FreeAddr(t)
 	demos := map[string]*proc{}
 	demos["inventory"] = startDemo(t, "inventory", invAddr, "", j.otlpGRPC)
 	scInv := startProxy(t, dir, proxySpec{Name: "sidecar-inventory", OTLP: j.otlpGRPC, Ratio: 1, Upstream: invAddr})

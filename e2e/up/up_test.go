@@ -129,30 +129,12 @@ func blockFree(base int) bool {
 	return true
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // pipeline is a running up.sh.
 type pipeline struct {
 	base     int
 	logDir   string
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *e2etest.SyncBuffer
 	done     chan struct{}
 	waitErr  error
 	children map[string]int // name → PID, from the "started" lines
@@ -197,7 +179,7 @@ var startedLine = regexp.MustCompile(`(?m)^\s+started (\S+)\s+pid (\d+)`)
 func startScript(t *testing.T, env ...string) *pipeline {
 	t.Helper()
 	root := e2etest.RepoRoot(t)
-	p := &pipeline{out: &syncBuffer{}, done: make(chan struct{}), logDir: t.TempDir()}
+	p := &pipeline{out: &e2etest.SyncBuffer{}, done: make(chan struct{}), logDir: t.TempDir()}
 	p.cmd = exec.Command("bash", filepath.Join(root, "deploy", "local", "up.sh"))
 	p.cmd.Env = append(os.Environ(), "UP_LOG_DIR="+p.logDir)
 	p.cmd.Env = append(p.cmd.Env, env...)
