@@ -193,13 +193,13 @@ func TestParseErrors(t *testing.T) {
 			edit(t, "stat_prefix: l", "stat_prefx: l"),
 			[]string{
 				"test.yaml:2:5: listeners[0].stat_prefix: required",
-				`test.yaml:4:5: listeners[0]: unknown field "stat_prefx" (did you mean "stat_prefix"?); allowed: access_log, address, limits, name, protocols, request_id, server_name, stat_prefix, tls, use_remote_address, virtual_hosts, xff_num_trusted_hops`,
+				`test.yaml:4:5: listeners[0]: unknown field "stat_prefx" (did you mean "stat_prefix"?); allowed: access_log, address, limits, name, protocols, rate_limit_service, request_id, server_name, stat_prefix, tls, use_remote_address, virtual_hosts, xff_num_trusted_hops`,
 			},
 		},
 		{
 			"unknown root key",
 			minimal + "bogus: 1\n",
-			[]string{`test.yaml:14:1: unknown field "bogus"; allowed: admin, clusters, lifecycle, listeners, node, stats_config, stats_sinks, tracing`},
+			[]string{`test.yaml:14:1: unknown field "bogus"; allowed: admin, cluster_manager, clusters, lifecycle, listeners, node, stats_config, stats_sinks, tracing`},
 		},
 		{
 			"tracing: an unsupported protocol, through tracing.Config.Validate",
@@ -247,7 +247,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			"inline fields are allowed keys",
 			edit(t, "domains:", "request_header_to_add: []\n        domains:"),
-			[]string{`test.yaml:7:9: listeners[0].virtual_hosts[0]: unknown field "request_header_to_add" (did you mean "request_headers_to_add"?); allowed: domains, name, request_headers_to_add, request_headers_to_remove, response_headers_to_add, response_headers_to_remove, retry_policy, routes`},
+			[]string{`test.yaml:7:9: listeners[0].virtual_hosts[0]: unknown field "request_header_to_add" (did you mean "request_headers_to_add"?); allowed: domains, local_rate_limit, name, rate_limits, request_headers_to_add, request_headers_to_remove, response_headers_to_add, response_headers_to_remove, retry_policy, routes`},
 		},
 		{
 			"duplicate key",
@@ -400,11 +400,11 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			"cluster checks",
-			edit(t, "  - name: c\n", "  - name: c\n    type: eds\n    lb_policy: maglev\n    protocol: http2\n    least_request_lb_config: {choice_count: 1}\n    connect_timeout: 0s\n",
+			edit(t, "  - name: c\n", "  - name: c\n    type: eds\n    lb_policy: fastest\n    protocol: http2\n    least_request_lb_config: {choice_count: 1}\n    connect_timeout: 0s\n",
 				"endpoints: [{address: 127.0.0.1:8080}]", "endpoints: [{address: backend:8080, weight: 200}, {address: \"127.0.0.1:0\"}]"),
 			[]string{
 				`test.yaml:13:11: clusters[0].type: must be one of static, strict_dns; got "eds"`,
-				`test.yaml:14:16: clusters[0].lb_policy: must be one of round_robin, least_request, random; got "maglev"`,
+				`test.yaml:14:16: clusters[0].lb_policy: must be one of round_robin, least_request, random, ring_hash, maglev; got "fastest"`,
 				`test.yaml:15:15: clusters[0].protocol: http2 negotiates HTTP/2 by TLS ALPN and needs tls; use h2c for HTTP/2 without TLS`,
 				`test.yaml:16:45: clusters[0].least_request_lb_config.choice_count: must be at least 2, got 1`,
 				`test.yaml:17:22: clusters[0].connect_timeout: must be greater than 0, got 0s`,

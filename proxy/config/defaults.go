@@ -116,6 +116,7 @@ func (c *Config) applyDefaults(explicit func(path string) bool) {
 			setS(&l.AccessLog[j].Format, fieldPath(ap, "format"), "json")
 		}
 		setS(&l.ServerName, fieldPath(lp, "server_name"), DefaultServerName)
+		l.applyRateLimitDefaults(lp, explicit)
 		for j := range l.VirtualHosts {
 			vh := &l.VirtualHosts[j]
 			vp := indexPath(fieldPath(lp, "virtual_hosts"), j)
@@ -149,6 +150,10 @@ func (c *Config) applyDefaults(explicit func(path string) bool) {
 		for j := range cl.Endpoints {
 			setI(&cl.Endpoints[j].Weight, fieldPath(indexPath(fieldPath(cp, "endpoints"), j), "weight"), DefaultEndpointWeight)
 		}
+		cl.CommonLBConfig.applyDefaults()
+		cl.applyHealthDefaults(cp, explicit)
+		cl.applyCircuitBreakerDefaults(cp, explicit)
+		cl.applyHashingDefaults(cp, explicit)
 	}
 }
 
@@ -175,7 +180,9 @@ func (r *Route) applyDefaults(rp string, explicit func(string) bool) {
 				a.WeightedClusters.Clusters[i].HeadersMutation.applyDefaults()
 			}
 		}
+		a.applyMirrorDefaults(fieldPath(rp, "route"), explicit)
 	}
+	r.applyFaultDefaults(rp, explicit)
 	if rd := r.Redirect; rd != nil && rd.ResponseCode == 0 && !explicit(fieldPath(rp, "redirect.response_code")) {
 		rd.ResponseCode = DefaultRedirectResponseCode
 	}

@@ -20,6 +20,9 @@ type Config struct {
 	Listeners []Listener `yaml:"listeners"`
 	// Clusters are the upstream services that routes send traffic to.
 	Clusters []Cluster `yaml:"clusters"`
+	// ClusterManager holds settings across clusters (the local cluster for
+	// zone-aware routing).
+	ClusterManager ClusterManager `yaml:"cluster_manager"`
 	// Lifecycle controls draining, shutdown and hot reload.
 	Lifecycle Lifecycle `yaml:"lifecycle"`
 	// StatsConfig tunes the stats store and its flushes.
@@ -142,6 +145,9 @@ type Listener struct {
 	ServerName string `yaml:"server_name"`
 	// VirtualHosts route requests by :authority.
 	VirtualHosts []VirtualHost `yaml:"virtual_hosts"`
+	// RateLimitService is the global rate-limit service that rate_limits
+	// descriptors are sent to. Absent: global rate limiting is off.
+	RateLimitService *RateLimitService `yaml:"rate_limit_service"`
 }
 
 // ListenerTLS configures TLS termination from files.
@@ -210,6 +216,12 @@ type VirtualHost struct {
 	HeadersMutation `yaml:",inline"`
 	// RetryPolicy applies to routes that have none of their own.
 	RetryPolicy *RetryPolicy `yaml:"retry_policy"`
+	// LocalRateLimit is a token bucket shared by the host's routes that have
+	// none of their own.
+	LocalRateLimit *LocalRateLimit `yaml:"local_rate_limit"`
+	// RateLimits build global rate-limit descriptors for every route of the
+	// host (Envoy's include_vh_rate_limits behaviour is always on).
+	RateLimits []RateLimit `yaml:"rate_limits"`
 }
 
 // Route matches requests and says what to do with them. Exactly one of
@@ -232,6 +244,11 @@ type Route struct {
 	// Decorator names the server span of requests this route matches
 	// (Envoy's route decorator). Default: the request's :authority.
 	Decorator *Decorator `yaml:"decorator"`
+	// Fault injects aborts and delays (Envoy's HTTP fault filter).
+	Fault *Fault `yaml:"fault"`
+	// LocalRateLimit is a token bucket for this route; it overrides the
+	// virtual host's.
+	LocalRateLimit *LocalRateLimit `yaml:"local_rate_limit"`
 }
 
 // Decorator is Envoy's route decorator.
@@ -314,6 +331,12 @@ type RouteAction struct {
 	// MaxReplayBufferBytes bounds the request body kept for retries. A
 	// larger body is streamed and not retried. Default 65536.
 	MaxReplayBufferBytes *int `yaml:"per_request_buffer_limit_bytes"`
+	// HashPolicy computes the request hash for ring_hash and maglev clusters.
+	HashPolicy []HashPolicy `yaml:"hash_policy"`
+	// RequestMirrorPolicies shadow a fraction of requests to other clusters.
+	RequestMirrorPolicies []RequestMirrorPolicy `yaml:"request_mirror_policies"`
+	// RateLimits build descriptors for the global rate-limit service.
+	RateLimits []RateLimit `yaml:"rate_limits"`
 }
 
 // WeightedClusters splits traffic between clusters by integer weight.
@@ -436,6 +459,19 @@ type Cluster struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// Endpoints of the cluster. Required, at least one.
 	Endpoints []Endpoint `yaml:"endpoints"`
+	// CommonLBConfig holds the panic threshold and zone-aware routing.
+	CommonLBConfig CommonLBConfig `yaml:"common_lb_config"`
+	// HealthChecks are active health checks (Envoy's cluster.health_checks).
+	HealthChecks []HealthCheck `yaml:"health_checks"`
+	// OutlierDetection ejects hosts by their observed failures. Absent: off.
+	OutlierDetection *OutlierDetection `yaml:"outlier_detection"`
+	// CircuitBreakers bound what the cluster may have outstanding.
+	// Absent: Envoy's defaults (1024 connections, pending and requests, 3 retries).
+	CircuitBreakers *CircuitBreakers `yaml:"circuit_breakers"`
+	// RingHashLBConfig tunes lb_policy ring_hash.
+	RingHashLBConfig RingHashLBConfig `yaml:"ring_hash_lb_config"`
+	// MaglevLBConfig tunes lb_policy maglev.
+	MaglevLBConfig MaglevLBConfig `yaml:"maglev_lb_config"`
 }
 
 // LeastRequestConfig tunes the least-request balancer.

@@ -21,7 +21,7 @@ var (
 	allowedProtocols          = []string{"http1", "http2"}
 	allowedUpstreamProtocols  = []string{"http1", "http2", "h2c"}
 	allowedClusterTypes       = []string{"static", "strict_dns"}
-	allowedLBPolicies         = []string{"round_robin", "least_request", "random"}
+	allowedLBPolicies         = []string{"round_robin", "least_request", "random", "ring_hash", "maglev"}
 	allowedRetryOn            = []string{"5xx", "gateway-error", "connect-failure", "reset", "retriable-status-codes", "refused-stream", "retriable-4xx"}
 	allowedRedirectCodes      = []int{301, 302, 303, 307, 308}
 	allowedLogFormats         = []string{"json", "text"}
@@ -112,6 +112,7 @@ func (v *validator) config(c *Config) {
 		v.cluster(indexPath("clusters", i), &c.Clusters[i])
 	}
 	slices.Sort(v.clusterNames)
+	v.clusterManager(&c.ClusterManager)
 
 	if len(c.Listeners) == 0 {
 		v.errorf("listeners", "at least one listener is required")
@@ -304,6 +305,7 @@ func (v *validator) checkFile(path string, name *string, required bool) {
 }
 
 func (v *validator) listener(lp string, l *Listener) {
+	defer v.listenerRateLimits(lp, l)
 	v.name(fieldPath(lp, "name"), l.Name, true)
 	v.address(fieldPath(lp, "address"), l.Address, true)
 	v.name(fieldPath(lp, "stat_prefix"), l.StatPrefix, true)
@@ -463,12 +465,15 @@ func (v *validator) route(rp string, r *Route) {
 		}
 	}
 
+	v.routeFault(rp, r)
 	actions := setNames(map[string]bool{"route": r.Route != nil, "redirect": r.Redirect != nil, "direct_response": r.DirectResponse != nil})
 	if len(actions) != 1 {
 		v.errorf(rp, "exactly one of route, redirect or direct_response is required%s", gotKinds(actions))
 	}
 	if a := r.Route; a != nil {
 		v.routeAction(fieldPath(rp, "route"), a, m.Prefix != nil)
+		v.routeHashPolicy(fieldPath(rp, "route"), a)
+		v.mirrorPolicies(fieldPath(rp, "route"), a)
 	}
 	if rd := r.Redirect; rd != nil {
 		v.redirect(fieldPath(rp, "redirect"), rd, m.Prefix != nil)
@@ -717,6 +722,10 @@ func (v *validator) cluster(cp string, c *Cluster) {
 		}
 		v.name(fieldPath(ip, "zone"), e.Zone, false)
 	}
+	v.commonLBConfig(cp, &c.CommonLBConfig)
+	v.clusterHealth(cp, c)
+	v.clusterCircuitBreakers(cp, c)
+	v.clusterHashing(cp, c)
 }
 
 // durations reports every negative Duration under v, wherever it is, so

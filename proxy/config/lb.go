@@ -1,0 +1,82 @@
+package config
+
+// CommonLBConfig is Envoy's cluster.common_lb_config, flattened: Envoy's
+// Percent messages are plain numbers here.
+type CommonLBConfig struct {
+	// HealthyPanicThreshold is the percentage of healthy hosts, 0–100,
+	// below which the cluster balances over every host, healthy or not,
+	// because sending everything to the few healthy ones would overload
+	// them too. 0 disables panic mode. Default 50.
+	HealthyPanicThreshold *float64 `yaml:"healthy_panic_threshold"`
+	// ZoneAwareLBConfig tunes zone-aware routing, which needs node.zone and
+	// cluster_manager.local_cluster_name.
+	ZoneAwareLBConfig ZoneAwareLBConfig `yaml:"zone_aware_lb_config"`
+}
+
+// ZoneAwareLBConfig is Envoy's common_lb_config.zone_aware_lb_config.
+type ZoneAwareLBConfig struct {
+	// RoutingEnabled is the percentage of requests, 0–100, that zone-aware
+	// routing applies to; the rest ignore zones. Default 100.
+	RoutingEnabled *float64 `yaml:"routing_enabled"`
+	// MinClusterSize is the smallest upstream cluster zone-aware routing is
+	// attempted for. Default 6.
+	MinClusterSize *int `yaml:"min_cluster_size"`
+	// FailTrafficOnPanic fails requests instead of balancing over every host
+	// when the cluster is in panic mode. Default false.
+	FailTrafficOnPanic bool `yaml:"fail_traffic_on_panic"`
+}
+
+// ClusterManager is Envoy's cluster_manager settings that hopwatch uses.
+type ClusterManager struct {
+	// LocalClusterName names the cluster whose endpoints are this service's
+	// own instances (this proxy among them). Zone-aware routing compares
+	// how that cluster and each upstream cluster spread over zones.
+	// Empty: no zone-aware routing.
+	LocalClusterName string `yaml:"local_cluster_name"`
+}
+
+// Documented defaults of common_lb_config.
+const (
+	DefaultHealthyPanicThreshold = 50.0
+	DefaultZoneRoutingEnabled    = 100.0
+	DefaultZoneMinClusterSize    = 6
+)
+
+func (l *CommonLBConfig) applyDefaults() {
+	if l.HealthyPanicThreshold == nil {
+		t := DefaultHealthyPanicThreshold
+		l.HealthyPanicThreshold = &t
+	}
+	z := &l.ZoneAwareLBConfig
+	if z.RoutingEnabled == nil {
+		r := DefaultZoneRoutingEnabled
+		z.RoutingEnabled = &r
+	}
+	if z.MinClusterSize == nil {
+		n := DefaultZoneMinClusterSize
+		z.MinClusterSize = &n
+	}
+}
+
+func (v *validator) commonLBConfig(cp string, l *CommonLBConfig) {
+	lp := fieldPath(cp, "common_lb_config")
+	v.percent(fieldPath(lp, "healthy_panic_threshold"), l.HealthyPanicThreshold)
+	zp := fieldPath(lp, "zone_aware_lb_config")
+	v.percent(fieldPath(zp, "routing_enabled"), l.ZoneAwareLBConfig.RoutingEnabled)
+	if n := l.ZoneAwareLBConfig.MinClusterSize; n != nil && *n < 0 {
+		v.errorf(fieldPath(zp, "min_cluster_size"), "must not be negative, got %d", *n)
+	}
+}
+
+func (v *validator) clusterManager(m *ClusterManager) {
+	if m.LocalClusterName != "" {
+		v.clusterRef("cluster_manager.local_cluster_name", m.LocalClusterName)
+	}
+}
+
+// percent checks an optional percentage in [0, 100].
+func (v *validator) percent(path string, p *float64) {
+	if p != nil && (*p < 0 || *p > 100 || *p != *p) {
+		v.errorf(path, "must be a percentage from 0 to 100, got %g", *p)
+	}
+}
