@@ -186,7 +186,8 @@ func (f *Flusher) drainLocked(ctx context.Context, hists []*Histogram) {
 }
 
 // flushCompact sends, for each histogram bucket with c new samples of sum
-// s, one line "name:<s/c>|ms|@<1/c>".
+// s, one line "name:<s/c>|ms|@<1/c>". A bucket whose count and sum cannot
+// be read consistently right now is left whole for the next flush.
 func (f *Flusher) flushCompact(ctx context.Context, hists []*Histogram) {
 	for len(f.lastHists) < len(hists) {
 		n := len(hists[len(f.lastHists)].counts)
@@ -197,20 +198,23 @@ func (f *Flusher) flushCompact(ctx context.Context, hists []*Histogram) {
 	for hi, h := range hists {
 		st := &f.lastHists[hi]
 		for i := range h.counts {
-			// Count first, then sum: Record adds the sum first, so every
-			// counted sample's value is in the sum (see bucketDelta).
-			c := h.counts[i].Load()
-			sum := h.sums[i].Load()
+			c, sum, ok := h.loadBucketRetry(i)
+			if !ok {
+				// Records kept hitting this bucket while we read it (or
+				// one is descheduled halfway through): the sum may hold
+				// values the count does not cover. Leave the bucket for the
+				// next flush, which sends the whole delta; sending it now
+				// would put a wrong mean on these lines and a mean too low,
+				// maybe outside the bucket, on later ones.
+				continue
+			}
 			dc, ds := c-st.counts[i], sum-st.sums[i]
 			if dc == 0 {
 				continue
 			}
-			if !meanInBucket(h.bounds, i, ds, dc) {
-				// A Record was between its two adds: the sum holds a value
-				// whose count is not visible yet. Leave the bucket for the
-				// next flush rather than send a mean outside it.
-				continue
-			}
+			// Consistent, so each of the dc samples lies in bucket i and so
+			// does their mean ds/dc, also as meanOf computes it in float64
+			// (TestCompactMeanStaysInBucket).
 			st.counts[i], st.sums[i] = c, sum
 			// Counts above maxCompactCount (never seen within one flush in
 			// practice) go out as several lines with the same mean.
@@ -232,18 +236,6 @@ func (f *Flusher) flushCompact(ctx context.Context, hists []*Histogram) {
 			}
 		}
 	}
-}
-
-// meanInBucket reports whether s/c lies in bucket i: (bounds[i-1], bounds[i]].
-func meanInBucket(bounds []float64, i int, s, c uint64) bool {
-	m := meanOf(s, c)
-	if i > 0 && m <= bounds[i-1] {
-		return false
-	}
-	if i < len(bounds) && m > bounds[i] {
-		return false
-	}
-	return true
 }
 
 // sinkState is one configured sink: its line format, batch buffer and

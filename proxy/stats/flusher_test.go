@@ -375,24 +375,6 @@ func bucketIndexFloat(bounds []float64, v float64) int {
 	return len(bounds)
 }
 
-func TestMeanInBucketDefers(t *testing.T) {
-	b := DefaultBuckets()
-	// Bucket 3 is (5, 10].
-	for _, tc := range []struct {
-		s, c uint64
-		want bool
-	}{
-		{12, 2, true}, {20, 2, true}, {21, 2, false}, {10, 2, false}, {11, 2, true},
-	} {
-		if got := meanInBucket(b, 3, tc.s, tc.c); got != tc.want {
-			t.Errorf("meanInBucket(%d/%d) = %v", tc.s, tc.c, got)
-		}
-	}
-	if !meanInBucket(b, len(b), 4_000_000, 1) || meanInBucket(b, len(b), 3_600_000, 1) {
-		t.Error("+Inf bucket bounds")
-	}
-}
-
 func TestFlusherConfigValidation(t *testing.T) {
 	for _, tc := range []struct {
 		sink SinkConfig

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -13,11 +14,15 @@ func DefaultBuckets() []float64 {
 
 // Histogram records integer samples (milliseconds for every Envoy timer)
 // into fixed buckets. Each bucket keeps its own count and value sum as
-// atomics: the per-bucket sum is what makes the compact StatsD mode exact.
+// atomics: the per-bucket sum is what makes the compact StatsD mode exact,
+// provided a reader gets a count and a sum that describe the same samples.
+// Two independent atomics cannot be loaded together, so each bucket also
+// counts the Records that have started; see loadBucket.
 type Histogram struct {
 	bounds []float64       // upper bounds (le), shared by the store
-	counts []atomic.Uint64 // len(bounds)+1; the last one is +Inf
+	counts []atomic.Uint64 // completed Records; len(bounds)+1, the last one is +Inf
 	sums   []atomic.Uint64 // value sums, same indexing
+	starts []atomic.Uint64 // started Records, same indexing; counts[i] <= starts[i]
 	store  *Store
 	meta
 }
@@ -30,8 +35,8 @@ func (h *Histogram) Kind() Kind { return KindHistogram }
 // and dropped (and counted) if the queue is full.
 func (h *Histogram) Record(v uint64) {
 	i := bucketIndex(h.bounds, v)
-	// Sum before count: a reader that loads the count first then sees the
-	// sums of at least every sample it counted (see bucketDelta).
+	// In this order, which loadBucket relies on: starts, sums, counts.
+	h.starts[i].Add(1)
 	h.sums[i].Add(v)
 	h.counts[i].Add(1)
 	if h.store == nil {
@@ -128,19 +133,65 @@ func (s Snapshot) Quantile(q float64) (v float64, ok bool) {
 	return s.Bounds[len(s.Bounds)-1], true
 }
 
-// Snapshot reads the histogram. Counts are read before sums, so every
-// counted sample's value is included in the sums (a concurrent Record may
-// add a value whose count is not yet visible).
+// Snapshot reads the histogram. Each bucket's count and sum describe the
+// same samples (loadBucket), unless Records kept landing in that bucket
+// during every attempt to read it; then the sum may also hold the values
+// of samples not yet counted. Buckets are read one after the other, not
+// all at one instant.
 func (h *Histogram) Snapshot() Snapshot {
 	s := Snapshot{Bounds: h.bounds, Counts: make([]uint64, len(h.counts)), Sums: make([]uint64, len(h.sums))}
 	for i := range h.counts {
-		s.Counts[i] = h.counts[i].Load()
-	}
-	for i := range h.sums {
-		s.Sums[i] = h.sums[i].Load()
+		s.Counts[i], s.Sums[i], _ = h.loadBucketRetry(i)
 	}
 	return s
 }
+
+// loadBucket reads bucket i's count and sum. ok reports that they are
+// consistent: sum is exactly the sum of the count samples. It is false
+// when a Record into this bucket was in progress between the loads, or
+// started during them; the caller retries or tries again later.
+//
+// Why ok is exact: Record adds to starts, then sums, then counts, and Go
+// atomics are sequentially consistent. Let C(t) and A(t) be counts[i] and
+// starts[i] at time t, and tc < ts < ta the times of the three loads
+// below; C(t) <= A(t) and A only grows. ok means C(tc) == A(ta), hence
+// C(tc) == A(tc) == A(ta): at tc every started Record had finished (its
+// value was added before tc, so it is in the sum), and none started
+// between tc and ta (so no value was added to the sum between tc and ts).
+// Loading the count and then the sum, without starts, only ensures that
+// the sum covers every counted sample: a Record between its adds, or any
+// number of Records while the reader was descheduled between its loads,
+// put values in the sum that the count does not cover.
+func (h *Histogram) loadBucket(i int) (count, sum uint64, ok bool) {
+	count = h.counts[i].Load()
+	if testHookBetweenLoads != nil {
+		testHookBetweenLoads(h, i)
+	}
+	sum = h.sums[i].Load()
+	return count, sum, h.starts[i].Load() == count
+}
+
+// loadAttempts bounds how many times loadBucketRetry reads a bucket that
+// Records keep changing. Each failed attempt means another Record hit the
+// bucket within a few nanoseconds, or one is descheduled halfway; yielding
+// in between lets the latter finish.
+const loadAttempts = 8
+
+// loadBucketRetry is loadBucket retried up to loadAttempts times. When
+// every attempt failed it returns the last (inconsistent) values and false.
+func (h *Histogram) loadBucketRetry(i int) (count, sum uint64, ok bool) {
+	for range loadAttempts - 1 {
+		if count, sum, ok = h.loadBucket(i); ok {
+			return count, sum, true
+		}
+		runtime.Gosched()
+	}
+	return h.loadBucket(i)
+}
+
+// testHookBetweenLoads, when set by a test, runs in loadBucket between the
+// count and sum loads, where the reader may be descheduled.
+var testHookBetweenLoads func(h *Histogram, bucket int)
 
 // bucketIndex returns the first bucket whose bound is >= v (Prometheus le
 // semantics), or len(bounds) for the +Inf bucket. Binary search: no

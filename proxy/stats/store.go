@@ -371,6 +371,7 @@ func (s *Store) newHistogram(m meta) *Histogram {
 		bounds: s.bounds,
 		counts: make([]atomic.Uint64, len(s.bounds)+1),
 		sums:   make([]atomic.Uint64, len(s.bounds)+1),
+		starts: make([]atomic.Uint64, len(s.bounds)+1),
 		store:  s,
 		meta:   m,
 	}
