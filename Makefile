@@ -41,14 +41,15 @@ bench-sink: build tools-test ## statsd-sink vs statsd_exporter on identical stre
 tools: ## build every pinned dev tool into ./bin (skips tools already at their pinned version)
 	tools/build.sh $(notdir $(patsubst %/,%,$(wildcard tools/*/)))
 
-test-deps: ## Debian packages the tests run: nginx, HAProxy, Caddy and wrk (the proxy benchmark's peers; their configs are validated by the real programs)
+test-deps: ## Debian packages the tests run: nginx, HAProxy, Caddy and wrk (the proxy benchmark's peers; their configs are validated by the real programs), and redis-server (the rate-limit service's store in e2e/ratelimit)
 	@bench/proxy/install-peers.sh
+	@bench/proxy/install-peers.sh redis-server
 
 tools-lint:
 	@tools/build.sh golangci-lint
 
-tools-test: ## tools the tests run against: statsd_exporter (sink differential test), Jaeger (tracing e2e), Prometheus (dashboards live proof), Tilt and kustomize (dev environment)
-	@tools/build.sh statsd_exporter jaeger prometheus tilt kustomize
+tools-test: ## tools the tests run against: statsd_exporter (sink differential test), Jaeger (tracing e2e), Prometheus (dashboards live proof), Tilt and kustomize (dev environment), envoyproxy/ratelimit (rate-limiting e2e)
+	@tools/build.sh statsd_exporter jaeger prometheus tilt kustomize ratelimit
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	@for pkg in $$($(GO) list ./...); do \

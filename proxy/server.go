@@ -124,7 +124,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = time.Now()
 	s.server = s.store.ServerStats()
 	s.server.Live.Set(1)
-	clusters, err := cluster.NewManagerWithOptions(ctx, s.cfg.Clusters, nil, s.log, cluster.Options{DialObserver: s.dialObserver(s.cfg.Clusters)})
+	clusters, err := cluster.NewManagerWithOptions(ctx, s.cfg.Clusters, nil, s.log, s.clusterOptions(s.cfg))
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	for i := range s.cfg.Listeners {
 		lc := &s.cfg.Listeners[i]
-		snap, err := s.snapshot(lc, clusters, s.tracer)
+		snap, err := s.snapshot(s.cfg, lc, clusters, s.tracer)
 		if err != nil {
 			s.stopLocked(ctx)
 			return err
@@ -156,6 +156,7 @@ func (s *Server) Start(ctx context.Context) error {
 		mgr := connmgr.New(snap, &s.draining)
 		ln, err := listener.Listen(ctx, lc, mgr, s.listenerStats(lc), s.log)
 		if err != nil {
+			closeRateLimiter(snap)
 			s.stopLocked(ctx)
 			return err
 		}
@@ -199,7 +200,7 @@ func (s *Server) ListenerAddr(name string) net.Addr {
 }
 
 // snapshot compiles one listener's request-handling configuration.
-func (s *Server) snapshot(lc *config.Listener, clusters *cluster.Manager, tr *tracer.Tracer) (*connmgr.Snapshot, error) {
+func (s *Server) snapshot(cfg *config.Config, lc *config.Listener, clusters *cluster.Manager, tr *tracer.Tracer) (*connmgr.Snapshot, error) {
 	table, err := route.NewTable(lc.VirtualHosts, route.Options{NodeHostname: s.cfg.Node.ID})
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
@@ -217,13 +218,17 @@ func (s *Server) snapshot(lc *config.Listener, clusters *cluster.Manager, tr *tr
 		}
 		logs = append(logs, fl)
 	}
-	snap := &connmgr.Snapshot{Listener: lc, Routes: table, Clusters: clusters, Stats: s.requestStats(lc, table), Tracer: tr}
+	snap := &connmgr.Snapshot{Listener: lc, Routes: table, Clusters: clusters, Stats: s.requestStats(cfg, lc, table), Tracer: tr}
 	switch len(logs) {
 	case 0:
 	case 1:
 		snap.AccessLog = logs[0]
 	default:
 		snap.AccessLog = logs
+	}
+	s.setLocalRateLimitStats(table)
+	if snap.RateLimit, err = s.rateLimiter(cfg, lc, clusters); err != nil {
+		return nil, err
 	}
 	return snap, nil
 }
@@ -278,7 +283,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 			s.shutdownProvider(tr)
 		}
 	}
-	clusters, err := cluster.NewManagerWithOptions(ctx, cfg.Clusters, s.clusters, s.log, cluster.Options{DialObserver: s.dialObserver(cfg.Clusters)})
+	clusters, err := cluster.NewManagerWithOptions(ctx, cfg.Clusters, s.clusters, s.log, s.clusterOptions(cfg))
 	if err != nil {
 		discardTracer()
 		return err
@@ -287,7 +292,10 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 	// listener leaves the running configuration whole.
 	snaps := make([]*connmgr.Snapshot, len(cfg.Listeners))
 	for i := range cfg.Listeners {
-		if snaps[i], err = s.snapshot(&cfg.Listeners[i], clusters, tr); err != nil {
+		if snaps[i], err = s.snapshot(cfg, &cfg.Listeners[i], clusters, tr); err != nil {
+			for _, snap := range snaps[:i] {
+				closeRateLimiter(snap)
+			}
 			clusters.Close()
 			discardTracer()
 			return err
@@ -303,6 +311,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 		if live := s.listeners[lc.Name]; live != nil {
 			s.setListenerHTTPStats(snaps[i], live.ln, lc)
 			live.ln.SetStats(s.listenerStats(lc)(live.ln.Addr()))
+			retireRateLimiter(live.mgr.Snapshot())
 			live.mgr.Swap(snaps[i])
 			if err := live.ln.Update(lc); err != nil {
 				s.log.Error("listener update failed; it keeps its previous server settings", "listener", lc.Name, "err", err)
@@ -313,6 +322,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 		ln, err := listener.Listen(ctx, lc, mgr, s.listenerStats(lc), s.log)
 		if err != nil {
 			s.log.Error("new listener failed to start", "listener", lc.Name, "err", err)
+			closeRateLimiter(snaps[i])
 			continue
 		}
 		s.setListenerHTTPStats(snaps[i], ln, lc)
@@ -327,6 +337,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Lifecycle.DrainTime.D()+time.Second)
 				defer cancel()
 				_ = live.ln.Shutdown(ctx)
+				closeRateLimiter(live.mgr.Snapshot())
 			}()
 			s.log.Info("listener removed", "listener", name)
 		}
@@ -397,7 +408,10 @@ func (s *Server) Shutdown(ctx context.Context) {
 func (s *Server) stopLocked(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, live := range s.listeners {
-		wg.Go(func() { _ = live.ln.Shutdown(ctx) })
+		wg.Go(func() {
+			_ = live.ln.Shutdown(ctx)
+			closeRateLimiter(live.mgr.Snapshot())
+		})
 	}
 	wg.Wait()
 	if s.admin != nil {

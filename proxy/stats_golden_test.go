@@ -265,6 +265,8 @@ func expectedCounters(s trafficScript, a goldenAddrs) []valued {
 		// down: both attempts fail to connect; the 503 UF is charged.
 		{clusterStat("down", "upstream_rq_total"), u(2 * s.down)},
 		{clusterStat("down", "upstream_cx_connect_fail"), u(2 * s.down)},
+		// Each attempt waits for its (failing) connection: pending.
+		{clusterStat("down", "upstream_rq_pending_total"), u(2 * s.down)},
 		{clusterStat("down", "upstream_rq_retry"), u(s.down)},
 		{clusterStat("down", "upstream_rq_retry_limit_exceeded"), u(s.down)},
 		{clusterStat("down", "upstream_rq_completed"), u(s.down)},
@@ -288,6 +290,8 @@ func expectedCounters(s trafficScript, a goldenAddrs) []valued {
 func variableCounters() []series {
 	return []series{
 		clusterStat("backend", "upstream_cx_total"),
+		// A request is pending while its connection is dialed.
+		clusterStat("backend", "upstream_rq_pending_total"),
 		httpStat("ingress_http", "downstream_cx_rx_bytes_total"),
 		httpStat("ingress_http", "downstream_cx_tx_bytes_total"),
 		clusterStat("backend", "upstream_cx_http1_total"),

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -66,14 +67,16 @@ func (s *Server) listenerStats(lc *config.Listener) func(net.Addr) *listener.Sta
 	}
 }
 
-// requestStats builds the stats one listener's requests update.
-func (s *Server) requestStats(lc *config.Listener, table *route.Table) *connmgr.Stats {
+// requestStats builds the stats one listener's requests update under cfg,
+// which is the configuration being loaded: on a reload s.cfg is still the
+// old one, whose clusters and node.zone may differ.
+func (s *Server) requestStats(cfg *config.Config, lc *config.Listener, table *route.Table) *connmgr.Stats {
 	if !s.statsOn() {
 		return nil
 	}
 	st := &connmgr.Stats{
 		HTTP:     s.store.HTTPConnManagerStats(lc.StatPrefix),
-		Upstream: make(map[string]*router.UpstreamStats, len(s.cfg.Clusters)),
+		Upstream: make(map[string]*router.UpstreamStats, len(cfg.Clusters)),
 		Routes:   map[*route.Route]*stats.RouteStats{},
 	}
 	for _, vh := range table.VirtualHosts() {
@@ -83,10 +86,10 @@ func (s *Server) requestStats(lc *config.Listener, table *route.Table) *connmgr.
 			}
 		}
 	}
-	for i := range s.cfg.Clusters {
-		c := &s.cfg.Clusters[i]
+	for i := range cfg.Clusters {
+		c := &cfg.Clusters[i]
 		us := &router.UpstreamStats{Cluster: s.store.ClusterStats(c.Name)}
-		if local := s.cfg.Node.Zone; local != "" {
+		if local := cfg.Node.Zone; local != "" {
 			for _, ep := range c.Endpoints {
 				if ep.Zone != "" && us.Zones[ep.Zone] == nil {
 					if us.Zones == nil {
@@ -133,12 +136,18 @@ type upstreamConn struct {
 	closed       atomic.Bool
 }
 
+// NetConn returns the wrapped connection, so that the upstream client can
+// reach the socket (it peeks at idle connections before reuse).
+func (c *upstreamConn) NetConn() net.Conn { return c.Conn }
+
 func (c *upstreamConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.cs.UpstreamCxRxBytesTotal.Add(uint64(n))
 	}
-	if err != nil && !c.closed.Load() {
+	// A deadline error is the proxy cancelling an exchange, not the
+	// upstream ending the connection.
+	if err != nil && !c.closed.Load() && !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.remoteClosed.Store(true)
 	}
 	return n, err
@@ -229,6 +238,25 @@ func (s *Server) updateMembership() {
 		cs.MembershipDegraded.Set(0)
 		cs.MaxHostWeight.Set(uint64(maxWeight))
 	}
+}
+
+// clusterOptions are the cluster manager's dependencies for cfg: the
+// upstream connection counter, the cluster stats the clusters update
+// themselves (lb_zone_*), and the zone-aware routing settings.
+func (s *Server) clusterOptions(cfg *config.Config) cluster.Options {
+	o := cluster.Options{
+		DialObserver:     s.dialObserver(cfg.Clusters),
+		LocalZone:        cfg.Node.Zone,
+		LocalClusterName: cfg.ClusterManager.LocalClusterName,
+	}
+	if s.statsOn() {
+		o.ClusterStats = s.store.ClusterStats
+		// Circuit breakers (cluster.Breaker) keep the *_overflow counters,
+		// the pending-request stats and the circuit_breakers.default.*
+		// gauges in ClusterStats, and remaining_* with track_remaining.
+		o.CircuitBreakerRemainingStats = s.store.CircuitBreakerRemainingStats
+	}
+	return o
 }
 
 // dialObserver returns the upstream connection counter, nil with stats off.

@@ -2,9 +2,10 @@
 # install-peers.sh [CMD...]: apt-get install the Debian packages that provide
 # the proxy benchmark's peers and load generator (default: nginx, haproxy,
 # caddy, wrk), when they are missing. Used by run.sh and by `make test-deps`
-# (the peers' config-validation tests run the real programs). Needs root.
+# (the peers' config-validation tests run the real programs; e2e/ratelimit
+# runs redis-server, which `make test-deps` asks for by name). Needs root.
 set -euo pipefail
-declare -A pkg=([wrk]=wrk [nginx]=nginx-light [haproxy]=haproxy [caddy]=caddy)
+declare -A pkg=([wrk]=wrk [nginx]=nginx-light [haproxy]=haproxy [caddy]=caddy [redis-server]=redis-server)
 cmds=("$@")
 ((${#cmds[@]})) || cmds=(nginx haproxy caddy wrk)
 missing=()

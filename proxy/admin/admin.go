@@ -143,15 +143,12 @@ func writeClustersText(w io.Writer, clusters []*cluster.Cluster) {
 		name := c.Name()
 		for _, h := range c.Hosts() {
 			prefix := name + "::" + h.Address() + "::"
-			health := "healthy"
-			if !h.Healthy() {
-				health = "/failed_active_hc"
-			}
-			_, _ = fmt.Fprintf(w, "%shealth_flags::%s\n", prefix, health)
+			_, _ = fmt.Fprintf(w, "%shealth_flags::%s\n", prefix, h.HealthFlags())
 			_, _ = fmt.Fprintf(w, "%sweight::%d\n", prefix, h.Weight())
 			_, _ = fmt.Fprintf(w, "%szone::%s\n", prefix, h.Zone())
 			_, _ = fmt.Fprintf(w, "%scanary::%s\n", prefix, strconv.FormatBool(h.Canary()))
 			_, _ = fmt.Fprintf(w, "%srq_active::%d\n", prefix, h.ActiveRequests())
+			_, _ = fmt.Fprintf(w, "%ssuccess_rate::%s\n", prefix, strconv.FormatFloat(h.SuccessRate(), 'g', -1, 64))
 			if hn := h.Hostname(); hn != "" {
 				_, _ = fmt.Fprintf(w, "%shostname::%s\n", prefix, hn)
 			}
@@ -175,6 +172,23 @@ type hostStatus struct {
 	Canary         bool   `json:"canary"`
 	Healthy        bool   `json:"healthy"`
 	ActiveRequests int64  `json:"rq_active"`
+	// HealthStatus is Envoy's host_statuses[].health_status.
+	HealthStatus healthStatus `json:"health_status"`
+	// SuccessRate is the outlier detector's last success rate of the
+	// host, in percent; absent when none was computed (Envoy's rule).
+	SuccessRate *successRate `json:"success_rate,omitempty"`
+}
+
+// healthStatus mirrors Envoy's admin HostHealthStatus for the flags
+// hopwatch has.
+type healthStatus struct {
+	FailedActiveHealthCheck bool   `json:"failed_active_health_check,omitempty"`
+	FailedOutlierCheck      bool   `json:"failed_outlier_check,omitempty"`
+	EDSHealthStatus         string `json:"eds_health_status"`
+}
+
+type successRate struct {
+	Value float64 `json:"value"`
 }
 
 func clustersJSON(clusters []*cluster.Cluster) any {
@@ -185,10 +199,21 @@ func clustersJSON(clusters []*cluster.Cluster) any {
 		cfg := c.Config()
 		cs := clusterStatus{Name: c.Name(), Type: cfg.Type, LBPolicy: cfg.LBPolicy, Protocol: cfg.Protocol, Hosts: []hostStatus{}}
 		for _, h := range c.Hosts() {
-			cs.Hosts = append(cs.Hosts, hostStatus{
+			hs := hostStatus{
 				Address: h.Address(), Hostname: h.Hostname(), Weight: h.Weight(), Zone: h.Zone(),
 				Canary: h.Canary(), Healthy: h.Healthy(), ActiveRequests: h.ActiveRequests(),
-			})
+				HealthStatus: healthStatus{
+					FailedActiveHealthCheck: h.FailedActiveHealthCheck(),
+					FailedOutlierCheck:      h.FailedOutlierCheck(),
+					// Static and DNS hosts carry no EDS status; Envoy
+					// reports HEALTHY for them.
+					EDSHealthStatus: "HEALTHY",
+				},
+			}
+			if sr := h.SuccessRate(); sr >= 0 {
+				hs.SuccessRate = &successRate{Value: sr}
+			}
+			cs.Hosts = append(cs.Hosts, hs)
 		}
 		out.Clusters = append(out.Clusters, cs)
 	}

@@ -9,8 +9,8 @@ import (
 )
 
 // balancer chooses one host among candidates. It is the seam for selection
-// policies: each policy lives in its own lb_*.go file, and ring_hash or
-// maglev would add one more (with a hash key in LBContext).
+// policies: each policy lives in its own lb_*.go file; ring_hash and maglev
+// choose by LBContext.Hash (lb_hash.go).
 //
 // pick is called concurrently, never with an empty list, and must not
 // allocate: it is on every request's path.
@@ -41,6 +41,8 @@ const (
 	policyRoundRobin   = "round_robin"
 	policyLeastRequest = "least_request"
 	policyRandom       = "random"
+	policyRingHash     = "ring_hash"
+	policyMaglev       = "maglev"
 )
 
 // newBalancer builds the balancer a cluster's lb_policy names. An empty
@@ -56,8 +58,12 @@ func newBalancer(cfg *config.Cluster, rnd randSource) (balancer, error) {
 		return newLeastRequest(cfg.LeastRequest, rnd)
 	case policyRandom:
 		return &random{rnd: rnd}, nil
+	case policyRingHash:
+		return newRingHash(cfg.RingHashLBConfig, rnd)
+	case policyMaglev:
+		return newMaglev(cfg.MaglevLBConfig, rnd)
 	default:
-		return nil, fmt.Errorf("lb_policy: unknown policy %q (allowed: %s, %s, %s)",
-			cfg.LBPolicy, policyRoundRobin, policyLeastRequest, policyRandom)
+		return nil, fmt.Errorf("lb_policy: unknown policy %q (allowed: %s, %s, %s, %s, %s)",
+			cfg.LBPolicy, policyRoundRobin, policyLeastRequest, policyRandom, policyRingHash, policyMaglev)
 	}
 }

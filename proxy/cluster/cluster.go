@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
 // Cluster types accepted in config.Cluster.Type.
@@ -30,9 +32,11 @@ type Cluster struct {
 	name      string
 	cfg       config.Cluster // a deep copy, compared on reload
 	log       *slog.Logger
-	transport *http.Transport
+	transport pooledTransport
 	scheme    string
 	lb        balancer
+	// breaker holds the circuit breakers (circuit_breaker.go).
+	breaker *Breaker
 
 	set atomic.Pointer[hostSet]
 	// mu serialises host set rebuilds (DNS answers, health changes); Pick
@@ -42,6 +46,23 @@ type Cluster struct {
 	// owner is the Manager that closes this cluster; a hot reload that
 	// carries the cluster over hands it to the new Manager.
 	owner atomic.Pointer[Manager]
+
+	// Zone-aware routing (zone_aware.go): the Manager sets zoneEnv; Pick
+	// rebuilds zonePlan when a host set it was built from changes.
+	zone     zoneState
+	zoneEnv  atomic.Pointer[zoneEnv]
+	zonePlan atomic.Pointer[zonePlan]
+	// stats are the cluster's own counters (lb_zone_*); nil with stats off.
+	stats *stats.ClusterStats
+
+	// panicThreshold is common_lb_config.healthy_panic_threshold, percent.
+	panicThreshold float64
+	// hc runs the active health check (health_check.go); nil without
+	// health_checks.
+	hc *healthChecker
+	// od is the outlier detector (outlier.go); nil without
+	// outlier_detection.
+	od *outlierDetector
 
 	// strict_dns state, used by the DNS loop only (and by start before it).
 	eps      []endpoint
@@ -60,14 +81,23 @@ type LBContext struct {
 	// Attempted holds hosts already tried for this request; Pick avoids them
 	// when another is available (Envoy's previous_hosts retry predicate).
 	Attempted []*Host
+	// Hash is the request hash of the route's hash_policy, for ring_hash and
+	// maglev clusters; HasHash is false when the policy produced none (or
+	// the route has none), and those balancers then draw a random value.
+	Hash    uint64
+	HasHash bool
 }
 
 // newCluster validates cfg and builds the cluster without starting DNS.
 func newCluster(cfg *config.Cluster, opts Options, log *slog.Logger) (*Cluster, error) {
 	c := &Cluster{
-		name: cfg.Name,
-		cfg:  cloneClusterConfig(cfg),
-		log:  log.With("cluster", cfg.Name),
+		name:           cfg.Name,
+		cfg:            cloneClusterConfig(cfg),
+		log:            log.With("cluster", cfg.Name),
+		panicThreshold: config.DefaultHealthyPanicThreshold,
+	}
+	if t := cfg.CommonLBConfig.HealthyPanicThreshold; t != nil {
+		c.panicThreshold = *t
 	}
 	var needIP bool
 	switch cfg.Type {
@@ -94,11 +124,25 @@ func newCluster(cfg *config.Cluster, opts Options, log *slog.Logger) (*Cluster, 
 	if c.lb, err = newBalancer(cfg, opts.rnd); err != nil {
 		return nil, err
 	}
+	c.zone = zoneState{cfg: newZoneConfig(cfg), rnd: opts.rnd}
+	if c.zone.rnd == nil {
+		c.zone.rnd = rand.Uint64
+	}
+	if opts.ClusterStats != nil {
+		c.stats = opts.ClusterStats(cfg.Name)
+	}
 	spec, err := newTransport(cfg, opts.DialObserver, c.serverName)
 	if err != nil {
 		return nil, err
 	}
-	c.transport, c.scheme = spec.transport, spec.scheme
+	c.transport, c.scheme = spec.client, spec.scheme
+	c.breaker = newBreaker(cfg.CircuitBreakers, c.breakerStats(cfg, opts))
+	spec.dialer.breaker = c.breaker
+	// Health checking comes before the first host set so that its hosts
+	// start as Envoy's do: unhealthy until their first check passes.
+	if err := c.newHealth(cfg, opts); err != nil {
+		return nil, err
+	}
 
 	// IP endpoints are known now; names wait for the first DNS answer.
 	c.resolved = make([][]netip.Addr, len(eps))
@@ -123,6 +167,12 @@ func cloneClusterConfig(cfg *config.Cluster) config.Cluster {
 	if cfg.LeastRequest.ActiveRequestBias != nil {
 		b := *cfg.LeastRequest.ActiveRequestBias
 		out.LeastRequest.ActiveRequestBias = &b
+	}
+	out.HealthChecks = cloneHealthChecks(cfg.HealthChecks)
+	out.CircuitBreakers = cloneCircuitBreakers(cfg.CircuitBreakers)
+	if cfg.OutlierDetection != nil {
+		o := *cfg.OutlierDetection
+		out.OutlierDetection = &o
 	}
 	return out
 }
@@ -151,17 +201,53 @@ func (c *Cluster) Hosts() []*Host { return c.set.Load().all }
 // cluster has no usable host (the proxy answers 503 with flag UH). lb may be
 // nil. A first attempt allocates nothing.
 func (c *Cluster) Pick(lb *LBContext) *Host {
-	cands := c.set.Load().active
+	set := c.set.Load()
+	cands := set.active
 	if len(cands.hosts) == 0 {
 		return nil
 	}
+	if set.panic && c.stats != nil {
+		c.stats.LbHealthyPanic.Inc()
+	}
+	if set.panic && c.zone.cfg.failTrafficOnPanic {
+		// zone_aware_lb_config.fail_traffic_on_panic: fail rather than
+		// balance over unhealthy hosts.
+		return nil
+	}
 	// Filter stage. The health filter and panic threshold were applied when
-	// the set was built (set.active). Zone-aware routing will narrow cands
-	// here, before the retry predicate.
+	// the set was built (set.active). Zone-aware routing narrows cands to
+	// one zone's healthy hosts, before the retry predicate; in panic mode
+	// Envoy balances over every host, ignoring zones.
+	zoned := false
+	if !set.panic {
+		z, fail := c.zoneCandidates(set)
+		if fail {
+			return nil
+		}
+		if z != nil {
+			cands, zoned = z, true
+		}
+	}
 	if lb != nil && len(lb.Attempted) > 0 {
-		cands = withoutAttempted(cands, lb.Attempted)
+		if zoned && allAttempted(cands, lb.Attempted) {
+			// The zone has no untried host left: a retry may leave it.
+			cands = set.active
+		}
+		if _, ok := c.lb.(attemptAware); !ok {
+			cands = withoutAttempted(cands, lb.Attempted)
+		}
 	}
 	return c.lb.pick(cands, lb)
+}
+
+// allAttempted reports whether a request already tried every candidate.
+func allAttempted(c *candidates, attempted []*Host) bool {
+	for _, h := range c.hosts {
+		if !slices.Contains(attempted, h) {
+			return false
+		}
+	}
+	return true
 }
 
 // withoutAttempted removes the hosts a request already tried, unless that
@@ -201,16 +287,32 @@ func (c *Cluster) serverName(addr string) string {
 	return host
 }
 
-// setHostHealth records a health change and rebuilds the host set so that
-// the filter stage sees it. It is the entry point for active health checking
-// and outlier detection.
+// setHostHealth marks h healthy or as having failed active health
+// checking; tests use it to flip a host.
 func (c *Cluster) setHostHealth(h *Host, healthy bool) {
-	if h.healthy.Swap(healthy) == healthy {
-		return
-	}
+	c.setHealthFlag(h, flagFailedActiveHC, !healthy)
+}
+
+// setHealthFlag sets or clears one of h's health flags and, when that
+// changes whether h is healthy, rebuilds the host set so that the filter
+// stage sees it. It is the entry point for active health checking and
+// outlier detection; it reports whether the flag changed.
+func (c *Cluster) setHealthFlag(h *Host, flag uint32, set bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.set.Store(newHostSet(c.set.Load().all))
+	old := h.health.Load()
+	next := old &^ flag
+	if set {
+		next = old | flag
+	}
+	if next == old {
+		return false
+	}
+	h.health.Store(next)
+	if (old == 0) != (next == 0) && slices.Contains(c.set.Load().all, h) {
+		c.set.Store(newHostSet(c.set.Load().all, c.panicThreshold))
+	}
+	return true
 }
 
 // hostKey identifies a host across DNS refreshes: the same address reached
@@ -244,6 +346,11 @@ func (c *Cluster) rebuildFromResolved() (added, removed int) {
 			} else {
 				h = newHost(k.addr, e.hostname, e.weight, e.zone, e.canary)
 				h.endpoint = i
+				if c.hc != nil {
+					// Envoy's rule: a host is unhealthy until its first
+					// active check passes.
+					h.health.Store(flagFailedActiveHC)
+				}
 				added++
 			}
 			hosts = append(hosts, h)
@@ -253,7 +360,10 @@ func (c *Cluster) rebuildFromResolved() (added, removed int) {
 	if old != nil && added == 0 && removed == 0 {
 		return 0, 0
 	}
-	c.set.Store(newHostSet(hosts))
+	c.set.Store(newHostSet(hosts, c.panicThreshold))
+	if c.hc != nil {
+		c.hc.syncHosts(hosts)
+	}
 	return added, removed
 }
 
@@ -267,6 +377,7 @@ func (c *Cluster) close() {
 			c.stopDNS()
 			<-c.dnsDone
 		}
+		c.stopHealth()
 		c.transport.CloseIdleConnections()
 	})
 }

@@ -32,7 +32,7 @@ func newTestManager(t *testing.T, opts Options, cfgs ...config.Cluster) *Manager
 	return m
 }
 
-var policies = []string{"round_robin", "least_request", "random"}
+var policies = []string{"round_robin", "least_request", "random", "ring_hash", "maglev"}
 
 func TestPickAvoidsAttempted(t *testing.T) {
 	for _, policy := range policies {
@@ -193,7 +193,14 @@ func TestDefaultsForZeroValues(t *testing.T) {
 	if h.Address() != "[::1]:8080" || h.Weight() != 1 || !h.Healthy() {
 		t.Errorf("host = %s weight %d healthy %v, want [::1]:8080 weight 1 healthy", h.Address(), h.Weight(), h.Healthy())
 	}
-	tr := c.transport
+	h1, ok := c.transport.(*http1Transport)
+	if !ok {
+		t.Fatalf("transport = %T, want *http1Transport for an http1 cluster", c.transport)
+	}
+	if h1.maxIdle != defaultMaxIdleConnsPerHost || h1.idleTimeout != defaultIdleTimeout {
+		t.Errorf("http1 client: max idle %d, idle timeout %v, want documented defaults", h1.maxIdle, h1.idleTimeout)
+	}
+	tr := h1.fallback
 	if tr.MaxIdleConnsPerHost != defaultMaxIdleConnsPerHost || tr.IdleConnTimeout != defaultIdleTimeout ||
 		tr.MaxResponseHeaderBytes != 1<<20 || !tr.DisableCompression || tr.Proxy != nil {
 		t.Errorf("transport = %+v, want documented defaults", tr)

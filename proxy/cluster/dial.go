@@ -74,6 +74,10 @@ type dialer struct {
 	// serverName returns the TLS server name for an address: the configured
 	// SNI, else the host name of the endpoint that resolved to the address.
 	serverName func(addr string) string
+	// breaker bounds the cluster's connections and pending requests
+	// (circuit_breaker.go); nil for dials outside the breakers (health
+	// checks).
+	breaker *Breaker
 }
 
 // tcpKeepAlive keeps idle pooled connections probed, so that a vanished
@@ -97,6 +101,10 @@ func newDialer(cluster string, timeout time.Duration, tlsCfg *tls.Config, requir
 
 // DialContext is http.Transport.DialContext for plaintext clusters.
 func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	slot, err := d.acquire(ctx, addr)
+	if err != nil {
+		return nil, err // refused or abandoned before any connection attempt
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
@@ -106,10 +114,32 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	}
 	d.observe(ctx, addr, start, err)
 	if err != nil {
+		slot.failed()
 		return nil, err
 	}
-	return d.wrap(conn), nil
+	slot.ready()
+	return d.wrap(slot.conn(conn)), nil
 }
+
+// acquire claims a connection slot from the circuit breaker, waiting for
+// one if the cluster is at max_connections. The connect timeout starts
+// after it: a request waiting for a slot is pending, bounded by its own
+// timeouts, as in Envoy.
+func (d *dialer) acquire(ctx context.Context, addr string) (*connWait, error) {
+	if d.breaker == nil {
+		return nil, nil
+	}
+	return d.breaker.acquireConn(ctx, addr)
+}
+
+// handIdle offers a pooled connection to addr that turned idle to a dial
+// waiting for a circuit-breaker slot, and reports whether one took it (see
+// idlePool).
+func (d *dialer) handIdle(addr string, conn any) bool { return d.breaker.handIdle(addr, conn) }
+
+// connIdle tells the circuit breaker that a connection to addr went idle
+// in the pool, for a dial that started waiting meanwhile (see idlePool).
+func (d *dialer) connIdle(addr string) { d.breaker.connIdle(addr) }
 
 // wrap hands an established connection to the ConnObserver, if any.
 func (d *dialer) wrap(c net.Conn) net.Conn {
@@ -124,23 +154,34 @@ func (d *dialer) wrap(c net.Conn) net.Conn {
 // is a ConnectError too. It returns the *tls.Conn unwrapped: http.Transport
 // only switches to HTTP/2 when it sees a *tls.Conn that negotiated h2.
 func (d *dialer) DialTLSContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	slot, err := d.acquire(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	conn, err := d.dialTLS(ctx, network, addr)
+	conn, err := d.dialTLS(ctx, network, addr, slot)
 	if err != nil {
 		err = d.connectError(ctx, addr, err)
 	}
 	d.observe(ctx, addr, start, err)
-	return conn, err
+	if err != nil {
+		slot.failed()
+		return nil, err
+	}
+	slot.ready()
+	return conn, nil
 }
 
-func (d *dialer) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+// dialTLS connects and shakes hands. The slot's wrapper goes beneath TLS,
+// on the TCP connection, so that closing the *tls.Conn frees the slot.
+func (d *dialer) dialTLS(ctx context.Context, network, addr string, slot *connWait) (net.Conn, error) {
 	raw, err := d.net.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	raw = d.wrap(raw)
+	raw = d.wrap(slot.conn(raw))
 	cfg := d.tls.Clone()
 	if cfg.ServerName == "" {
 		cfg.ServerName = d.serverName(addr)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"math"
 	"net/netip"
 	"sync/atomic"
 )
@@ -18,8 +19,15 @@ type Host struct {
 	zone     string
 	canary   bool
 
-	healthy atomic.Bool
-	active  atomic.Int64
+	// health holds the host's health flags (flagFailedActiveHC,
+	// flagFailedOutlierCheck); the host is healthy when none is set.
+	// Written only through Cluster.setHealthFlag, which rebuilds the host
+	// set.
+	health atomic.Uint32
+	active atomic.Int64
+	// od is the host's outlier-detection state; unused when the cluster
+	// has no outlier_detection.
+	od outlierHost
 
 	// rrCurrent is the smooth weighted round robin's current weight for this
 	// host. It lives here, as nginx keeps it in its peer, so that a pick over
@@ -37,7 +45,7 @@ func newHost(addr netip.AddrPort, hostname string, weight int, zone string, cana
 		zone:     zone,
 		canary:   canary,
 	}
-	h.healthy.Store(true)
+	h.od.successRate.Store(noSuccessRate)
 	return h
 }
 
@@ -62,11 +70,51 @@ func (h *Host) Zone() string { return h.zone }
 // Canary reports whether the endpoint is marked as a canary.
 func (h *Host) Canary() bool { return h.canary }
 
-// Healthy reports whether the host may receive traffic. Every host is
-// healthy until active health checking or outlier detection marks it
-// otherwise; they do so through Cluster.setHostHealth so that the host set
-// is rebuilt, as Envoy rebuilds its priority set on a health change.
-func (h *Host) Healthy() bool { return h.healthy.Load() }
+// Healthy reports whether the host may receive traffic: it has neither
+// failed active health checking nor been ejected by outlier detection.
+// Both mark it through Cluster.setHealthFlag so that the host set is
+// rebuilt, as Envoy rebuilds its priority set on a health change. A host of
+// a cluster without health checks or outlier detection is always healthy.
+func (h *Host) Healthy() bool { return h.health.Load() == 0 }
+
+// Health flags of a Host, after Envoy's Host::HealthFlag.
+const (
+	// flagFailedActiveHC: the host failed active health checking (or has
+	// not been checked yet).
+	flagFailedActiveHC uint32 = 1 << iota
+	// flagFailedOutlierCheck: outlier detection ejected the host.
+	flagFailedOutlierCheck
+)
+
+// FailedActiveHealthCheck reports whether active health checking marked the
+// host unhealthy (Envoy's FAILED_ACTIVE_HC). A new host of a cluster with
+// health checks carries it until its first check succeeds.
+func (h *Host) FailedActiveHealthCheck() bool { return h.health.Load()&flagFailedActiveHC != 0 }
+
+// FailedOutlierCheck reports whether outlier detection has ejected the host
+// (Envoy's FAILED_OUTLIER_CHECK).
+func (h *Host) FailedOutlierCheck() bool { return h.health.Load()&flagFailedOutlierCheck != 0 }
+
+// HealthFlags renders the host's health as Envoy's /clusters does:
+// "healthy", or each failed check as "/failed_active_hc" and
+// "/failed_outlier_check", in that order.
+func (h *Host) HealthFlags() string {
+	f := h.health.Load()
+	switch f {
+	case 0:
+		return "healthy"
+	case flagFailedActiveHC:
+		return "/failed_active_hc"
+	case flagFailedOutlierCheck:
+		return "/failed_outlier_check"
+	}
+	return "/failed_active_hc/failed_outlier_check"
+}
+
+// SuccessRate is the host's success rate, in percent, over the last
+// outlier-detection interval, or -1 when it was not computed (no outlier
+// detection, or too few requests), as Envoy's /clusters shows it.
+func (h *Host) SuccessRate() float64 { return math.Float64frombits(h.od.successRate.Load()) }
 
 // ActiveRequests returns the number of requests in flight to this host, as
 // counted by BeginRequest and EndRequest.
@@ -89,6 +137,11 @@ type candidates struct {
 	// equalWeights is true when every host has the same weight, which lets
 	// balancers use their cheaper unweighted form, as Envoy does.
 	equalWeights bool
+	// ownRR says that round robin keeps its position for this list in
+	// rrNext rather than in the balancer (zone-aware routing's per-zone
+	// lists, which live as long as the host set).
+	ownRR  bool
+	rrNext atomic.Uint64
 }
 
 func newCandidates(hosts []*Host) *candidates {
@@ -116,16 +169,17 @@ type hostSet struct {
 	// healthyCount is how many hosts were healthy when the set was built.
 	healthyCount int
 	// panic is true when too few hosts are healthy and active holds all of
-	// them (Envoy's panic threshold); exposed for stats.
+	// them (Envoy's panic threshold); Pick counts lb_healthy_panic.
 	panic bool
 }
 
-// panicThresholdPercent is Envoy's default healthy_panic_threshold: below
-// 50% healthy hosts, the cluster balances over all hosts, because sending
-// everything to the few healthy ones would overload them too.
-const panicThresholdPercent = 50
-
-func newHostSet(hosts []*Host) *hostSet {
+// newHostSet builds the snapshot of hosts. panicThreshold is the
+// cluster's healthy_panic_threshold in percent: when fewer than that share
+// of the hosts are healthy, the cluster balances over every host, because
+// sending everything to the few healthy ones would overload them too
+// (Envoy's panic mode). 0 disables panic mode: with no healthy host, Pick
+// finds none.
+func newHostSet(hosts []*Host, panicThreshold float64) *hostSet {
 	s := &hostSet{all: hosts, byAddr: make(map[string]*Host, len(hosts))}
 	healthy := make([]*Host, 0, len(hosts))
 	for _, h := range hosts {
@@ -141,7 +195,7 @@ func newHostSet(hosts []*Host) *hostSet {
 	switch {
 	case len(healthy) == len(hosts):
 		s.active = newCandidates(hosts)
-	case len(healthy)*100 < len(hosts)*panicThresholdPercent:
+	case float64(len(healthy))*100 < float64(len(hosts))*panicThreshold:
 		s.panic = true
 		s.active = newCandidates(hosts)
 	default:

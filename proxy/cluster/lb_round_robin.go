@@ -23,7 +23,11 @@ type roundRobin struct {
 
 func (r *roundRobin) pick(c *candidates, _ *LBContext) *Host {
 	if c.equalWeights {
-		i := (r.next.Add(1) - 1) % uint64(len(c.hosts))
+		next := &r.next
+		if c.ownRR {
+			next = &c.rrNext
+		}
+		i := (next.Add(1) - 1) % uint64(len(c.hosts))
 		return c.hosts[i]
 	}
 	r.mu.Lock()

@@ -225,7 +225,7 @@ func TestNewBalancerErrors(t *testing.T) {
 		cfg  config.Cluster
 		want string
 	}{
-		{"unknown policy", config.Cluster{LBPolicy: "maglev"}, `lb_policy: unknown policy "maglev"`},
+		{"unknown policy", config.Cluster{LBPolicy: "least_time"}, `lb_policy: unknown policy "least_time"`},
 		{"choice count 1", config.Cluster{LBPolicy: "least_request", LeastRequest: config.LeastRequestConfig{ChoiceCount: 1}}, "choice_count: 1 is too small"},
 		{"negative choice count", config.Cluster{LBPolicy: "least_request", LeastRequest: config.LeastRequestConfig{ChoiceCount: -3}}, "choice_count: -3"},
 		{"negative bias", config.Cluster{LBPolicy: "least_request", LeastRequest: config.LeastRequestConfig{ActiveRequestBias: &neg}}, "active_request_bias: -0.5 is invalid"},
@@ -239,7 +239,7 @@ func TestNewBalancerErrors(t *testing.T) {
 			}
 		})
 	}
-	for _, p := range []string{"", "round_robin", "least_request", "random"} {
+	for _, p := range []string{"", "round_robin", "least_request", "random", "ring_hash", "maglev"} {
 		if _, err := newBalancer(&config.Cluster{LBPolicy: p}, nil); err != nil {
 			t.Errorf("policy %q: %v", p, err)
 		}

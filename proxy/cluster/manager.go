@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
 // Options are the injectable dependencies of a Manager. The zero value is
@@ -19,6 +20,21 @@ type Options struct {
 	// attempt of every cluster this Manager builds (the hook for upstream
 	// connection stats).
 	DialObserver DialObserver
+	// LocalZone is node.zone, this proxy's zone; empty turns zone-aware
+	// routing off.
+	LocalZone string
+	// LocalClusterName is cluster_manager.local_cluster_name: the cluster of
+	// this service's own instances, whose host set every cluster's
+	// zone-aware routing compares itself with. Empty: no zone-aware routing.
+	LocalClusterName string
+	// ClusterStats, when set, returns the stats of the named cluster, which
+	// the cluster updates itself (the lb_zone_* counters, lb_healthy_panic,
+	// health_check.* and outlier_detection.*). A carried-over cluster keeps
+	// the stats it was built with.
+	ClusterStats func(cluster string) *stats.ClusterStats
+	// CircuitBreakerRemainingStats, when set with ClusterStats, returns the
+	// remaining_* gauges of a cluster with circuit_breakers.track_remaining.
+	CircuitBreakerRemainingStats func(cluster string) *stats.CircuitBreakerRemainingStats
 
 	// rnd replaces the balancers' random source in tests.
 	rnd randSource
@@ -99,10 +115,28 @@ func NewManagerWithOptions(ctx context.Context, cfgs []config.Cluster, prev *Man
 			return fail(fmt.Errorf("waiting for the first DNS answers of strict_dns clusters: %w", ctx.Err()))
 		}
 	}
+	// Active health checks start once the hosts are known; like Envoy's
+	// cluster warming, the new clusters wait for every host's first check
+	// (each bounded by its timeout), so that they start with real health.
+	readies = readies[:0]
+	for _, c := range built {
+		readies = append(readies, c.startHealth())
+	}
+	for _, ready := range readies {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return fail(fmt.Errorf("waiting for the first active health checks: %w", ctx.Err()))
+		}
+	}
 
 	// Commit: from here on nothing fails.
+	local := m.byName[opts.LocalClusterName]
 	for _, c := range m.clusters {
 		c.owner.Store(m)
+		// Also for carried-over clusters: node.zone or the local cluster
+		// may have changed with the reload.
+		c.setZoneEnv(opts.LocalZone, local)
 	}
 	if prev != nil {
 		for _, c := range prev.clusters {

@@ -28,10 +28,25 @@ const (
 	maxResponseHeaderBytes = 1 << 20
 )
 
+// pooledTransport is a cluster's upstream client: a RoundTripper with a
+// connection pool that the cluster empties when it is closed.
+type pooledTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
 // transportSpec is what building a cluster's transport decided.
 type transportSpec struct {
+	// transport is net/http's, used for HTTP/2 and h2c, and by http1 for
+	// upgrades.
 	transport *http.Transport
-	scheme    string
+	// client is what the cluster's requests go through: transport, or for
+	// http1 clusters hopwatch's own HTTP/1.1 client (http1.go).
+	client pooledTransport
+	scheme string
+	// dialer makes every connection of transport and client; newCluster
+	// gives it the cluster's circuit breaker.
+	dialer *dialer
 }
 
 // newTransport builds the pooled transport of one cluster. The dialer's
@@ -103,9 +118,20 @@ func newTransport(cfg *config.Cluster, obs DialObserver, serverName func(string)
 
 	d := newDialer(cfg.Name, connectTimeout, tlsCfg, cfg.Protocol == protocolHTTP2, obs, serverName)
 	t.DialContext = d.DialContext
+	dial := d.DialContext
 	if tlsCfg != nil {
 		t.DialTLSContext = d.DialTLSContext
+		dial = d.DialTLSContext
 		spec.scheme = "https"
+	}
+	spec.dialer = d
+	// Requests through net/http's transport carry a ticket that tells the
+	// dialer when they no longer wait for a connection (circuit_breaker.go).
+	spec.client = ticketTransport{t}
+	if cfg.Protocol == "" || cfg.Protocol == protocolHTTP1 {
+		h1 := newHTTP1Transport(dial, maxIdle, idleTimeout, t)
+		h1.handIdle, h1.connIdle = d.handIdle, d.connIdle
+		spec.client = h1
 	}
 	return spec, nil
 }

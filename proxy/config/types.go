@@ -443,7 +443,9 @@ type Cluster struct {
 	DNSRefreshRate Duration `yaml:"dns_refresh_rate"`
 	// ConnectTimeout bounds TCP (and TLS) connection set-up. Default 5s.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
-	// LBPolicy is round_robin (default, smooth weighted), least_request or random.
+	// LBPolicy is round_robin (default, smooth weighted), least_request,
+	// random, ring_hash or maglev (consistent hashing on the route's
+	// hash_policy).
 	LBPolicy string `yaml:"lb_policy"`
 	// LeastRequest tunes least_request.
 	LeastRequest LeastRequestConfig `yaml:"least_request_lb_config"`

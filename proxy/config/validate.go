@@ -70,6 +70,9 @@ type validator struct {
 
 	clusters     map[string]bool
 	clusterNames []string
+	// cfg is the configuration being checked, for checks that look across
+	// sections (a listener's rate_limit_service needs its cluster's protocol).
+	cfg *Config
 }
 
 func newValidator(file, baseDir string, pos map[string]position, failed map[string]bool) *validator {
@@ -102,6 +105,7 @@ func (v *validator) errorf(path, format string, args ...any) {
 }
 
 func (v *validator) config(c *Config) {
+	v.cfg = c
 	v.name("node.id", c.Node.ID, true)
 	v.name("node.cluster", c.Node.Cluster, false)
 	v.name("node.zone", c.Node.Zone, false)
@@ -435,20 +439,7 @@ func (v *validator) route(rp string, r *Route) {
 		v.regex(fieldPath(mp, "safe_regex"), *m.SafeRegex)
 	}
 	for i := range m.Headers {
-		h := &m.Headers[i]
-		hp := indexPath(fieldPath(mp, "headers"), i)
-		v.headerName(fieldPath(hp, "name"), h.Name)
-		kinds := setNames(map[string]bool{
-			"exact_match": h.ExactMatch != nil, "prefix_match": h.PrefixMatch != nil,
-			"suffix_match": h.SuffixMatch != nil, "contains_match": h.ContainsMatch != nil,
-			"safe_regex_match": h.SafeRegexMatch != nil, "present_match": h.PresentMatch != nil,
-		})
-		if len(kinds) != 1 {
-			v.errorf(hp, "exactly one of exact_match, prefix_match, suffix_match, contains_match, safe_regex_match or present_match is required%s", gotKinds(kinds))
-		}
-		if h.SafeRegexMatch != nil {
-			v.regex(fieldPath(hp, "safe_regex_match"), *h.SafeRegexMatch)
-		}
+		v.headerMatcher(indexPath(fieldPath(mp, "headers"), i), &m.Headers[i])
 	}
 	for i := range m.QueryParameters {
 		q := &m.QueryParameters[i]
@@ -485,6 +476,23 @@ func (v *validator) route(rp string, r *Route) {
 	v.name(fieldPath(rp, "stat_prefix"), r.StatPrefix, false)
 	if d := r.Decorator; d != nil && strings.TrimSpace(d.Operation) == "" {
 		v.errorf(fieldPath(rp, "decorator.operation"), "required: the span name for requests this route matches")
+	}
+}
+
+// headerMatcher checks one header matcher (route match.headers, and
+// rate_limits header_value_match.headers).
+func (v *validator) headerMatcher(hp string, h *HeaderMatcher) {
+	v.headerName(fieldPath(hp, "name"), h.Name)
+	kinds := setNames(map[string]bool{
+		"exact_match": h.ExactMatch != nil, "prefix_match": h.PrefixMatch != nil,
+		"suffix_match": h.SuffixMatch != nil, "contains_match": h.ContainsMatch != nil,
+		"safe_regex_match": h.SafeRegexMatch != nil, "present_match": h.PresentMatch != nil,
+	})
+	if len(kinds) != 1 {
+		v.errorf(hp, "exactly one of exact_match, prefix_match, suffix_match, contains_match, safe_regex_match or present_match is required%s", gotKinds(kinds))
+	}
+	if h.SafeRegexMatch != nil {
+		v.regex(fieldPath(hp, "safe_regex_match"), *h.SafeRegexMatch)
 	}
 }
 

@@ -21,8 +21,10 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/accesslog"
 	"github.com/hopwatch/hopwatch/proxy/cluster"
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/fault"
 	"github.com/hopwatch/hopwatch/proxy/headers"
 	"github.com/hopwatch/hopwatch/proxy/listener"
+	"github.com/hopwatch/hopwatch/proxy/ratelimit"
 	"github.com/hopwatch/hopwatch/proxy/requestid"
 	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/router"
@@ -52,6 +54,9 @@ type Snapshot struct {
 	// that changes tracing gives new snapshots a new Tracer, while requests
 	// already running finish on the old one.
 	Tracer *tracer.Tracer
+	// RateLimit is the listener's global rate limiter (its
+	// rate_limit_service); nil when it has none.
+	RateLimit *ratelimit.Global
 }
 
 // Stats are the stats a listener's requests update. Everything is created
@@ -74,6 +79,10 @@ type Manager struct {
 	// draining makes every response ask the client to close its
 	// connection, so that clients move away before shutdown.
 	draining *atomic.Bool
+	// faults counts the listener's active faults (max_active_faults) and
+	// shadows its shadow requests in flight; both outlive reloads.
+	faults  fault.Active
+	shadows router.ShadowLimit
 }
 
 // New returns a Manager serving snap. draining is shared by every listener
@@ -251,6 +260,13 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 		s.span.SetName(rt.Operation)
 	}
 
+	if rt.LocalRateLimit != nil {
+		var done bool
+		if prepare, done = localRateLimit(w, info, rt.LocalRateLimit, serverName, prepare); done {
+			return router.Outcome{}
+		}
+	}
+
 	switch rt.Action {
 	case route.ActionDirectResponse:
 		status, body := rt.DirectResponse()
@@ -283,6 +299,12 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 		router.WriteLocalReply(w, http.StatusServiceUnavailable, "", serverName, prepare)
 		return router.Outcome{}
 	}
+	if rt.RateLimits != nil && snap.RateLimit != nil {
+		var done bool
+		if prepare, done = globalRateLimit(req.Context(), w, req, info, snap, rt, target.Name, fwd.ClientAddress, serverName, prepare); done {
+			return router.Outcome{}
+		}
+	}
 	vars := &s.vars
 	*vars = route.Vars{RemoteAddr: req.RemoteAddr, UpstreamCluster: target.Name, Request: h}
 	rt.ApplyRequest(target, h, vars)
@@ -310,6 +332,16 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 		Upgrade:           upgrade,
 		Tracer:            snap.Tracer,
 		TraceContext:      s.traceCtx,
+		ClientAddress:     fwd.ClientAddress,
+	}
+	if len(rt.Mirrors) > 0 {
+		s.fwd.Shadow = router.ShadowEnv{Clusters: snap.Clusters, Limit: &m.shadows}
+		if snap.Stats != nil {
+			s.fwd.Shadow.Stats = snap.Stats.Upstream
+		}
+	}
+	if rt.Fault != nil && m.injectFault(s, req, rt, snap, serverName, prepare) {
+		return router.Outcome{}
 	}
 	return router.Forward(w, &s.fwd)
 }

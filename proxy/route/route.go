@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/fault"
+	"github.com/hopwatch/hopwatch/proxy/ratelimit"
 	"github.com/hopwatch/hopwatch/proxy/retry"
 )
 
@@ -91,6 +93,19 @@ type Route struct {
 	HostRewrite string
 	// AutoHostRewrite sets Host to the chosen endpoint's address.
 	AutoHostRewrite bool
+	// Hash computes the request hash for ring_hash and maglev clusters
+	// (hash_policy); nil when the route has none.
+	Hash *HashPolicy
+	// LocalRateLimit is the route's token bucket, else its virtual host's
+	// (shared), else nil.
+	LocalRateLimit *ratelimit.Local
+	// RateLimits are the global rate-limit policies, the route's then the
+	// virtual host's; nil when there are none (ActionRoute only).
+	RateLimits []*ratelimit.Policy
+	// Fault is the route's fault filter; nil when it has none.
+	Fault *fault.Fault
+	// Mirrors are the route's request mirror policies (ActionRoute only).
+	Mirrors []MirrorPolicy
 
 	match matcher
 
@@ -122,6 +137,9 @@ func compileRoute(cr *config.Route, vh *VirtualHost, path string, opts Options) 
 	}
 	if rt.mutation, err = NewHeaderMutation(cr.HeadersMutation, opts.NodeHostname); err != nil {
 		return nil, fmt.Errorf("%s.%w", path, err)
+	}
+	if rt.Fault, err = fault.New(cr.Fault); err != nil {
+		return nil, fmt.Errorf("%s.fault.%w", path, err)
 	}
 	for _, m := range []*HeaderMutation{rt.mutation, vh.Mutation} {
 		if m != nil {
@@ -157,6 +175,9 @@ func compileRoute(cr *config.Route, vh *VirtualHost, path string, opts Options) 
 	}
 	if actions != 1 {
 		return nil, fmt.Errorf("%s: exactly one of route, redirect and direct_response is required, found %d", path, actions)
+	}
+	if err := rt.compileRateLimits(cr, vh, path); err != nil {
+		return nil, err
 	}
 	return rt, nil
 }
@@ -237,7 +258,58 @@ func (rt *Route) compileRouteAction(a *config.RouteAction, path string, opts Opt
 	if rt.Retry, err = retry.Compile(a.RetryPolicy); err != nil {
 		return fmt.Errorf("%s.retry_policy.%w", path, err)
 	}
+	if rt.Hash, err = compileHashPolicy(a.HashPolicy, path); err != nil {
+		return err
+	}
+	if rt.Mirrors, err = compileMirrors(a.RequestMirrorPolicies, path+".request_mirror_policies"); err != nil {
+		return err
+	}
 	return nil
+}
+
+// MirrorPolicy is a compiled request mirror policy (Envoy's
+// RequestMirrorPolicy): the router shadows the selected fraction of the
+// route's requests to Cluster.
+type MirrorPolicy struct {
+	// Cluster receives the shadow requests.
+	Cluster string
+	// Fraction selects the requests to mirror; 100% when none is configured.
+	Fraction fault.Percent
+	// AppendHostSuffix appends "-shadow" to the shadow's host (Envoy's
+	// default; disable_shadow_host_suffix_append turns it off).
+	AppendHostSuffix bool
+	// MaxBodyBytes bounds the request body kept for the shadow; a request
+	// with a larger body is not mirrored.
+	MaxBodyBytes int
+}
+
+func compileMirrors(ps []config.RequestMirrorPolicy, path string) ([]MirrorPolicy, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
+	out := make([]MirrorPolicy, len(ps))
+	for i := range ps {
+		p := &ps[i]
+		ppath := fmt.Sprintf("%s[%d]", path, i)
+		if p.Cluster == "" {
+			return nil, fmt.Errorf("%s.cluster: required", ppath)
+		}
+		m := MirrorPolicy{Cluster: p.Cluster, Fraction: fault.Percent{Numerator: 100, Denominator: 100},
+			AppendHostSuffix: !p.DisableShadowHostSuffixAppend, MaxBodyBytes: config.DefaultMirrorMaxBodyBytes}
+		if p.RuntimeFraction != nil {
+			var err error
+			if m.Fraction, err = fault.CompilePercent(p.RuntimeFraction.DefaultValue); err != nil {
+				return nil, fmt.Errorf("%s.runtime_fraction.default_value.%w", ppath, err)
+			}
+		}
+		if p.MaxBodyBytes != nil {
+			if m.MaxBodyBytes = *p.MaxBodyBytes; m.MaxBodyBytes < 0 {
+				return nil, fmt.Errorf("%s.max_body_bytes: %d is negative", ppath, m.MaxBodyBytes)
+			}
+		}
+		out[i] = m
+	}
+	return out, nil
 }
 
 func (rt *Route) compileRedirect(r *config.RedirectAction, path string) error {

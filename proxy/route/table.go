@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/ratelimit"
 	"github.com/hopwatch/hopwatch/proxy/retry"
 )
 
@@ -55,6 +56,10 @@ type VirtualHost struct {
 	Retry *retry.Policy
 	// Mutation holds the virtual host's header changes; nil when there are none.
 	Mutation *HeaderMutation
+
+	// localRateLimit and rateLimits are inherited by the host's routes.
+	localRateLimit *ratelimit.Local
+	rateLimits     []*ratelimit.Policy
 
 	routes []*Route
 }
@@ -232,6 +237,9 @@ func compileVirtualHost(cv *config.VirtualHost, path string, opts Options) (*Vir
 	}
 	if vh.Mutation, err = NewHeaderMutation(cv.HeadersMutation, opts.NodeHostname); err != nil {
 		return nil, fmt.Errorf("%s.%w", path, err)
+	}
+	if err := vh.compileRateLimits(cv, path); err != nil {
+		return nil, err
 	}
 	for i := range cv.Routes {
 		rt, err := compileRoute(&cv.Routes[i], vh, fmt.Sprintf("%s.routes[%d]", path, i), opts)

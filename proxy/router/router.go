@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -72,6 +73,17 @@ type Request struct {
 	// span in TraceContext; nil when tracing is off.
 	Tracer       *tracer.Tracer
 	TraceContext context.Context
+	// ClientAddress is the downstream remote address (the peer, or the
+	// client X-Forwarded-For designates), which a source_ip hash policy
+	// hashes; invalid when unknown.
+	ClientAddress netip.Addr
+
+	// setCookies are the cookies a cookie hash policy generated, added to
+	// the upstream response.
+	setCookies []string
+	// Shadow is what the route's request mirror policies need; its zero
+	// value disables shadowing (see shadow.go).
+	Shadow ShadowEnv
 }
 
 // UpstreamStats are the stats that requests forwarded to one cluster update.
@@ -117,6 +129,9 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 		info.ResponseCodeDetails = "downstream_remote_disconnect"
 		return Outcome{}
 	}
+	if len(rt.Mirrors) > 0 {
+		startShadows(fr, body)
+	}
 	if body.stream != nil && down.ProtoMajor == 1 {
 		// A streamed body may still be arriving while the response flows
 		// back (gRPC-web, long uploads answered early).
@@ -151,9 +166,19 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 
 	var attemptedBuf [4]*cluster.Host
 	attempted := attemptedBuf[:0]
+	var lb cluster.LBContext
+	if rt.Hash != nil && fr.Cluster.HashesRequests() {
+		// As in Envoy, the hash is computed only for a balancer that uses
+		// it, so that a cookie policy sets no cookie for one that does not.
+		lb.Hash, lb.HasHash, fr.setCookies = rt.Hash.Hash(down, route.HashInput{ClientAddress: fr.ClientAddress})
+	}
+	// retryHeld: a retry slot of the circuit breaker is held (overflow.go).
+	retryHeld := false
+	defer fr.releaseRetry(&retryHeld)
 	for attempt := 1; ; attempt++ {
 		info.Attempts = attempt
-		host := fr.Cluster.Pick(&cluster.LBContext{Attempted: attempted})
+		lb.Attempted = attempted
+		host := fr.Cluster.Pick(&lb)
 		if host == nil {
 			if cs := fr.clusterStats(); cs != nil {
 				cs.UpstreamCxNoneHealthy.Inc()
@@ -168,6 +193,12 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 		if !ok {
 			// Unreachable: retries are refused below when the body cannot be replayed.
 			localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamConnectionFailure, "body_not_replayable", "request body cannot be replayed")
+			return Outcome{}
+		}
+		if !fr.Cluster.Breaker().AcquireRequest() {
+			// max_requests: refused before it is sent; released in finish.
+			fr.recordLocalReply(host, http.StatusServiceUnavailable)
+			overflowReply(w, fr)
 			return Outcome{}
 		}
 		a := newAttempt(reqCtx, fr, host, policy.PerTryTimeout)
@@ -192,11 +223,28 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 		host.BeginRequest()
 		fr.beginAttempt()
 		res, err := fr.Cluster.Transport().RoundTrip(out)
+		fr.releaseRetry(&retryHeld)
 		failure, cause := classify(a.ctx, reqCtx, down.Context(), err)
+		if err != nil && cause == causeNone && errors.Is(err, cluster.ErrOverflow) {
+			// Too many requests wait for a connection (max_pending_requests).
+			// The cluster is overloaded, not the host: no outlier detection
+			// and no retry, as in Envoy.
+			a.failure = "upstream overflow"
+			a.finish(fr, host)
+			fr.recordLocalReply(host, http.StatusServiceUnavailable)
+			overflowReply(w, fr)
+			return Outcome{}
+		}
 		if err == nil {
 			a.status = res.StatusCode
+			fr.Cluster.ObserveResponse(host, res.StatusCode, res.Header)
 		} else {
 			a.failure = describeFailure(failure, cause)
+			if cause != causeDownstreamGone {
+				// Outlier detection: a timeout counts as a 504, a connect
+				// failure or reset as a 503 (Envoy's local-origin mapping).
+				fr.Cluster.ObserveFailure(host, failure == retry.PerTryTimeout || cause == causeIdleTimeout)
+			}
 		}
 
 		retriesLeft := attempt <= policy.NumRetries && body.replayable
@@ -204,13 +252,16 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 			info.UpstreamServiceTime = time.Since(attemptStart)
 			info.HasUpstreamServiceTime = true
 			if policy.RetryOnStatus(res.StatusCode) && res.StatusCode != http.StatusSwitchingProtocols {
-				if retriesLeft && backoff(reqCtx, &policy, attempt) {
+				ok, overflow := fr.mayRetry(retriesLeft, &retryHeld)
+				if ok && backoff(reqCtx, &policy, attempt) {
 					discard(res.Body)
 					a.finish(fr, host)
 					fr.retried(res.StatusCode)
 					continue
 				}
-				if policy.NumRetries > 0 {
+				if overflow {
+					info.ResponseFlags.Set(streaminfo.UpstreamOverflow)
+				} else if policy.NumRetries > 0 {
 					info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
 					fr.retryLimitExceeded()
 				}
@@ -251,11 +302,14 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 			return Outcome{}
 		}
 		if policy.RetryOnFailure(failure) {
-			if retriesLeft && backoff(reqCtx, &policy, attempt) {
+			ok, overflow := fr.mayRetry(retriesLeft, &retryHeld)
+			if ok && backoff(reqCtx, &policy, attempt) {
 				fr.retried(0)
 				continue
 			}
-			if policy.NumRetries > 0 {
+			if overflow {
+				info.ResponseFlags.Set(streaminfo.UpstreamOverflow)
+			} else if policy.NumRetries > 0 {
 				info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
 				fr.retryLimitExceeded()
 			}
@@ -363,6 +417,7 @@ func (a *attempt) finish(fr *Request, host *cluster.Host) {
 	}
 	a.cancel(errAttemptDone)
 	host.EndRequest()
+	fr.Cluster.Breaker().ReleaseRequest()
 }
 
 type failureCause int
@@ -522,6 +577,9 @@ func respond(w http.ResponseWriter, fr *Request, res *http.Response, a *attempt)
 	}
 	h["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(info.UpstreamServiceTime.Milliseconds(), 10)}
 	h["Server"] = []string{fr.ServerName}
+	if len(fr.setCookies) > 0 {
+		h["Set-Cookie"] = append(h["Set-Cookie"], fr.setCookies...)
+	}
 	fr.Route.ApplyResponse(fr.Target, h, fr.Vars)
 	if fr.PrepareResponse != nil {
 		fr.PrepareResponse(h)

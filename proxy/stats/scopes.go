@@ -93,6 +93,7 @@ type ClusterStats struct {
 	HealthCheck              HealthCheckStats      `scope:"health_check."`
 	OutlierDetection         OutlierDetectionStats `scope:"outlier_detection."`
 	CircuitBreakers          CircuitBreakerStats   `scope:"circuit_breakers.default."`
+	RateLimit                RateLimitStats        `scope:"ratelimit."`
 }
 
 // HealthCheckStats are Envoy's cluster.<name>.health_check.* stats.
@@ -223,6 +224,7 @@ type HTTPConnManagerStats struct {
 	Responses *CodeStats `codes:"" stem:"downstream_rq" parts:"classes,completed,time"`
 
 	Tracing TracingStats `scope:"tracing."`
+	Fault   FaultStats   `scope:"fault."`
 }
 
 // RecordResponse counts a response sent downstream.
@@ -236,6 +238,17 @@ type TracingStats struct {
 	ClientEnabled  *Counter `stat:"client_enabled" help:"Requests traced because the client asked for it"`
 	NotTraceable   *Counter `stat:"not_traceable" help:"Requests not traced because the request ID is not traceable"`
 	HealthCheck    *Counter `stat:"health_check" help:"Health check requests, never traced"`
+}
+
+// FaultStats are Envoy's HTTP fault filter stats,
+// http.<stat_prefix>.fault.*. Envoy's per-downstream-cluster
+// fault.<downstream_cluster>.{delays,aborts}_injected and
+// response_rl_injected (response rate limiting) are not implemented.
+type FaultStats struct {
+	DelaysInjected *Counter `stat:"delays_injected" help:"Requests delayed by the fault filter"`
+	AbortsInjected *Counter `stat:"aborts_injected" help:"Requests aborted by the fault filter"`
+	FaultsOverflow *Counter `stat:"faults_overflow" help:"Faults not injected because max_active_faults was reached"`
+	ActiveFaults   *Gauge   `stat:"active_faults" help:"Faults active at the current time"`
 }
 
 // TracerStats are Envoy's tracing.opentelemetry.* counters: what became of

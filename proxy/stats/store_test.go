@@ -194,6 +194,7 @@ func TestCatalogueMatchesStore(t *testing.T) {
 	}
 	s := newTestStore(t, Config{})
 	s.ClusterStats("c")
+	s.CircuitBreakerRemainingStats("c")
 	s.ZoneStats("c", "z1", "z2")
 	s.HTTPConnManagerStats("p")
 	s.ListenerStats("1.2.3.4:5")
@@ -201,6 +202,7 @@ func TestCatalogueMatchesStore(t *testing.T) {
 	s.RouteStats("v", "r")
 	s.ServerStats()
 	s.TracerStats()
+	s.LocalRateLimitStats("lrl")
 	used := map[string]bool{}
 	var all []Stat
 	for _, c := range s.Counters() {

@@ -40,6 +40,9 @@ const (
 	FaultInjected
 	// RateLimited (RL): a rate limiter refused the request.
 	RateLimited
+	// RateLimitServiceError (RLSE): the rate-limit service failed and
+	// failure_mode_deny refused the request.
+	RateLimitServiceError
 	// DownstreamConnectionTermination (DC): the client went away.
 	DownstreamConnectionTermination
 	// UpstreamRetryLimitExceeded (URX): retries were exhausted.
@@ -74,6 +77,7 @@ var flagNames = [...]struct {
 	{DelayInjected, "DI"},
 	{FaultInjected, "FI"},
 	{RateLimited, "RL"},
+	{RateLimitServiceError, "RLSE"},
 	{DownstreamConnectionTermination, "DC"},
 	{UpstreamRetryLimitExceeded, "URX"},
 	{StreamIdleTimeout, "SI"},

@@ -152,6 +152,9 @@ func allDigits(s string) bool {
 // 127.0.0.1_80.worker_1) is not a catalogued listener stat.
 var reListenerAddr = regexp.MustCompile(`^(?:(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[[a-fA-F_\d]+\])_\d+|[^.]+)$`)
 
+// anyScope indexes the families whose flat name starts with a placeholder.
+const anyScope = "{"
+
 // catalogueFamily is one catalogue family compiled for matching.
 type catalogueFamily struct {
 	flat, ext template
@@ -180,6 +183,11 @@ func newCatalogueTables(fams []stats.Family) *catalogueTables {
 		cf := &catalogueFamily{flat: parseTemplate(f.Name), ext: parseTemplate(f.TagExtractedName),
 			prom: parseTemplate(f.PrometheusName), tags: f.Tags, labels: f.PrometheusLabels}
 		scope, _, _ := strings.Cut(f.Name, ".")
+		if strings.HasPrefix(scope, "{") {
+			// Rooted at a tag value (<stat_prefix>.http_local_rate_limit.*):
+			// tried for any scope, after the scope's own families.
+			scope = anyScope
+		}
 		ct.flat[scope] = append(ct.flat[scope], cf)
 		if len(cf.ext) == 1 && cf.ext[0].ph == "" {
 			if _, dup := ct.extExact[f.TagExtractedName]; !dup {
@@ -203,7 +211,8 @@ func newCatalogueTables(fams []stats.Family) *catalogueTables {
 
 // lookup matches stat (the name after the prefix) against the catalogue:
 // DogStatsD names first (exact, then zone templates), then flat names of
-// the stat's scope. Among flat matches the shortest leftmost value wins
+// the stat's scope, then (if none matched) the families rooted at a tag
+// value. Among flat matches the shortest leftmost value wins
 // (cluster "a" with stat canary.upstream_rq_200 over cluster "a.canary"),
 // then catalogue order. It returns the Prometheus name and labels.
 func (ct *catalogueTables) lookup(stat string) (name string, labels []Label, ok bool) {
@@ -220,7 +229,16 @@ func (ct *catalogueTables) lookup(stat string) (name string, labels []Label, ok 
 	scope, _, _ := strings.Cut(stat, ".")
 	var best *catalogueFamily
 	var bestC captures
-	for _, cf := range ct.flat[scope] {
+	own := ct.flat[scope]
+	for i, n := 0, len(own)+len(ct.flat[anyScope]); i < n; i++ {
+		var cf *catalogueFamily
+		if i < len(own) {
+			cf = own[i]
+		} else if best != nil {
+			break // a family of the stat's own scope matched
+		} else {
+			cf = ct.flat[anyScope][i-len(own)]
+		}
 		if l := cf.flat.lastLit(); l != "" && !strings.HasSuffix(stat, l) {
 			continue
 		}

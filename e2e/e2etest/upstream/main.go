@@ -1,5 +1,5 @@
 // Command upstream is the end-to-end tests' upstream service: a plain
-// HTTP/1.1 and h2c server whose behaviour a test changes at runtime, so a
+// HTTP/1.1 and h2c (prior knowledge) server whose behaviour a test changes at runtime, so a
 // scenario can make an endpoint slow, failing or unhealthy while load runs.
 //
 // Every response carries "X-Upstream: <name>" and the body "<name>".
@@ -22,9 +22,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 )
 
 type behaviour struct {
@@ -128,7 +125,10 @@ func main() {
 	name := flag.String("name", "upstream", "name reported in X-Upstream and the body")
 	flag.Parse()
 	s := &server{name: *name}
-	srv := &http.Server{Addr: *addr, Handler: h2c.NewHandler(s, &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Addr: *addr, Handler: s, Protocols: &protos, ReadHeaderTimeout: 10 * time.Second}
 	log.SetOutput(os.Stderr)
 	log.Fatal(srv.ListenAndServe())
 }

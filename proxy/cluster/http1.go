@@ -1,0 +1,471 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// http1Transport is the HTTP/1.1 upstream client of a cluster: a keep-alive
+// connection pool per host whose request and response are written and read
+// on the calling goroutine.
+//
+// net/http's Transport gives every connection a read goroutine and a write
+// goroutine and hands each request and response between them and the
+// caller over channels. On a proxy's hot path those hand-offs are a large
+// share of the CPU (two goroutine wake-ups per request, on top of the
+// server's own). Here a request without a body is written, and its response
+// read, by the goroutine that forwards it; only a request whose body is
+// still streaming in gets a writer goroutine, so that the response can flow
+// back while the body is sent (full duplex, as Envoy does).
+//
+// What this client does not do itself goes to fallback, a net/http
+// Transport on the same dialer: protocol upgrades (WebSocket), whose
+// response body must be the raw connection, and CONNECT.
+//
+// A pooled connection that the upstream closed while it sat idle is found
+// before reuse by a non-blocking peek at the socket (one recvfrom with
+// MSG_PEEK|MSG_DONTWAIT), instead of by a read goroutine parked on every
+// idle connection. A connection that still fails on first use is retried
+// once on a fresh one when the request can be replayed (net/http's rule:
+// no body, and an idempotent method).
+type http1Transport struct {
+	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	maxIdle     int
+	idleTimeout time.Duration
+	fallback    *http.Transport
+	// handIdle, when set, is offered every connection before it goes back
+	// in the pool, for a request whose dial waits for a circuit-breaker
+	// slot (circuit_breaker.go, idlePool); true means it was taken.
+	// connIdle, when set, is told of every connection that went idle.
+	handIdle func(addr string, pc any) bool
+	connIdle func(addr string)
+
+	mu     sync.Mutex
+	idle   map[string][]*http1Conn // by host:port, most recently used last
+	closed bool
+	sweep  *time.Timer
+}
+
+func newHTTP1Transport(dial func(context.Context, string, string) (net.Conn, error), maxIdle int, idleTimeout time.Duration, fallback *http.Transport) *http1Transport {
+	return &http1Transport{
+		dial:        dial,
+		maxIdle:     maxIdle,
+		idleTimeout: idleTimeout,
+		fallback:    fallback,
+		idle:        map[string][]*http1Conn{},
+	}
+}
+
+// errStaleConn marks a failure on a reused connection before any byte of
+// the response arrived: the upstream had closed it while it was idle.
+var errStaleConn = errors.New("pooled connection closed by the upstream")
+
+// RoundTrip implements http.RoundTripper.
+func (t *http1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodConnect || req.Header.Get("Upgrade") != "" {
+		return ticketTransport{t.fallback}.RoundTrip(req)
+	}
+	ctx := req.Context()
+	for retried := false; ; retried = true {
+		pc, err := t.getConn(ctx, req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		res, err := pc.roundTrip(req)
+		if err == nil {
+			return res, nil
+		}
+		if errors.Is(err, errStaleConn) && !retried && replayable(req) && ctx.Err() == nil {
+			continue
+		}
+		return nil, err
+	}
+}
+
+// replayable reports whether a request may be sent again after its first
+// connection failed before answering: net/http's rule.
+func replayable(req *http.Request) bool {
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != ""
+}
+
+// CloseIdleConnections closes every pooled connection and stops pooling:
+// connections in use are closed when their exchange ends. The cluster calls
+// it when it is removed or replaced.
+func (t *http1Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	t.closed = true
+	idle := t.idle
+	t.idle = map[string][]*http1Conn{}
+	if t.sweep != nil {
+		t.sweep.Stop()
+	}
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, pc := range list {
+			pc.conn.Close()
+		}
+	}
+	t.fallback.CloseIdleConnections()
+}
+
+// getConn returns a pooled connection to addr that is still open, or dials
+// a new one.
+func (t *http1Transport) getConn(ctx context.Context, addr string) (*http1Conn, error) {
+	now := time.Now()
+	for {
+		t.mu.Lock()
+		list := t.idle[addr]
+		if len(list) == 0 {
+			t.mu.Unlock()
+			break
+		}
+		pc := list[len(list)-1]
+		list[len(list)-1] = nil
+		t.idle[addr] = list[:len(list)-1]
+		t.mu.Unlock()
+		if now.Sub(pc.idleSince) < t.idleTimeout && pc.stillOpen() {
+			pc.reused = true
+			return pc, nil
+		}
+		pc.conn.Close()
+	}
+	conn, err := t.dial(withIdlePool(ctx, t), "tcp", addr)
+	var handoff *idleHandoff
+	if errors.As(err, &handoff) {
+		// The circuit breaker had this request wait for a connection slot,
+		// and the pool was handed back a connection first: take that.
+		pc := handoff.conn.(*http1Conn)
+		pc.reused = true
+		return pc, nil
+	}
+	if errors.Is(err, errIdleConn) {
+		// A connection turned idle just before the wait began: look again.
+		return t.getConn(ctx, addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pc := &http1Conn{t: t, addr: addr, conn: conn}
+	pc.lr = limitedReader{r: conn}
+	pc.br = bufio.NewReaderSize(&pc.lr, 16<<10)
+	pc.bw = bufio.NewWriterSize(conn, 16<<10)
+	return pc, nil
+}
+
+// putIdle returns a connection whose exchange ended cleanly to the pool.
+func (t *http1Transport) putIdle(pc *http1Conn) {
+	pc.idleSince = time.Now()
+	pc.reused = false
+	if t.handIdle != nil && t.handIdle(pc.addr, pc) {
+		return
+	}
+	t.mu.Lock()
+	if t.closed || len(t.idle[pc.addr]) >= t.maxIdle {
+		t.mu.Unlock()
+		pc.conn.Close()
+		return
+	}
+	t.idle[pc.addr] = append(t.idle[pc.addr], pc)
+	if t.sweep == nil {
+		t.sweep = time.AfterFunc(t.sweepInterval(), t.sweepIdle)
+	}
+	t.mu.Unlock()
+	if t.connIdle != nil {
+		t.connIdle(pc.addr)
+	}
+}
+
+// hasIdle implements idlePool.
+func (t *http1Transport) hasIdle(addr string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.idle[addr]) > 0
+}
+
+func (t *http1Transport) sweepInterval() time.Duration {
+	return min(max(t.idleTimeout/2, time.Second), time.Minute)
+}
+
+// sweepIdle closes connections idle longer than idle_timeout. Reuse takes
+// the most recently used connection, so without a sweep the least used
+// ones would never be looked at again.
+func (t *http1Transport) sweepIdle() {
+	now := time.Now()
+	var expired []*http1Conn
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	for addr, list := range t.idle {
+		keep := list[:0]
+		for _, pc := range list {
+			if now.Sub(pc.idleSince) >= t.idleTimeout {
+				expired = append(expired, pc)
+			} else {
+				keep = append(keep, pc)
+			}
+		}
+		clear(list[len(keep):])
+		if len(keep) == 0 {
+			delete(t.idle, addr)
+		} else {
+			t.idle[addr] = keep
+		}
+	}
+	t.sweep.Reset(t.sweepInterval())
+	t.mu.Unlock()
+	for _, pc := range expired {
+		pc.conn.Close()
+	}
+}
+
+// http1Conn is one upstream HTTP/1.1 connection. Only one exchange uses it
+// at a time: it is either in the pool or owned by one request.
+type http1Conn struct {
+	t    *http1Transport
+	addr string
+	conn net.Conn
+	lr   limitedReader
+	br   *bufio.Reader
+	bw   *bufio.Writer
+
+	idleSince time.Time
+	reused    bool
+}
+
+// limitedReader bounds the bytes read while response headers are parsed,
+// so that an upstream cannot make the proxy buffer headers without limit.
+// n < 0 means no limit.
+type limitedReader struct {
+	r io.Reader
+	n int64
+}
+
+var errHeadersTooLarge = fmt.Errorf("malformed HTTP response: headers exceed %d bytes", maxResponseHeaderBytes)
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(p)
+	}
+	if l.n == 0 {
+		return 0, errHeadersTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// aLongTimeAgo is a deadline in the past: setting it makes blocked reads
+// and writes return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// roundTrip sends req and reads the response headers. On success the
+// response body owns the connection until EOF or Close.
+func (pc *http1Conn) roundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	// Cancellation (route or per-try timeout, client gone) unblocks the
+	// socket; the exchange then fails and the connection is not reused.
+	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	var writeDone chan error
+	if hasBody {
+		// The body may still be arriving from the client while the
+		// upstream answers: write it concurrently.
+		writeDone = make(chan error, 1)
+		go func() { writeDone <- pc.writeRequest(req) }()
+	} else if err := pc.writeRequest(req); err != nil {
+		return nil, pc.fail(ctx, stop, err, false)
+	}
+
+	pc.lr.n = maxResponseHeaderBytes
+	var res *http.Response
+	var err error
+	for {
+		res, err = http.ReadResponse(pc.br, req)
+		if err != nil || res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		// 100 Continue and other informational responses precede the
+		// real one; the router has nothing to do with them.
+		pc.lr.n = maxResponseHeaderBytes
+	}
+	pc.lr.n = -1
+	if err != nil {
+		// fail closes the connection, which also stops a writer still
+		// sending the body.
+		return nil, pc.fail(ctx, stop, err, true)
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// Only requests with an Upgrade header may be switched, and those
+		// go to the fallback transport.
+		pc.conn.Close()
+		stop()
+		return nil, errors.New("malformed HTTP response: 101 Switching Protocols to a request that asked for no upgrade")
+	}
+	body := &http1Body{pc: pc, rc: res.Body, stop: stop, writeDone: writeDone, reusable: !res.Close && !req.Close}
+	if res.Body == http.NoBody {
+		body.finish(true)
+		return res, nil
+	}
+	res.Body = body
+	return res, nil
+}
+
+// writeRequest writes req and flushes it.
+func (pc *http1Conn) writeRequest(req *http.Request) error {
+	if err := req.Write(pc.bw); err != nil {
+		return err
+	}
+	return pc.bw.Flush()
+}
+
+// fail closes the connection after a failed exchange and returns the error
+// the router classifies: the context's when it was cancelled, errStaleConn
+// when a reused connection failed before any response byte.
+func (pc *http1Conn) fail(ctx context.Context, stop func() bool, err error, reading bool) error {
+	stop()
+	pc.conn.Close()
+	if ctx.Err() != nil {
+		return fmt.Errorf("upstream exchange cancelled: %w", context.Cause(ctx))
+	}
+	if pc.reused && (!reading || pc.br.Buffered() == 0 && isConnGone(err)) {
+		return fmt.Errorf("%w: %w", errStaleConn, err)
+	}
+	if reading && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		return fmt.Errorf("upstream closed the connection before a complete response: %w", io.ErrUnexpectedEOF)
+	}
+	return err
+}
+
+// isConnGone reports whether err means the peer closed or reset the
+// connection, rather than sending something malformed.
+func isConnGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// stillOpen peeks at an idle connection without blocking: a pooled
+// connection must have nothing to read. Data or EOF means the upstream
+// closed it (or broke the protocol) while it was idle.
+func (pc *http1Conn) stillOpen() bool {
+	if pc.br.Buffered() > 0 {
+		return false
+	}
+	sc, ok := rawConn(pc.conn).(syscall.Conn)
+	if !ok {
+		return true // cannot peek; the stale-connection retry covers it
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	open := true
+	var buf [1]byte
+	cerr := raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case n > 0: // unsolicited bytes: not a clean idle connection
+			open = false
+		case n == 0 && err == nil: // EOF
+			open = false
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK: //nolint:errorlint // raw errno
+		default:
+			open = false
+		}
+		return true // never wait for readiness
+	})
+	return open && cerr == nil
+}
+
+// rawConn digs through wrappers (TLS, stats) to the socket.
+func rawConn(c net.Conn) net.Conn {
+	for {
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return c
+		}
+		c = u.NetConn()
+	}
+}
+
+// http1Body is a response body that returns its connection to the pool at
+// EOF, or closes it when the reader gives up early.
+type http1Body struct {
+	pc        *http1Conn
+	rc        io.ReadCloser
+	stop      func() bool
+	writeDone chan error
+	reusable  bool
+	done      bool
+}
+
+func (b *http1Body) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF { //nolint:errorlint // io.EOF is returned unwrapped by contract
+		b.finish(true)
+		return n, io.EOF
+	}
+	if err != nil {
+		b.finish(false)
+	}
+	return n, err
+}
+
+// Close ends the exchange; a body not read to the end costs the connection.
+func (b *http1Body) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+// finish hands the connection back to the pool when the whole exchange
+// ended cleanly, and closes it otherwise.
+func (b *http1Body) finish(complete bool) {
+	b.done = true
+	pc := b.pc
+	reuse := complete && b.reusable
+	if b.writeDone != nil {
+		select {
+		case err := <-b.writeDone:
+			reuse = reuse && err == nil
+		default:
+			// The upstream answered before taking the whole request
+			// body; the connection is in an unknown state.
+			reuse = false
+		}
+	}
+	if !b.stop() {
+		reuse = false // cancellation already poisoned the socket's deadline
+	}
+	if !reuse {
+		// Closing also fails a writer still sending the request body; it
+		// reports into a buffered channel and exits without a reader.
+		pc.conn.Close()
+		return
+	}
+	pc.t.putIdle(pc)
+}
