@@ -24,6 +24,16 @@ func zones(c *catalog, _ Options) board {
 	directly := st("lb_zone_routing_all_directly")
 	sampled := st("lb_zone_routing_sampled")
 	cross := st("lb_zone_routing_cross_zone")
+	// A cluster has series only for the decisions it made: one that always
+	// routes directly has no cross_zone series, one in residual mode no
+	// all_directly. "a or b*0 or c*0" fills a missing term with 0 wherever
+	// another term exists, so the share is 0 rather than absent, and one
+	// missing counter does not hide the others.
+	anyOf := func(first, second, third metric) string {
+		return "(" + c.rate(s, first, cl) + " or " + c.rate(s, second, cl) + " * 0 or " + c.rate(s, third, cl) + " * 0)"
+	}
+	crossShare := anyOf(cross, directly, sampled) + " / (" + anyOf(directly, sampled, cross) + " + " +
+		anyOf(sampled, directly, cross) + " + " + anyOf(cross, directly, sampled) + ")"
 	return board{
 		uid: UIDZones, file: "zones.json", title: "hopwatch / Zones",
 		description: "Zone-aware routing: the request matrix from the proxy's zone to the upstream's zone, the share that crosses zones, and Envoy's zone-routing counters.",
@@ -36,7 +46,7 @@ func zones(c *catalog, _ Options) board {
 				targets:     []target{{pairRate([]string{lblCluster, lblZonePair}), "{{" + lblZonePair + "}} " + leg}}},
 			{title: "Cross-zone share", unit: unitPercent, w: 12, min: ptr(0.0), max: ptr(1.0), thresholds: []step{{0, "green"}, {0.2, "orange"}, {0.5, "red"}},
 				description: "Share of zone-routing decisions that sent the request to another zone (lb_zone_routing_cross_zone over all_directly + sampled + cross_zone). Cross-zone traffic costs latency and money; red from 50 %.",
-				targets:     []target{{c.rate(s, cross, cl) + " / (" + c.rate(s, directly, cl) + " + " + c.rate(s, sampled, cl) + " + " + c.rate(s, cross, cl) + ")", leg}}},
+				targets:     []target{{crossShare, leg}}},
 			{title: "Zone pair request rate", unit: unitReqPerSec, w: 12,
 				description: "The zone matrix over time, one series per pair.",
 				targets:     []target{{pairRate([]string{lblCluster, lblZonePair}), "{{" + lblZonePair + "}} " + leg}}},

@@ -2,7 +2,8 @@
 // it runs the local pipeline (deploy/local/up.sh) on a free block of
 // loopback ports, adds a probe proxy whose config makes the conditions the
 // panels are about happen (canary hosts, a second zone, a refused endpoint,
-// timeouts, a listener connection limit), starts the real Prometheus
+// timeouts, a listener connection limit, outlier ejection, health checks,
+// tiny circuit breakers, zone-aware routing), starts the real Prometheus
 // (bin/prometheus, built by `make tools`) scraping the sink, and then runs
 // every query of every panel and every variable, with the variables
 // substituted, against Prometheus's HTTP API. Each must return data, except
@@ -39,27 +40,10 @@ import (
 // the pipeline cannot produce yet, with the reason. The test fails when one
 // of them returns data after all, so the list cannot go stale.
 var cannotFeed = map[string]string{
-	"hopwatch-upstream-clusters/Connection failures/B":   "upstream_cx_connect_timeout needs an endpoint that drops SYNs; tests may only reach loopback, where a closed port refuses at once (connect_fail, query A, is fed)",
-	"hopwatch-upstream-clusters/Connection overflow/A":   "upstream_cx_overflow is counted by circuit breakers, which are not built yet",
-	"hopwatch-upstream-clusters/Connection overflow/B":   "upstream_cx_pool_overflow is counted by connection-pool limits (circuit breakers), not built yet",
-	"hopwatch-upstream-clusters/Pending requests/A":      "the proxy has no pending-request queue yet (connection pool limits are part of circuit breakers): upstream_rq_pending_active is never set",
-	"hopwatch-upstream-clusters/Pending overflow/A":      "upstream_rq_pending_overflow needs the max_pending_requests circuit breaker, not built yet",
-	"hopwatch-upstream-clusters/Retries/C":               "upstream_rq_retry_overflow needs the max_retries circuit breaker or a retry budget, not built yet",
-	"hopwatch-upstream-clusters/Health check failures/A": "active health checks are not built yet",
-	"hopwatch-upstream-clusters/Health check failures/B": "active health checks are not built yet",
-	"hopwatch-upstream-clusters/Outlier ejections/A":     "outlier detection is not built yet (ejections_active is never set)",
-	"hopwatch-upstream-clusters/Outlier ejections/B":     "outlier detection is not built yet",
-	"hopwatch-upstream-clusters/Open circuit breakers/A": "circuit breakers are not built yet (their *_open gauges are never set)",
-	"hopwatch-upstream-clusters/Open circuit breakers/B": "circuit breakers are not built yet",
-	"hopwatch-upstream-clusters/Open circuit breakers/C": "circuit breakers are not built yet",
-	"hopwatch-upstream-clusters/Open circuit breakers/D": "circuit breakers are not built yet",
-	"hopwatch-zones/Cross-zone share/A":                  "zone-aware routing is not built yet: lb_zone_routing_* are never counted",
-	"hopwatch-zones/Zone routing counters/A":             "zone-aware routing is not built yet",
-	"hopwatch-zones/Zone routing counters/B":             "zone-aware routing is not built yet",
-	"hopwatch-zones/Zone routing counters/C":             "zone-aware routing is not built yet",
-	"hopwatch-zones/Zone routing counters/D":             "zone-aware routing is not built yet",
-	"hopwatch-zones/Zone routing counters/E":             "zone-aware routing is not built yet",
-	"hopwatch-zones/Zone routing counters/F":             "zone-aware routing is not built yet",
+	"hopwatch-upstream-clusters/Connection failures/B": "upstream_cx_connect_timeout needs an endpoint that drops SYNs; tests may only reach loopback, where a closed port refuses at once (connect_fail, query A, is fed)",
+	"hopwatch-upstream-clusters/Connection overflow/B": "upstream_cx_pool_overflow is counted by Envoy's max_connection_pools circuit breaker, which hopwatch does not implement",
+	"hopwatch-zones/Zone routing counters/E":           "lb_zone_no_capacity_left counts Envoy's rounding leftover when a cross-zone draw lands past the last zone's capacity; no host layout makes it happen on demand",
+	"hopwatch-zones/Zone routing counters/F":           "lb_local_cluster_not_ok needs the local cluster in panic mode, which switches zone-aware routing off for every cluster and so starves queries A-C; one probe proxy has one local cluster",
 }
 
 // numPorts and the offsets follow port_names in deploy/local/up.sh.
@@ -216,6 +200,10 @@ stats_config:
 stats_sinks:
   - type: statsd
     address: 127.0.0.1:{{statsd}}
+# Zone-aware routing compares the probe's own instances (probe_local, one
+# per zone) with each upstream cluster's spread over the zones.
+cluster_manager:
+  local_cluster_name: probe_local
 listeners:
   - name: probe
     address: 127.0.0.1:{{listen}}
@@ -237,9 +225,43 @@ listeners:
                 retry_on: [5xx, connect-failure]
                 num_retries: 2
                 per_try_timeout: 600ms
+  # The features' traffic comes through a listener of its own, so that the
+  # first one's connection limit does not refuse it.
+  - name: probe_more
+    address: 127.0.0.1:{{more}}
+    stat_prefix: probe_more
+    virtual_hosts:
+      - name: probe_more
+        domains: ["*"]
+        routes:
+            - match:
+                prefix: /
+                headers: [{name: x-probe, exact_match: zoned}]
+              route: {cluster: probe_zoned}
+            - match:
+                prefix: /
+                headers: [{name: x-probe, exact_match: direct}]
+              route: {cluster: probe_direct}
+            - match:
+                prefix: /
+                headers: [{name: x-probe, exact_match: limited}]
+              route:
+                cluster: probe_limited
+                timeout: 5s
+                # The catalog fails a third of its requests; every retry
+                # overflows max_retries: 0 (upstream_rq_retry_overflow).
+                retry_policy: {retry_on: [5xx], num_retries: 2}
 clusters:
   - name: probe_app
     connect_timeout: 250ms
+    # The refused endpoint is ejected after two connect failures in a row.
+    outlier_detection:
+      consecutive_gateway_failure: 2
+      enforcing_consecutive_gateway_failure: 100
+      interval: 1s
+      base_ejection_time: 3s
+      max_ejection_percent: 100
+    # 3 hosts, under the default min_cluster_size of 6: lb_zone_cluster_too_small.
     endpoints:
       - address: 127.0.0.1:{{catalog}}
         zone: zone-a
@@ -248,6 +270,46 @@ clusters:
         canary: true
       - address: 127.0.0.1:{{closed}}
         zone: zone-b
+  - name: probe_local
+    endpoints:
+      - {address: 127.0.0.1:{{listen}}, zone: zone-a}
+      - {address: 127.0.0.1:{{closed}}, zone: zone-b}
+  # A third of the upstream hosts in zone-a against half of the local ones:
+  # a share of requests stays local (sampled), the rest crosses zones.
+  - name: probe_zoned
+    common_lb_config: {zone_aware_lb_config: {min_cluster_size: 1}}
+    endpoints:
+      - {address: 127.0.0.1:{{catalog}}, zone: zone-a}
+      - {address: 127.0.0.1:{{inventory}}, zone: zone-b}
+      - {address: 127.0.0.1:{{inventory}}, zone: zone-b}
+  # Two thirds in zone-a: everything stays local (all_directly).
+  - name: probe_direct
+    common_lb_config: {zone_aware_lb_config: {min_cluster_size: 1}}
+    endpoints:
+      - {address: 127.0.0.1:{{catalog}}, zone: zone-a}
+      - {address: 127.0.0.1:{{catalog}}, zone: zone-a}
+      - {address: 127.0.0.1:{{inventory}}, zone: zone-b}
+  # Tiny circuit breakers: a concurrent burst waits for the one connection
+  # (pending), overflows it, and is refused (UO).
+  - name: probe_limited
+    circuit_breakers: {max_connections: 1, max_pending_requests: 1, max_requests: 2, max_retries: 0}
+    endpoints:
+      - address: 127.0.0.1:{{catalog}}
+  # Health checks: the catalog answers /healthz with 200 where 204 is
+  # expected (failure) and the closed port refuses (network_failure).
+  - name: probe_hc
+    connect_timeout: 250ms
+    health_checks:
+      - timeout: 250ms
+        interval: 500ms
+        unhealthy_threshold: 1
+        healthy_threshold: 1
+        http_health_check:
+          path: /healthz
+          expected_statuses: [{start: 204, end: 205}]
+    endpoints:
+      - address: 127.0.0.1:{{catalog}}
+      - address: 127.0.0.1:{{closed}}
 `
 
 func TestDashboardsLive(t *testing.T) {
@@ -263,10 +325,10 @@ func TestDashboardsLive(t *testing.T) {
 	bin := t.TempDir()
 	buildBinaries(t, root, bin)
 
-	// The pipeline, plus 4 ports of our own: the probe's listener and
+	// The pipeline, plus 5 ports of our own: the probe's two listeners and
 	// admin, Prometheus, and a closed port for connection failures.
-	base := freeBlock(t, numPorts+4)
-	probeListen, probeAdmin, promPort, closedPort := base+numPorts, base+numPorts+1, base+numPorts+2, base+numPorts+3
+	base := freeBlock(t, numPorts+5)
+	probeListen, probeAdmin, promPort, closedPort, probeMore := base+numPorts, base+numPorts+1, base+numPorts+2, base+numPorts+3, base+numPorts+4
 	logDir := t.TempDir()
 	up := exec.Command("bash", filepath.Join(root, "deploy", "local", "up.sh"))
 	up.Env = append(os.Environ(), "UP_PORT_BASE="+strconv.Itoa(base), "UP_BIN_DIR="+bin, "UP_LOG_DIR="+logDir,
@@ -281,7 +343,7 @@ func TestDashboardsLive(t *testing.T) {
 	port := func(off int) string { return strconv.Itoa(base + off) }
 
 	cfg := strings.NewReplacer("{{admin}}", strconv.Itoa(probeAdmin), "{{statsd}}", port(offStatsd), "{{listen}}", strconv.Itoa(probeListen),
-		"{{catalog}}", port(offCatalogApp), "{{inventory}}", port(offInvApp), "{{closed}}", strconv.Itoa(closedPort)).Replace(probeConfig)
+		"{{catalog}}", port(offCatalogApp), "{{inventory}}", port(offInvApp), "{{closed}}", strconv.Itoa(closedPort), "{{more}}", strconv.Itoa(probeMore)).Replace(probeConfig)
 	cfgPath := filepath.Join(t.TempDir(), "probe.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -299,7 +361,7 @@ func TestDashboardsLive(t *testing.T) {
 	promURL := "http://127.0.0.1:" + strconv.Itoa(promPort)
 	waitHTTP(t, prom, promURL+"/-/ready", 60*time.Second)
 
-	drive(ctx, t, base, probeListen)
+	drive(ctx, t, base, probeListen, probeMore)
 
 	targets, vars := loadDashboards(t, root)
 	values := map[string]string{"__rate_interval": "20s", "__interval": "5s", "__range": "5m",
@@ -349,7 +411,7 @@ func TestDashboardsLive(t *testing.T) {
 }
 
 // drive makes the conditions the panels are about happen.
-func drive(ctx context.Context, t *testing.T, base, probeListen int) {
+func drive(ctx context.Context, t *testing.T, base, probeListen, probeMore int) {
 	t.Helper()
 	app := func(off int, path string) string { return fmt.Sprintf("http://127.0.0.1:%d%s", base+off, path) }
 	// 5xx and retries: the catalog fails a third of its requests; its
@@ -360,8 +422,13 @@ func drive(ctx context.Context, t *testing.T, base, probeListen int) {
 	}
 	_ = resp.Body.Close()
 	probeURL := fmt.Sprintf("http://127.0.0.1:%d/", probeListen)
+	moreURL := fmt.Sprintf("http://127.0.0.1:%d/", probeMore)
 	send := func(hdr map[string]string) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, probeURL, nil)
+		u := probeURL
+		if hdr["x-probe"] != "" {
+			u = moreURL
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}
@@ -371,8 +438,24 @@ func drive(ctx context.Context, t *testing.T, base, probeListen int) {
 		}
 	}
 	// Plain traffic over the probe: primary and canary hosts, two zones,
-	// and the refused endpoint (connection failures, retried).
+	// and the refused endpoint (connection failures, retried, ejected).
 	var wg sync.WaitGroup
+	// Zone-aware routing: sampled and cross-zone, and all directly.
+	for _, cluster := range []string{"zoned", "direct"} {
+		wg.Go(func() {
+			for range 60 {
+				send(map[string]string{"x-probe": cluster})
+			}
+		})
+	}
+	// Circuit breakers: six at once against one slow connection.
+	for range 6 {
+		wg.Go(func() {
+			for range 8 {
+				send(map[string]string{"x-probe": "limited", "x-demo-delay": "300ms", "x-demo-delay-at": "catalog"})
+			}
+		})
+	}
 	for w := range 3 {
 		wg.Go(func() {
 			for i := range 60 {
