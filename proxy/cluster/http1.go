@@ -64,6 +64,14 @@ func newHTTP1Transport(dial func(context.Context, string, string) (net.Conn, err
 	}
 }
 
+// peekAfterIdle is how long a connection must have been idle before reuse
+// peeks at its socket. Upstreams close idle connections after keep-alive
+// timeouts of a second or more; one that closes sooner says so with
+// Connection: close. A connection handed straight from one request to the
+// next — the busy case — skips the system call; the stale-connection retry
+// still covers what slips through.
+const peekAfterIdle = 10 * time.Millisecond
+
 // errStaleConn marks a failure on a reused connection before any byte of
 // the response arrived: the upstream had closed it while it was idle.
 var errStaleConn = errors.New("pooled connection closed by the upstream")
@@ -138,7 +146,8 @@ func (t *http1Transport) getConn(ctx context.Context, addr string) (*http1Conn, 
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(pc.idleSince) < t.idleTimeout && pc.stillOpen() {
+		idle := now.Sub(pc.idleSince)
+		if idle < t.idleTimeout && (idle < peekAfterIdle || pc.stillOpen()) {
 			pc.reused = true
 			return pc, nil
 		}

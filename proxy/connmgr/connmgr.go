@@ -175,6 +175,15 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// Header values the connection manager sets on every request, shared
+// rather than allocated per request. Nothing edits a header value in
+// place: code that adds to a header appends, which copies a full slice.
+var (
+	valueTrue  = []string{"true"}
+	valueHTTP  = []string{"http"}
+	valueHTTPS = []string{"https"}
+)
+
 func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *config.Listener) router.Outcome {
 	w, info := &s.rw, &s.info
 	serverName := lc.ServerName
@@ -202,7 +211,7 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 	info.XForwardedFor = fwd.XFF
 	if *lc.UseRemoteAddress {
 		if fwd.Internal {
-			h["X-Envoy-Internal"] = []string{"true"}
+			h["X-Envoy-Internal"] = valueTrue
 		} else {
 			// External clients must not steer retries, timeouts or tracing.
 			headers.RemoveEnvoyHeaders(h)
@@ -213,7 +222,10 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 		proto = "https"
 	}
 	if _, ok := h["X-Forwarded-Proto"]; !ok || *lc.UseRemoteAddress && !fwd.Internal {
-		h["X-Forwarded-Proto"] = []string{proto}
+		h["X-Forwarded-Proto"] = valueHTTP
+		if proto == "https" {
+			h["X-Forwarded-Proto"] = valueHTTPS
+		}
 	}
 	if _, ok := h["X-Forwarded-Host"]; !ok || *lc.UseRemoteAddress && !fwd.Internal {
 		h["X-Forwarded-Host"] = []string{req.Host}
