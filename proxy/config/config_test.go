@@ -864,14 +864,15 @@ func yamlBlocks(md string) []mdBlock {
 }
 
 // startsWithProxyKey reports whether the first line that is not blank or a
-// comment starts with the listeners: or node: key.
+// comment starts with a key a complete proxy config begins with (listeners:,
+// node: or admin:); other blocks are fragments of one.
 func startsWithProxyKey(s string) bool {
 	for _, line := range strings.Split(s, "\n") {
 		t := strings.TrimSpace(line)
 		if t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
-		return strings.HasPrefix(line, "listeners:") || strings.HasPrefix(line, "node:")
+		return strings.HasPrefix(line, "listeners:") || strings.HasPrefix(line, "node:") || strings.HasPrefix(line, "admin:")
 	}
 	return false
 }

@@ -482,7 +482,7 @@ func (v *validator) route(rp string, r *Route) {
 // headerMatcher checks one header matcher (route match.headers, and
 // rate_limits header_value_match.headers).
 func (v *validator) headerMatcher(hp string, h *HeaderMatcher) {
-	v.headerName(fieldPath(hp, "name"), h.Name)
+	v.matchHeaderName(fieldPath(hp, "name"), h.Name)
 	kinds := setNames(map[string]bool{
 		"exact_match": h.ExactMatch != nil, "prefix_match": h.PrefixMatch != nil,
 		"suffix_match": h.SuffixMatch != nil, "contains_match": h.ContainsMatch != nil,
@@ -670,6 +670,22 @@ func (v *validator) headerName(path, name string) {
 			return
 		}
 	}
+}
+
+// matchPseudoHeaders are the HTTP/2 pseudo-headers a route may match on,
+// as Envoy's header matchers can (":authority" is the Host header).
+var matchPseudoHeaders = []string{":authority", ":method", ":path", ":scheme"}
+
+// matchHeaderName checks the name of a header to match: a header name, or
+// one of the pseudo-headers.
+func (v *validator) matchHeaderName(path, name string) {
+	if strings.HasPrefix(name, ":") {
+		if !slices.Contains(matchPseudoHeaders, strings.ToLower(name)) {
+			v.errorf(path, "unknown pseudo-header %q; allowed: %s", name, strings.Join(matchPseudoHeaders, ", "))
+		}
+		return
+	}
+	v.headerName(path, name)
 }
 
 func isTokenRune(r rune) bool {
