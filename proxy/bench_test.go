@@ -3,15 +3,11 @@ package proxy_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -61,32 +57,6 @@ func drainUDP(b *testing.B) string {
 	return pc.LocalAddr().String()
 }
 
-// startBenchProxy starts an in-process proxy for a benchmark.
-func startBenchProxy(b *testing.B, yaml string, opts ...proxy.Option) *proxy.Server {
-	b.Helper()
-	dir := b.TempDir()
-	path := filepath.Join(dir, "proxy.yaml")
-	yaml = strings.ReplaceAll(yaml, "{{LOG}}", filepath.Join(dir, "access.log"))
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	srv, err := proxy.New(path, slog.New(slog.DiscardHandler), opts...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		srv.Shutdown(ctx)
-	})
-	return srv
-}
-
 // BenchmarkProxyRequest measures one keep-alive GET through the proxy to a
 // loopback upstream (128-byte body), with stats off and with full stats
 // flushed every 5s to a UDP StatsD socket. ns/op and allocs/op include the
@@ -108,9 +78,8 @@ func BenchmarkProxyRequest(b *testing.B) {
 		}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			yaml := strings.NewReplacer("{{STATS}}", tc.stats(b), "{{UP}}", up.Listener.Addr().String()).Replace(benchConfig)
-			srv := startBenchProxy(b, yaml)
-			url := "http://" + srv.ListenerAddr("bench").String() + "/"
+			h := startProxyWith(b, nil, benchConfig, "{{STATS}}", tc.stats(b), "{{UP}}", up.Listener.Addr().String())
+			url := h.url("bench", "/")
 			tr := &http.Transport{MaxIdleConnsPerHost: 1}
 			b.Cleanup(tr.CloseIdleConnections)
 			client := &http.Client{Transport: tr}
@@ -158,10 +127,10 @@ func BenchmarkProxyTracing(b *testing.B) {
 		{"tracing=100%", "tracing: {sampling_ratio: 1}"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			yaml := strings.NewReplacer("{{STATS}}", tc.tracing, "{{UP}}", up.Listener.Addr().String()).Replace(benchConfig)
-			srv := startBenchProxy(b, yaml, proxy.WithTracingOptions(tracing.WithExporter(discardExporter{}),
-				tracing.WithLookupEnv(func(string) (string, bool) { return "", false })))
-			url := "http://" + srv.ListenerAddr("bench").String() + "/"
+			h := startProxyWith(b, []proxy.Option{proxy.WithTracingOptions(tracing.WithExporter(discardExporter{}),
+				tracing.WithLookupEnv(func(string) (string, bool) { return "", false }))},
+				benchConfig, "{{STATS}}", tc.tracing, "{{UP}}", up.Listener.Addr().String())
+			url := h.url("bench", "/")
 			tr := &http.Transport{MaxIdleConnsPerHost: 1}
 			b.Cleanup(tr.CloseIdleConnections)
 			client := &http.Client{Transport: tr}

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
 // breakerConfig routes everything to cluster "up" with the given circuit
@@ -110,17 +108,6 @@ func until(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// statValue reads a counter or gauge by its flat name (0 when absent).
-func statValue(s *stats.Store, name string) uint64 {
-	switch st := s.Find(name).(type) {
-	case *stats.Counter:
-		return st.Value()
-	case *stats.Gauge:
-		return st.Value()
-	}
-	return 0
-}
-
 // getAsync sends a GET with a request ID and returns its status and the
 // x-envoy-overloaded header when it ends.
 func (h *harness) getAsync(path, rid string) <-chan [2]string {
@@ -160,18 +147,17 @@ func TestCircuitBreakerMaxRequests(t *testing.T) {
 	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.wait(r) }))
 	t.Cleanup(g.releaseAll)
 	h := startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", "{max_requests: 2}")
-	st := h.srv.Stats()
 
 	a, b := h.getAsync("/a", "mr-a"), h.getAsync("/b", "mr-b")
 	until(t, "two requests reach the upstream", func() bool { return g.count("/a") == 1 && g.count("/b") == 1 })
-	if got := statValue(st, "cluster.up.circuit_breakers.default.rq_open"); got != 1 {
+	if got := h.stat("cluster.up.circuit_breakers.default.rq_open"); got != 1 {
 		t.Errorf("rq_open = %d with 2 of 2 requests in flight", got)
 	}
 	checkOverflowReply(t, h, "/c", "mr-c")
-	if got := statValue(st, "cluster.up.upstream_rq_pending_overflow"); got != 1 {
+	if got := h.stat("cluster.up.upstream_rq_pending_overflow"); got != 1 {
 		t.Errorf("upstream_rq_pending_overflow = %d, want 1", got)
 	}
-	if got := statValue(st, "cluster.up.upstream_rq_503"); got != 1 {
+	if got := h.stat("cluster.up.upstream_rq_503"); got != 1 {
 		t.Errorf("upstream_rq_503 = %d, want 1 (Envoy charges the overflow to the cluster)", got)
 	}
 	g.release("/a")
@@ -181,7 +167,7 @@ func TestCircuitBreakerMaxRequests(t *testing.T) {
 			t.Errorf("held request: %v, want 200 without x-envoy-overloaded", r)
 		}
 	}
-	until(t, "rq_open closes", func() bool { return statValue(st, "cluster.up.circuit_breakers.default.rq_open") == 0 })
+	until(t, "rq_open closes", func() bool { return h.stat("cluster.up.circuit_breakers.default.rq_open") == 0 })
 	g.release("/d")
 	res, _ := h.get(h.url("ingress", "/d"))
 	if res.StatusCode != http.StatusOK {
@@ -197,16 +183,15 @@ func TestCircuitBreakerPendingRequests(t *testing.T) {
 	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.wait(r) }))
 	t.Cleanup(g.releaseAll)
 	h := startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", "{max_connections: 1, max_pending_requests: 1}")
-	st := h.srv.Stats()
 	br := h.srv.Clusters()[0].Breaker()
 
 	a := h.getAsync("/a", "pr-a")
 	until(t, "a reaches the upstream", func() bool { return g.count("/a") == 1 })
 	b := h.getAsync("/b", "pr-b")
 	until(t, "b waits for a connection", func() bool { _, p, _, _ := br.Counts(); return p == 1 })
-	if statValue(st, "cluster.up.circuit_breakers.default.rq_pending_open") != 1 || statValue(st, "cluster.up.circuit_breakers.default.cx_open") != 1 {
-		t.Errorf("rq_pending_open %d, cx_open %d; want 1, 1", statValue(st, "cluster.up.circuit_breakers.default.rq_pending_open"),
-			statValue(st, "cluster.up.circuit_breakers.default.cx_open"))
+	if h.stat("cluster.up.circuit_breakers.default.rq_pending_open") != 1 || h.stat("cluster.up.circuit_breakers.default.cx_open") != 1 {
+		t.Errorf("rq_pending_open %d, cx_open %d; want 1, 1", h.stat("cluster.up.circuit_breakers.default.rq_pending_open"),
+			h.stat("cluster.up.circuit_breakers.default.cx_open"))
 	}
 	checkOverflowReply(t, h, "/c", "pr-c")
 	g.release("/a")
@@ -229,11 +214,11 @@ func TestCircuitBreakerPendingRequests(t *testing.T) {
 		"cluster.up.upstream_rq_503":                          1,
 		"cluster.up.upstream_rq_200":                          2,
 	} {
-		if got := statValue(st, name); got != want {
+		if got := h.stat(name); got != want {
 			t.Errorf("%s = %d, want %d", name, got, want)
 		}
 	}
-	if st.Find("cluster.up.circuit_breakers.default.remaining_cx") != nil {
+	if h.srv.Stats().Find("cluster.up.circuit_breakers.default.remaining_cx") != nil {
 		t.Error("remaining_* gauges exist without track_remaining")
 	}
 }
@@ -268,11 +253,10 @@ func TestCircuitBreakerRetries(t *testing.T) {
 			}))
 			t.Cleanup(g.releaseAll)
 			h := startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", tc.cb)
-			st := h.srv.Stats()
 
 			x := h.getAsync("/retry/x", "rt-x")
 			until(t, "x's retry is in flight", func() bool { return g.count("/retry/x") == 1 })
-			if got := statValue(st, "cluster.up.circuit_breakers.default.rq_retry_open"); got != 1 {
+			if got := h.stat("cluster.up.circuit_breakers.default.rq_retry_open"); got != 1 {
 				t.Errorf("rq_retry_open = %d with the one retry in flight", got)
 			}
 			res, body := h.get(h.url("ingress", "/retry/y"), "X-Request-Id", "rt-y")
@@ -284,7 +268,7 @@ func TestCircuitBreakerRetries(t *testing.T) {
 				t.Errorf("y: flags %q, attempts %v; want UO, 1", flags(m), m["attempts"])
 			}
 			for _, name := range []string{"cluster.up.upstream_rq_retry_overflow", "vhost.all.route.retry.upstream_rq_retry_overflow"} {
-				if got := statValue(st, name); got != 1 {
+				if got := h.stat(name); got != 1 {
 					t.Errorf("%s = %d, want 1", name, got)
 				}
 			}
@@ -293,7 +277,7 @@ func TestCircuitBreakerRetries(t *testing.T) {
 				t.Errorf("x: %v, want 200 after its retry", r)
 			}
 			until(t, "rq_retry_open closes", func() bool {
-				return statValue(st, "cluster.up.circuit_breakers.default.rq_retry_open") == 0
+				return h.stat("cluster.up.circuit_breakers.default.rq_retry_open") == 0
 			})
 			if _, _, rq, retries := h.srv.Clusters()[0].Breaker().Counts(); rq != 0 || retries != 0 {
 				t.Errorf("requests %d, retries %d at rest", rq, retries)

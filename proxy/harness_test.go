@@ -24,12 +24,13 @@ import (
 	"time"
 
 	"github.com/hopwatch/hopwatch/proxy"
+	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
 // harness is one in-process proxy started from a YAML file in a temporary
 // directory, with its access log written as JSON beside it.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	path    string // configuration file
 	logPath string // JSON access log
@@ -43,22 +44,30 @@ type harness struct {
 // ends.
 func startProxy(t *testing.T, yaml string, vars ...string) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	h := &harness{t: t, dir: dir, path: filepath.Join(dir, "proxy.yaml"), logPath: filepath.Join(dir, "access.log")}
+	return startProxyWith(t, nil, yaml, vars...)
+}
+
+// startProxyWith is startProxy with options for proxy.New (a span
+// exporter, say), for tests and benchmarks. The proxy logs to stderr at
+// debug level in verbose tests, and nowhere otherwise.
+func startProxyWith(tb testing.TB, opts []proxy.Option, yaml string, vars ...string) *harness {
+	tb.Helper()
+	dir := tb.TempDir()
+	h := &harness{t: tb, dir: dir, path: filepath.Join(dir, "proxy.yaml"), logPath: filepath.Join(dir, "access.log")}
 	h.vars = append([]string{"{{DIR}}", dir, "{{LOG}}", h.logPath}, vars...)
 	h.writeConfig(yaml)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	log := slog.New(slog.DiscardHandler)
+	if _, bench := tb.(*testing.B); testing.Verbose() && !bench {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := proxy.New(h.path, log)
+	srv, err := proxy.New(h.path, log, opts...)
 	if err != nil {
-		t.Fatalf("proxy.New: %v", err)
+		tb.Fatalf("proxy.New: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
+		tb.Fatalf("Start: %v", err)
 	}
 	h.srv = srv
 	tr := &http.Transport{}
@@ -67,7 +76,7 @@ func startProxy(t *testing.T, yaml string, vars ...string) *harness {
 		Timeout:       30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		tr.CloseIdleConnections()
 		// Cancelled at once: the drain's wait is skipped, in-flight
 		// requests still get their second or so to finish.
@@ -121,7 +130,7 @@ func (h *harness) do(req *http.Request) (*http.Response, string) {
 	return doWith(h.t, h.client, req)
 }
 
-func doWith(t *testing.T, c *http.Client, req *http.Request) (*http.Response, string) {
+func doWith(t testing.TB, c *http.Client, req *http.Request) (*http.Response, string) {
 	t.Helper()
 	res, err := c.Do(req)
 	if err != nil {
@@ -165,7 +174,31 @@ func (h *harness) logLine(rid string) map[string]any {
 	}
 }
 
-func findLogLine(t *testing.T, path, rid string) map[string]any {
+// stat returns a counter's or a gauge's value by its flat name, or 0 when
+// the proxy has no such stat.
+func (h *harness) stat(name string) uint64 {
+	switch st := h.srv.Stats().Find(name).(type) {
+	case *stats.Counter:
+		return st.Value()
+	case *stats.Gauge:
+		return st.Value()
+	}
+	return 0
+}
+
+// waitStat waits up to 10 s until stat name reads want.
+func (h *harness) waitStat(name string, want uint64) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.stat(name) != want {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s = %d after 10s, want %d", name, h.stat(name), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func findLogLine(t testing.TB, path, rid string) map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

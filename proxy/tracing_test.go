@@ -1,9 +1,7 @@
 package proxy_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -118,95 +116,37 @@ clusters:
     endpoints: [{address: "{{UP}}"}]
 `
 
-// tracedProxy is a proxy whose spans go to a recorder.
+// tracedProxy is a proxy on tracingConfig whose spans go to a recorder.
 type tracedProxy struct {
-	srv     *proxy.Server
-	rec     *spanRecorder
-	url     string
-	logPath string
-	cfgPath string
-	render  func(tracingLine string) string
+	*harness
+	rec *spanRecorder
 }
 
 func startTracedProxy(t *testing.T, upstream, tracingLine string) *tracedProxy {
 	t.Helper()
-	dir := t.TempDir()
-	tp := &tracedProxy{rec: &spanRecorder{}, logPath: filepath.Join(dir, "access.log"), cfgPath: filepath.Join(dir, "proxy.yaml")}
-	tp.render = func(line string) string {
-		return strings.NewReplacer("{{TRACING}}", line, "{{LOG}}", tp.logPath, "{{UP}}", upstream).Replace(tracingConfig)
-	}
-	if err := os.WriteFile(tp.cfgPath, []byte(tp.render(tracingLine)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	rec := &spanRecorder{}
 	noEnv := tracing.WithLookupEnv(func(string) (string, bool) { return "", false })
-	srv, err := proxy.New(tp.cfgPath, slog.New(slog.DiscardHandler), proxy.WithTracingOptions(tracing.WithExporter(tp.rec), noEnv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		srv.Shutdown(ctx)
-	})
-	tp.srv = srv
-	tp.url = "http://" + srv.ListenerAddr("main").String()
-	return tp
+	h := startProxyWith(t, []proxy.Option{proxy.WithTracingOptions(tracing.WithExporter(rec), noEnv)},
+		withTracing(tracingLine), "{{UP}}", upstream)
+	return &tracedProxy{harness: h, rec: rec}
 }
 
-func (tp *tracedProxy) get(t *testing.T, path string, hdr ...string) *http.Response {
+// withTracing is tracingConfig with line in its tracing section.
+func withTracing(line string) string {
+	return strings.Replace(tracingConfig, "{{TRACING}}", line, 1)
+}
+
+// send GETs path on the listener, with optional header name/value pairs.
+func (tp *tracedProxy) send(t *testing.T, path string, hdr ...string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, tp.url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
+	res, _ := tp.with(t).get(tp.url("main", path), hdr...)
 	return res
 }
 
-func (tp *tracedProxy) counter(t *testing.T, name string) uint64 {
-	t.Helper()
-	st := tp.srv.Stats().Find(name)
-	if st == nil {
-		return 0
-	}
-	return st.(*stats.Counter).Value()
-}
-
-// accessLogLine returns the JSON access-log line of request id rid.
-func accessLogLine(t *testing.T, path, rid string) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		f, err := os.Open(path)
-		if err == nil {
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				var m map[string]any
-				if json.Unmarshal(sc.Bytes(), &m) == nil && m["request_id"] == rid {
-					f.Close()
-					return m
-				}
-			}
-			f.Close()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no access-log line for request %s in %s", rid, path)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+// reload rewrites the config with the tracing section line and reloads.
+func (tp *tracedProxy) reload(line string) error {
+	tp.writeConfig(withTracing(line))
+	return tp.srv.Reload(context.Background())
 }
 
 // upstreamRecorder answers 503 to the first `fail` attempts of each
@@ -254,7 +194,7 @@ func TestTracingSpansPerHop(t *testing.T) {
 	up, upAddr := newUpstreamRecorder(t, 1)
 	tp := startTracedProxy(t, upAddr, "sampling_ratio: 1")
 
-	res := tp.get(t, "/retry/item?q=1", "User-Agent", "trace-test/1")
+	res := tp.send(t, "/retry/item?q=1", "User-Agent", "trace-test/1")
 	if res.StatusCode != 200 {
 		t.Fatalf("status %d", res.StatusCode)
 	}
@@ -331,13 +271,13 @@ func TestTracingSpansPerHop(t *testing.T) {
 	if got := server.Resource.Attributes(); !strings.Contains(resourceString(server), "service.name=edge") || !strings.Contains(resourceString(server), "cloud.availability_zone=zone-a") {
 		t.Errorf("resource %v: want service.name from node.cluster and the node's zone", got)
 	}
-	line := accessLogLine(t, tp.logPath, rid)
+	line := tp.with(t).logLine(rid)
 	if line["trace_id"] != server.SpanContext.TraceID().String() || line["span_id"] != server.SpanContext.SpanID().String() {
 		t.Errorf("access log trace_id %v span_id %v, want %s %s", line["trace_id"], line["span_id"], server.SpanContext.TraceID(), server.SpanContext.SpanID())
 	}
 
 	// A 5xx is an error on the server span; its name is the authority.
-	res = tp.get(t, "/boom")
+	res = tp.send(t, "/boom")
 	rid = res.Header.Get("X-Request-Id")
 	sc := parseTraceparent(t, up.traceparents(rid)[0])
 	for _, s := range tp.rec.trace(t, sc.TraceID(), 2) {
@@ -345,7 +285,7 @@ func TestTracingSpansPerHop(t *testing.T) {
 			if s.Status.Code != codes.Error || attr(s, "http.response.status_code") != "500" {
 				t.Errorf("server span of a 500: status %v, code %s", s.Status, attr(s, "http.response.status_code"))
 			}
-			if host := strings.TrimPrefix(tp.url, "http://"); s.Name != host {
+			if host := strings.TrimPrefix(tp.url("main", ""), "http://"); s.Name != host {
 				t.Errorf("server span name %q, want the authority %q", s.Name, host)
 			}
 		}
@@ -353,7 +293,7 @@ func TestTracingSpansPerHop(t *testing.T) {
 
 	// An incoming W3C context is continued.
 	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-	res = tp.get(t, "/", "Traceparent", parent)
+	res = tp.send(t, "/", "Traceparent", parent)
 	rid = res.Header.Get("X-Request-Id")
 	sc = parseTraceparent(t, up.traceparents(rid)[0])
 	if sc.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" {
@@ -364,7 +304,7 @@ func TestTracingSpansPerHop(t *testing.T) {
 			t.Errorf("server span parent %s, want the incoming span b7ad6b7169203331", s.Parent.SpanID())
 		}
 	}
-	if got := tp.counter(t, "http.main.tracing.random_sampling"); got != 3 {
+	if got := tp.stat("http.main.tracing.random_sampling"); got != 3 {
 		t.Errorf("tracing.random_sampling = %d, want 3", got)
 	}
 }
@@ -415,7 +355,7 @@ func TestTracingSamplingDecisions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tp.rec.count()
-			res := tp.get(t, "/x", tc.hdr...)
+			res := tp.send(t, "/x", tc.hdr...)
 			rid := res.Header.Get("X-Request-Id")
 			ps := up.traceparents(rid)
 			if len(ps) != 1 {
@@ -432,7 +372,7 @@ func TestTracingSamplingDecisions(t *testing.T) {
 				if n := tp.rec.count(); n != before {
 					t.Fatalf("%d spans recorded for an unsampled request", n-before)
 				}
-				if line := accessLogLine(t, tp.logPath, rid); line["trace_id"] != nil {
+				if line := tp.with(t).logLine(rid); line["trace_id"] != nil {
 					t.Errorf("access log of an unsampled request has trace_id %v", line["trace_id"])
 				}
 			}
@@ -444,7 +384,7 @@ func TestTracingSamplingDecisions(t *testing.T) {
 		"http.main.tracing.client_enabled":  1,
 		"http.main.tracing.random_sampling": 1,
 	} {
-		if got := tp.counter(t, name); got != want {
+		if got := tp.stat(name); got != want {
 			t.Errorf("%s = %d, want %d", name, got, want)
 		}
 	}
@@ -457,30 +397,21 @@ func TestTracingReload(t *testing.T) {
 	up, upAddr := newUpstreamRecorder(t, 0)
 	tp := startTracedProxy(t, upAddr, "service_name: first")
 	serviceOf := func(path string) string {
-		res := tp.get(t, path)
+		res := tp.send(t, path)
 		sc := parseTraceparent(t, up.traceparents(res.Header.Get("X-Request-Id"))[0])
 		return attrOfResource(tp.rec.trace(t, sc.TraceID(), 2)[0], "service.name")
 	}
 	if got := serviceOf("/a"); got != "first" {
 		t.Fatalf("service.name %q, want first", got)
 	}
-	write := func(line string) {
-		if err := os.WriteFile(tp.cfgPath, []byte(tp.render(line)), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := tp.srv.Reload(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+	if err := tp.reload("service_name: second"); err != nil {
+		t.Fatal(err)
 	}
-	write("service_name: second")
 	if got := serviceOf("/b"); got != "second" {
 		t.Fatalf("after reload service.name %q, want second", got)
 	}
 	// A bad tracing section is refused with its line; tracing keeps going.
-	if err := os.WriteFile(tp.cfgPath, []byte(tp.render("sampling_ratio: 2")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	err := tp.srv.Reload(context.Background())
+	err := tp.reload("sampling_ratio: 2")
 	if err == nil || !strings.Contains(err.Error(), "tracing.sampling_ratio: 2 is outside [0, 1]") || !strings.Contains(err.Error(), "proxy.yaml:6:") {
 		t.Fatalf("reload error %v, want the tracing.sampling_ratio problem at line 6", err)
 	}
@@ -488,15 +419,13 @@ func TestTracingReload(t *testing.T) {
 		t.Fatalf("after a refused reload service.name %q, want second", got)
 	}
 	// Without tracing:, requests pass their context through untouched.
-	if err := os.WriteFile(tp.cfgPath, []byte(strings.Replace(tp.render(""), "tracing:\n  \n  batch: {schedule_delay: 10ms}\n", "", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tp.writeConfig(strings.Replace(withTracing(""), "tracing:\n  \n  batch: {schedule_delay: 10ms}\n", "", 1))
 	if err := tp.srv.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	before := tp.rec.count()
 	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-	res := tp.get(t, "/d", "Traceparent", parent)
+	res := tp.send(t, "/d", "Traceparent", parent)
 	if got := up.traceparents(res.Header.Get("X-Request-Id")); len(got) != 1 || got[0] != parent {
 		t.Errorf("with tracing off the upstream got traceparent %q, want the incoming one unchanged", got)
 	}
@@ -522,7 +451,7 @@ func TestTracingDroppedSpansCounted(t *testing.T) {
 	failing := &failingExporter{}
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "proxy.yaml")
-	cfg := strings.NewReplacer("{{TRACING}}", "sampling_ratio: 1", "{{LOG}}", filepath.Join(dir, "access.log"), "{{UP}}", upAddr).Replace(tracingConfig)
+	cfg := strings.NewReplacer("{{LOG}}", filepath.Join(dir, "access.log"), "{{UP}}", upAddr).Replace(withTracing("sampling_ratio: 1"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

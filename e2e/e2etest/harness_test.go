@@ -1,7 +1,6 @@
 package e2etest_test
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,26 +15,20 @@ import (
 // harness fails here rather than as a confusing scenario failure.
 func TestHarness(t *testing.T) {
 	up := e2etest.StartUpstream(t, "alpha")
-	listen := e2etest.FreeAddr(t)
-	p := e2etest.StartProxy(t, fmt.Sprintf(`
-admin: {address: %s}
-listeners:
-  - name: ingress
-    address: %s
-    stat_prefix: ingress
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {prefix: /}
-            route: {cluster: backend}
-clusters:
-  - name: backend
-    endpoints: [{address: %s}]
-`, e2etest.FreeAddr(t), listen, up.Addr))
+	in := &e2etest.Ingress{
+		AccessLog: true,
+		Routes: `
+- match: {prefix: /}
+  route: {cluster: backend}
+`,
+		Clusters: `
+- name: backend
+  endpoints: ` + e2etest.Upstreams{up}.Endpoints(nil),
+	}
+	p := e2etest.StartIngress(t, in)
 
 	get := func() (int, string) {
-		res, err := http.Get("http://" + listen + "/x")
+		res, err := http.Get(in.URL("/x"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,15 @@ type Load struct {
 	Deadline time.Duration
 	// Timeout bounds one request. Default 10s.
 	Timeout time.Duration
+	// Prepare, when set, is called with each request before it is sent and
+	// the request's index, from 0 to Requests-1, to add what it must carry
+	// (a hashing key, say). The workers call it concurrently.
+	Prepare func(req *http.Request, i int)
+	// Observe, when set, is called with each request that got a response,
+	// the response (its body already read and closed) and the request's
+	// latency. Calls come one at a time, so Observe may update the
+	// caller's tallies without a lock.
+	Observe func(req *http.Request, res *http.Response, latency time.Duration)
 }
 
 // LoadResult is the client's view of a load run.
@@ -64,11 +73,17 @@ func (r *LoadResult) SuccessRate() float64 {
 // Percentile returns the latency at quantile q in [0, 1] (nearest rank),
 // or 0 without responses.
 func (r *LoadResult) Percentile(q float64) time.Duration {
-	if len(r.Latencies) == 0 {
+	return Percentile(r.Latencies, q)
+}
+
+// Percentile returns the value at quantile q in [0, 1] (nearest rank) of
+// sorted latencies, or 0 when there are none.
+func Percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(q*float64(len(r.Latencies)) + 0.5)
-	return r.Latencies[min(max(i-1, 0), len(r.Latencies)-1)]
+	i := int(q*float64(len(sorted)) + 0.5)
+	return sorted[min(max(i-1, 0), len(sorted)-1)]
 }
 
 // RunLoad runs l and returns what the clients saw. It never fails the test
@@ -103,19 +118,23 @@ func RunLoad(t testing.TB, l Load) *LoadResult {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for ctx.Err() == nil && next.Add(1) <= int64(l.Requests) {
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if i >= int64(l.Requests) {
+					return
+				}
 				req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.URL, nil)
 				if err != nil {
 					panic(err)
 				}
+				if l.Prepare != nil {
+					l.Prepare(req, int(i))
+				}
 				t0 := time.Now()
 				resp, err := client.Do(req)
-				var code int
-				var upstream string
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
-					code, upstream = resp.StatusCode, resp.Header.Get("X-Upstream")
 				}
 				d := time.Since(t0)
 				mu.Lock()
@@ -123,9 +142,12 @@ func RunLoad(t testing.TB, l Load) *LoadResult {
 				if err != nil {
 					res.Errors++
 				} else {
-					res.Status[code]++
-					res.ByUpstream[upstream]++
+					res.Status[resp.StatusCode]++
+					res.ByUpstream[resp.Header.Get("X-Upstream")]++
 					res.Latencies = append(res.Latencies, d)
+					if l.Observe != nil {
+						l.Observe(req, resp, d)
+					}
 				}
 				mu.Unlock()
 			}

@@ -2,11 +2,12 @@ package e2etest
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,66 +19,75 @@ type Upstream struct {
 	// Addr is its loopback host:port.
 	Addr string
 
-	log  *SyncBuffer
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *Process
 }
 
 // StartUpstream starts a test upstream named name on a free loopback port
 // and waits until it accepts connections. It is killed at cleanup.
 func StartUpstream(t testing.TB, name string) *Upstream {
 	t.Helper()
-	u := &Upstream{Name: name, Addr: FreeAddr(t), log: &SyncBuffer{}}
+	u := &Upstream{Name: name, Addr: FreeAddr(t)}
 	u.start(t)
-	t.Cleanup(u.Kill)
 	return u
+}
+
+// Upstreams is a set of test upstreams, in the order they were started.
+type Upstreams []*Upstream
+
+// StartUpstreams starts one test upstream per name, in order.
+func StartUpstreams(t testing.TB, names ...string) Upstreams {
+	t.Helper()
+	ups := make(Upstreams, len(names))
+	for i, n := range names {
+		ups[i] = StartUpstream(t, n)
+	}
+	return ups
+}
+
+// Get returns the upstream named name, or nil.
+func (us Upstreams) Get(name string) *Upstream {
+	for _, u := range us {
+		if u.Name == name {
+			return u
+		}
+	}
+	return nil
+}
+
+// Endpoints renders the upstreams as a cluster's endpoint list in YAML flow
+// style, "[{address: 127.0.0.1:4001}, …]". With zone, each endpoint also
+// gets zone: zone(its upstream's name).
+func (us Upstreams) Endpoints(zone func(name string) string) string {
+	eps := make([]string, len(us))
+	for i, u := range us {
+		if zone != nil {
+			eps[i] = fmt.Sprintf("{address: %s, zone: %s}", u.Addr, zone(u.Name))
+		} else {
+			eps[i] = fmt.Sprintf("{address: %s}", u.Addr)
+		}
+	}
+	return "[" + strings.Join(eps, ", ") + "]"
 }
 
 func (u *Upstream) start(t testing.TB) {
 	t.Helper()
 	bin := GoBuild(t, "e2e/e2etest/upstream")
-	u.cmd = exec.Command(bin, "-addr", u.Addr, "-name", u.Name)
-	u.cmd.Stdout, u.cmd.Stderr = u.log, u.log
-	u.done = make(chan struct{})
-	if err := u.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := u.done
-	cmd := u.cmd
-	go func() { _ = cmd.Wait(); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case <-done:
-			t.Fatalf("upstream %s exited early:\n%s", u.Name, u.log.String())
-		default:
+	u.proc = StartProcess(t, "upstream "+u.Name, nil, bin, "-addr", u.Addr, "-name", u.Name)
+	u.proc.WaitFor(t, "listener on "+u.Addr, 10*time.Second, func() error {
+		c, err := net.DialTimeout("tcp", u.Addr, time.Second)
+		if err != nil {
+			return err
 		}
-		if c, err := net.DialTimeout("tcp", u.Addr, time.Second); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("upstream %s not listening on %s after 10s:\n%s", u.Name, u.Addr, u.log.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return c.Close()
+	})
 }
 
 // Kill kills the upstream process (SIGKILL) and waits for it to exit:
 // its connections are reset and its port refuses new ones.
-func (u *Upstream) Kill() {
-	if u.cmd == nil {
-		return
-	}
-	select {
-	case <-u.done:
-	default:
-		_ = u.cmd.Process.Kill()
-		<-u.done
-	}
-}
+func (u *Upstream) Kill() { u.proc.Kill() }
 
-// Restart starts a killed upstream again on the same address.
+// Restart starts a killed upstream again on the same address; the new
+// process is killed at t's cleanup.
 func (u *Upstream) Restart(t testing.TB) {
 	t.Helper()
 	u.Kill()

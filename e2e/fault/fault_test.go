@@ -11,7 +11,6 @@ package fault
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -24,36 +23,30 @@ import (
 
 func TestFaultInjection(t *testing.T) {
 	up := e2etest.StartUpstream(t, "backend")
-	listen := e2etest.FreeAddr(t)
-	p := e2etest.StartProxy(t, fmt.Sprintf(`
-admin: {address: %s}
-listeners:
-  - name: ingress
-    address: %s
-    stat_prefix: ingress
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {prefix: /abort}
-            route: {cluster: backend}
-            fault:
-              abort: {http_status: 503, percentage: {numerator: 2500, denominator: TEN_THOUSAND}}
-          - match: {prefix: /chaos}
-            route: {cluster: backend}
-            fault:
-              delay: {header_delay: {}, percentage: {numerator: 100}}
-              abort: {header_abort: {}, percentage: {numerator: 100}}
-          - match: {prefix: /limited}
-            route: {cluster: backend}
-            fault:
-              delay: {fixed_delay: 1s, percentage: {numerator: 100}}
-              max_active_faults: 2
-clusters:
-  - name: backend
-    endpoints: [{address: %s}]
-`, e2etest.FreeAddr(t), listen, up.Addr))
-	base := "http://" + listen
+	in := &e2etest.Ingress{
+		AccessLog: true,
+		Routes: `
+- match: {prefix: /abort}
+  route: {cluster: backend}
+  fault:
+    abort: {http_status: 503, percentage: {numerator: 2500, denominator: TEN_THOUSAND}}
+- match: {prefix: /chaos}
+  route: {cluster: backend}
+  fault:
+    delay: {header_delay: {}, percentage: {numerator: 100}}
+    abort: {header_abort: {}, percentage: {numerator: 100}}
+- match: {prefix: /limited}
+  route: {cluster: backend}
+  fault:
+    delay: {fixed_delay: 1s, percentage: {numerator: 100}}
+    max_active_faults: 2
+`,
+		Clusters: `
+- name: backend
+  endpoints: ` + e2etest.Upstreams{up}.Endpoints(nil),
+	}
+	p := e2etest.StartIngress(t, in)
+	base := in.URL("")
 	client := &http.Client{Timeout: 20 * time.Second}
 	get := func(t *testing.T, ctx context.Context, path string, hdr ...string) (int, string, time.Duration, error) {
 		t.Helper()
@@ -176,13 +169,9 @@ clusters:
 		if _, _, _, err := get(t, ctx, "/chaos/gone", "x-envoy-fault-delay-request", "10000"); err == nil {
 			t.Fatal("the request succeeded despite the client's 200ms deadline and a 10s delay")
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for stat(t, "http.ingress.fault.active_faults") != 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("active_faults did not return to 0 after the client left")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		e2etest.WaitFor(t, "active_faults returns to 0 after the client left", 10*time.Second, func() bool {
+			return stat(t, "http.ingress.fault.active_faults") == 0
+		})
 		var line map[string]any
 		for deadline := time.Now().Add(10 * time.Second); line == nil && time.Now().Before(deadline); {
 			for _, l := range p.AccessLog(t, 0) {

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,62 +29,95 @@ import (
 
 const keys = 1000
 
-func config(admin, listen string, endpoints []*e2etest.Upstream) string {
-	eps := ""
-	for _, u := range endpoints {
-		eps += fmt.Sprintf("{address: %q}, ", u.Addr)
+// ingress routes /ring and /maglev to clusters of those policies over
+// endpoints, hashed on x-key; /query hashes on a query parameter and
+// /cookie on a generated cookie.
+func ingress(endpoints e2etest.Upstreams) *e2etest.Ingress {
+	eps := endpoints.Endpoints(nil)
+	return &e2etest.Ingress{
+		Head: "lifecycle: {drain_time: 1s, watch_config: false}",
+		Routes: `
+- match: {prefix: /ring}
+  route:
+    cluster: ring
+    hash_policy: [{header: {header_name: x-key}}]
+- match: {prefix: /maglev}
+  route:
+    cluster: maglev
+    hash_policy: [{header: {header_name: x-key}}]
+- match: {prefix: /query}
+  route:
+    cluster: maglev
+    hash_policy: [{query_parameter: {name: user}}]
+- match: {prefix: /cookie}
+  route:
+    cluster: ring
+    hash_policy: [{cookie: {name: hw, ttl: 600s, path: /cookie}}]
+`,
+		Clusters: `
+- name: ring
+  lb_policy: ring_hash
+  endpoints: ` + eps + `
+- name: maglev
+  lb_policy: maglev
+  endpoints: ` + eps,
 	}
-	return fmt.Sprintf(`
-admin: {address: %s}
-lifecycle: {drain_time: 1s, watch_config: false}
-listeners:
-  - name: ingress
-    address: %s
-    stat_prefix: ingress
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {prefix: /ring}
-            route:
-              cluster: ring
-              hash_policy: [{header: {header_name: x-key}}]
-          - match: {prefix: /maglev}
-            route:
-              cluster: maglev
-              hash_policy: [{header: {header_name: x-key}}]
-          - match: {prefix: /query}
-            route:
-              cluster: maglev
-              hash_policy: [{query_parameter: {name: user}}]
-          - match: {prefix: /cookie}
-            route:
-              cluster: ring
-              hash_policy: [{cookie: {name: hw, ttl: 600s, path: /cookie}}]
-clusters:
-  - name: ring
-    lb_policy: ring_hash
-    endpoints: [%s]
-  - name: maglev
-    lb_policy: maglev
-    endpoints: [%s]
-`, admin, listen, eps, eps)
+}
+
+// key returns the x-key value of index i.
+func key(i int) string { return "key-" + strconv.Itoa(i) }
+
+// keyed is what the clients of a keyed load saw: each key's upstreams
+// (X-Upstream of its 2xx responses), with their counts.
+type keyed struct {
+	*e2etest.LoadResult
+	byKey map[string]map[string]int
+}
+
+// upstream returns the one upstream that answered key, or "" when none
+// did or several did.
+func (r *keyed) upstream(key string) string {
+	if len(r.byKey[key]) != 1 {
+		return ""
+	}
+	for up := range r.byKey[key] {
+		return up
+	}
+	return ""
+}
+
+// runKeyed sends each of the keys rounds times to url, in x-key, the
+// rounds of one key spread over the run.
+func runKeyed(t *testing.T, url string, rounds int) *keyed {
+	t.Helper()
+	r := &keyed{byKey: map[string]map[string]int{}}
+	r.LoadResult = e2etest.RunLoad(t, e2etest.Load{
+		URL: url, Requests: keys * rounds, Workers: 4, Deadline: 40 * time.Second,
+		Prepare: func(req *http.Request, i int) { req.Header.Set("x-key", key(i%keys)) },
+		Observe: func(req *http.Request, res *http.Response, _ time.Duration) {
+			if res.StatusCode/100 != 2 {
+				return
+			}
+			k := req.Header.Get("x-key")
+			if r.byKey[k] == nil {
+				r.byKey[k] = map[string]int{}
+			}
+			r.byKey[k][res.Header.Get("X-Upstream")]++
+		},
+	})
+	return r
 }
 
 func TestHashing(t *testing.T) {
-	names := []string{"a", "b", "c", "d"}
-	ups := make([]*e2etest.Upstream, len(names))
-	for i, n := range names {
-		ups[i] = e2etest.StartUpstream(t, n)
-	}
-	admin, listen := e2etest.FreeAddr(t), e2etest.FreeAddr(t)
-	p := e2etest.StartProxy(t, config(admin, listen, ups[:3]))
+	ups := e2etest.StartUpstreams(t, "a", "b", "c", "d")
+	in := ingress(ups[:3])
+	p := e2etest.StartIngress(t, in)
+	listen := in.Listen
 
 	// run sends every key twice to one route and checks, from the client
 	// and from the proxy's and the upstreams' counters, that all of them
 	// were answered, and each key by one upstream.
-	run := func(t *testing.T, cluster string) *e2etest.KeyedResult {
+	run := func(t *testing.T, cluster string) *keyed {
 		t.Helper()
 		served := map[string]int64{}
 		for _, u := range ups {
@@ -91,16 +125,13 @@ func TestHashing(t *testing.T) {
 		}
 		stat := "cluster." + cluster + ".upstream_rq_200"
 		statBefore := p.Stat(t, stat)
-		res := e2etest.RunKeyedLoad(t, e2etest.KeyedLoad{
-			Load:   e2etest.Load{URL: "http://" + listen + "/" + cluster, Workers: 4, Deadline: 40 * time.Second},
-			Header: "x-key", Keys: keys, Rounds: 2,
-		})
+		res := runKeyed(t, in.URL("/"+cluster), 2)
 		if res.Sent != 2*keys || res.Status[200] != 2*keys {
 			t.Fatalf("%s: %d sent, status %v, %d errors; want %d × 200", cluster, res.Sent, res.Status, res.Errors, 2*keys)
 		}
 		for i := range keys {
-			if k := e2etest.Key(i); res.Upstream(k) == "" {
-				t.Fatalf("%s: %s was answered by %v, want one upstream", cluster, k, res.ByKey[k])
+			if k := key(i); res.upstream(k) == "" {
+				t.Fatalf("%s: %s was answered by %v, want one upstream", cluster, k, res.byKey[k])
 			}
 		}
 		if d := p.Stat(t, stat) - statBefore; d != 2*keys {
@@ -116,7 +147,7 @@ func TestHashing(t *testing.T) {
 		return res
 	}
 
-	before := map[string]*e2etest.KeyedResult{}
+	before := map[string]*keyed{}
 	for _, cluster := range []string{"ring", "maglev"} {
 		res := run(t, cluster)
 		before[cluster] = res
@@ -135,7 +166,8 @@ func TestHashing(t *testing.T) {
 	queryUsers := queryPinning(t, listen)
 
 	// Hot reload: d joins both clusters.
-	p.Reload(t, config(admin, listen, ups))
+	in.Clusters = ingress(ups).Clusters
+	p.Reload(t, in.Config())
 	if log := p.Stderr.String(); strings.Contains(log, "reload rejected") {
 		t.Fatalf("reload rejected:\n%s", log)
 	}
@@ -165,8 +197,8 @@ func TestHashing(t *testing.T) {
 		after := run(t, cluster)
 		toNew, between := 0, 0
 		for i := range keys {
-			k := e2etest.Key(i)
-			switch was, is := before[cluster].Upstream(k), after.Upstream(k); {
+			k := key(i)
+			switch was, is := before[cluster].upstream(k), after.upstream(k); {
 			case was == is:
 			case is == "d":
 				toNew++

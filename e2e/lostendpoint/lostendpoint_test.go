@@ -21,7 +21,6 @@ package lostendpoint
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -31,61 +30,27 @@ import (
 	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
-// proxyConfig renders a one-cluster proxy config over ups with the given
-// extra cluster keys (indented as cluster keys).
-func proxyConfig(admin, listen string, ups []*e2etest.Upstream, clusterExtra string) string {
-	var eps []string
-	for _, u := range ups {
-		eps = append(eps, "{address: "+u.Addr+"}")
+// ingress is a one-cluster proxy config over ups that retries connect
+// failures, resets and 5xx twice; clusterExtra holds more keys of the
+// cluster, indented by two spaces.
+func ingress(ups e2etest.Upstreams, clusterExtra string) *e2etest.Ingress {
+	return &e2etest.Ingress{
+		Head: "node: {id: lostendpoint-e2e}",
+		Routes: `
+- match: {prefix: /}
+  route:
+    cluster: backend
+    timeout: 5s
+    retry_policy:
+      retry_on: [connect-failure, reset, 5xx]
+      num_retries: 2
+      retry_back_off: {base_interval: 5ms, max_interval: 20ms}
+`,
+		Clusters: `
+- name: backend
+  connect_timeout: 1s
+  endpoints: ` + ups.Endpoints(nil) + "\n" + clusterExtra,
 	}
-	return fmt.Sprintf(`
-node: {id: lostendpoint-e2e}
-admin: {address: %s}
-listeners:
-  - name: ingress
-    address: %s
-    stat_prefix: ingress
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {prefix: /}
-            route:
-              cluster: backend
-              timeout: 5s
-              retry_policy:
-                retry_on: [connect-failure, reset, 5xx]
-                num_retries: 2
-                retry_back_off: {base_interval: 5ms, max_interval: 20ms}
-clusters:
-  - name: backend
-    connect_timeout: 1s
-%s    endpoints: [%s]
-`, admin, listen, clusterExtra, strings.Join(eps, ", "))
-}
-
-func startUpstreams(t *testing.T, names ...string) []*e2etest.Upstream {
-	t.Helper()
-	var ups []*e2etest.Upstream
-	for _, n := range names {
-		ups = append(ups, e2etest.StartUpstream(t, n))
-	}
-	return ups
-}
-
-// waitFor polls cond every 20ms until it holds or limit passes, and
-// returns how long it took.
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > limit {
-			t.Fatalf("not within %v: %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 // healthFlags reads /clusters (Envoy's text format) and returns each host's
@@ -133,21 +98,21 @@ func jsonHealth(t *testing.T, p *e2etest.Proxy) map[string]map[string]any {
 func delta(after, before map[string]uint64, name string) uint64 { return after[name] - before[name] }
 
 func TestLostEndpoint(t *testing.T) {
-	ups := startUpstreams(t, "a", "b", "victim")
+	ups := e2etest.StartUpstreams(t, "a", "b", "victim")
 	victim := ups[2]
-	listen := e2etest.FreeAddr(t)
 	// Outlier detection: three gateway failures in a row eject (enforced),
 	// a sweep every second, 30s ejections (longer than the test), and at
 	// most one of the three hosts out (34%).
 	const interval = time.Second
-	p := e2etest.StartProxy(t, proxyConfig(e2etest.FreeAddr(t), listen, ups, `    outlier_detection:
-      consecutive_gateway_failure: 3
-      enforcing_consecutive_gateway_failure: 100
-      interval: 1s
-      base_ejection_time: 30s
-      max_ejection_percent: 34
-`))
-	base := "http://" + listen + "/"
+	in := ingress(ups, `  outlier_detection:
+    consecutive_gateway_failure: 3
+    enforcing_consecutive_gateway_failure: 100
+    interval: 1s
+    base_ejection_time: 30s
+    max_ejection_percent: 34
+`)
+	p := e2etest.StartIngress(t, in)
+	base := in.URL("/")
 
 	// Phase 1: load, and kill the victim once a tenth of it is done.
 	const requests = 5000
@@ -155,7 +120,7 @@ func TestLostEndpoint(t *testing.T) {
 	go func() {
 		results <- e2etest.RunLoad(t, e2etest.Load{URL: base, Requests: requests, Workers: 4, Deadline: 40 * time.Second, Timeout: 5 * time.Second})
 	}()
-	waitFor(t, "a tenth of the load served", 30*time.Second, func() bool {
+	e2etest.WaitFor(t, "a tenth of the load served", 30*time.Second, func() bool {
 		n := int64(0)
 		for _, u := range ups {
 			n += u.Served(t)
@@ -163,7 +128,7 @@ func TestLostEndpoint(t *testing.T) {
 		return n >= requests/10
 	})
 	victim.Kill()
-	ejectedAfter := waitFor(t, "the killed endpoint is ejected", 10*time.Second, func() bool {
+	ejectedAfter := e2etest.WaitFor(t, "the killed endpoint is ejected", 10*time.Second, func() bool {
 		return p.Stat(t, "cluster.backend.outlier_detection.ejections_active") == 1
 	})
 	res := <-results
@@ -196,7 +161,7 @@ func TestLostEndpoint(t *testing.T) {
 	if st["cluster.backend.upstream_rq_retry"] == 0 {
 		t.Error("upstream_rq_retry = 0: the requests to the dead endpoint were not retried")
 	}
-	waitFor(t, "membership_healthy drops to 2", 5*time.Second, func() bool {
+	e2etest.WaitFor(t, "membership_healthy drops to 2", 5*time.Second, func() bool {
 		return p.Stat(t, "cluster.backend.membership_healthy") == 2
 	})
 	flags := healthFlags(t, p)
@@ -232,18 +197,18 @@ func TestLostEndpoint(t *testing.T) {
 }
 
 func TestActiveHealthCheck(t *testing.T) {
-	ups := startUpstreams(t, "a", "b", "flaky")
+	ups := e2etest.StartUpstreams(t, "a", "b", "flaky")
 	flaky := ups[2]
-	listen := e2etest.FreeAddr(t)
-	p := e2etest.StartProxy(t, proxyConfig(e2etest.FreeAddr(t), listen, ups, `    health_checks:
-      - timeout: 1s
-        interval: 100ms
-        interval_jitter: 20ms
-        unhealthy_threshold: 2
-        healthy_threshold: 2
-        http_health_check: {path: /healthz}
-`))
-	base := "http://" + listen + "/"
+	in := ingress(ups, `  health_checks:
+    - timeout: 1s
+      interval: 100ms
+      interval_jitter: 20ms
+      unhealthy_threshold: 2
+      healthy_threshold: 2
+      http_health_check: {path: /healthz}
+`)
+	p := e2etest.StartIngress(t, in)
+	base := in.URL("/")
 	load := func(n int) *e2etest.LoadResult {
 		t.Helper()
 		r := e2etest.RunLoad(t, e2etest.Load{URL: base, Requests: n, Workers: 3, Deadline: 30 * time.Second})
@@ -260,11 +225,11 @@ func TestActiveHealthCheck(t *testing.T) {
 	// 503 from /healthz: unhealthy at once (not a network failure), and no
 	// more traffic.
 	flaky.Control(t, url.Values{"health": {"503"}})
-	took := waitFor(t, "the host answering 503 is marked unhealthy", 5*time.Second, func() bool {
+	took := e2etest.WaitFor(t, "the host answering 503 is marked unhealthy", 5*time.Second, func() bool {
 		return healthFlags(t, p)[flaky.Addr] == "/failed_active_hc"
 	})
 	t.Logf("marked unhealthy %v after /healthz turned 503 (interval 100ms)", took.Round(time.Millisecond))
-	waitFor(t, "membership_healthy drops to 2", 5*time.Second, func() bool {
+	e2etest.WaitFor(t, "membership_healthy drops to 2", 5*time.Second, func() bool {
 		return p.Stat(t, "cluster.backend.membership_healthy") == 2
 	})
 	served := flaky.Served(t)
@@ -285,13 +250,13 @@ func TestActiveHealthCheck(t *testing.T) {
 	// gets its third of round robin's traffic again.
 	successes := p.Stat(t, "cluster.backend.health_check.success")
 	flaky.Control(t, url.Values{"health": {""}})
-	waitFor(t, "the host is healthy again", 5*time.Second, func() bool {
+	e2etest.WaitFor(t, "the host is healthy again", 5*time.Second, func() bool {
 		return healthFlags(t, p)[flaky.Addr] == "healthy"
 	})
 	if d := p.Stat(t, "cluster.backend.health_check.success") - successes; d < 2 {
 		t.Errorf("healthy again after %d passing checks, want healthy_threshold (2)", d)
 	}
-	waitFor(t, "membership_healthy back to 3", 5*time.Second, func() bool {
+	e2etest.WaitFor(t, "membership_healthy back to 3", 5*time.Second, func() bool {
 		return p.Stat(t, "cluster.backend.membership_healthy") == 3
 	})
 	r = load(600)
@@ -301,7 +266,7 @@ func TestActiveHealthCheck(t *testing.T) {
 
 	// x-envoy-immediate-health-check-fail on a 200 check response.
 	flaky.Control(t, url.Values{"health_header": {"1"}})
-	waitFor(t, "the immediate-fail header marks the host", 5*time.Second, func() bool {
+	e2etest.WaitFor(t, "the immediate-fail header marks the host", 5*time.Second, func() bool {
 		return healthFlags(t, p)[flaky.Addr] == "/failed_active_hc"
 	})
 	if got := p.Stat(t, "cluster.backend.health_check.network_failure"); got != 0 {
@@ -313,19 +278,19 @@ func TestActiveHealthCheck(t *testing.T) {
 }
 
 func TestImmediateHealthCheckFailOnProxiedResponse(t *testing.T) {
-	ups := startUpstreams(t, "a", "b", "draining")
+	ups := e2etest.StartUpstreams(t, "a", "b", "draining")
 	draining := ups[2]
-	listen := e2etest.FreeAddr(t)
 	// Checks of a path that always answers 200, once at start and then
 	// hourly: whatever marks the host later is the proxied response.
-	p := e2etest.StartProxy(t, proxyConfig(e2etest.FreeAddr(t), listen, ups, `    health_checks:
-      - {timeout: 1s, interval: 1h, http_health_check: {path: /hc}}
-`))
+	in := ingress(ups, `  health_checks:
+    - {timeout: 1s, interval: 1h, http_health_check: {path: /hc}}
+`)
+	p := e2etest.StartIngress(t, in)
 	draining.Control(t, url.Values{"health_header": {"1"}})
 	// The upstream's /healthz carries the header; round robin sends one
 	// request in three there.
 	for range 6 {
-		res, err := http.Get("http://" + listen + "/healthz")
+		res, err := http.Get(in.URL("/healthz"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +305,7 @@ func TestImmediateHealthCheckFailOnProxiedResponse(t *testing.T) {
 		t.Errorf("passive_failure %d, attempt %d; want 1 and 3 (the first round only)",
 			st["cluster.backend.health_check.passive_failure"], st["cluster.backend.health_check.attempt"])
 	}
-	r := e2etest.RunLoad(t, e2etest.Load{URL: "http://" + listen + "/", Requests: 300, Workers: 3, Deadline: 30 * time.Second})
+	r := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/"), Requests: 300, Workers: 3, Deadline: 30 * time.Second})
 	if r.Status[http.StatusOK] != 300 || r.ByUpstream[draining.Name] != 0 {
 		t.Errorf("status %v, by upstream %v; want 300 × 200, none from the draining host", r.Status, r.ByUpstream)
 	}

@@ -14,16 +14,12 @@ package overload
 
 import (
 	"bufio"
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,60 +42,26 @@ type outcome struct {
 	refused    []time.Duration // latencies of 503s, sorted
 }
 
-// pct returns the nearest-rank percentile q of sorted latencies.
-func pct(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(d)) + 0.5)
-	return d[min(max(i-1, 0), len(d)-1)]
-}
-
 // burst sends requests GETs of url from workers concurrent clients, each
 // sending back to back, bounded by a 40 s deadline.
 func burst(t *testing.T, url string, workers, requests int) outcome {
 	t.Helper()
-	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	var (
-		mu   sync.Mutex
-		out  = outcome{status: map[int]int{}}
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range workers {
-		wg.Go(func() {
-			for next.Add(1) <= int64(requests) && ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-				start := time.Now()
-				res, err := client.Do(req)
-				took := time.Since(start)
-				mu.Lock()
-				if err != nil {
-					out.errors++
-					mu.Unlock()
-					continue
+	var out outcome
+	res := e2etest.RunLoad(t, e2etest.Load{
+		URL: url, Requests: requests, Workers: workers, Deadline: 40 * time.Second, Timeout: 20 * time.Second,
+		Observe: func(_ *http.Request, res *http.Response, took time.Duration) {
+			switch res.StatusCode {
+			case http.StatusOK:
+				out.served = append(out.served, took)
+			case http.StatusServiceUnavailable:
+				out.refused = append(out.refused, took)
+				if res.Header.Get("X-Envoy-Overloaded") == "true" {
+					out.overloaded++
 				}
-				_, _ = io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				out.status[res.StatusCode]++
-				switch res.StatusCode {
-				case http.StatusOK:
-					out.served = append(out.served, took)
-				case http.StatusServiceUnavailable:
-					out.refused = append(out.refused, took)
-					if res.Header.Get("X-Envoy-Overloaded") == "true" {
-						out.overloaded++
-					}
-				}
-				mu.Unlock()
 			}
-		})
-	}
-	wg.Wait()
+		},
+	})
+	out.status, out.errors = res.Status, res.Errors
 	slices.Sort(out.served)
 	slices.Sort(out.refused)
 	return out
@@ -183,29 +145,24 @@ type scenario struct {
 func TestOverload(t *testing.T) {
 	up := e2etest.StartUpstream(t, "backend")
 	up.Control(t, map[string][]string{"delay": {upstreamDelay.String()}})
-	listen := e2etest.FreeAddr(t)
-	p := e2etest.StartProxy(t, fmt.Sprintf(`
-admin: {address: %s}
-listeners:
-  - name: ingress
-    address: %s
-    stat_prefix: ingress
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {prefix: /rq}
-            route: {cluster: rq_limited, timeout: 30s}
-          - match: {prefix: /cx}
-            route: {cluster: cx_limited, timeout: 30s}
-clusters:
-  - name: rq_limited
-    circuit_breakers: {max_requests: %d}
-    endpoints: [{address: %s}]
-  - name: cx_limited
-    circuit_breakers: {max_connections: %d, max_pending_requests: %d}
-    endpoints: [{address: %s}]
-`, e2etest.FreeAddr(t), listen, maxRequests, up.Addr, maxConns, maxPending, up.Addr))
+	in := &e2etest.Ingress{
+		AccessLog: true,
+		Routes: `
+- match: {prefix: /rq}
+  route: {cluster: rq_limited, timeout: 30s}
+- match: {prefix: /cx}
+  route: {cluster: cx_limited, timeout: 30s}
+`,
+		Clusters: fmt.Sprintf(`
+- name: rq_limited
+  circuit_breakers: {max_requests: %d}
+  endpoints: [{address: %s}]
+- name: cx_limited
+  circuit_breakers: {max_connections: %d, max_pending_requests: %d}
+  endpoints: [{address: %s}]
+`, maxRequests, up.Addr, maxConns, maxPending, up.Addr),
+	}
+	p := e2etest.StartIngress(t, in)
 
 	scenarios := []scenario{
 		{"rq_limited", "/rq", []string{"cluster.rq_limited.circuit_breakers.default.rq_open"}},
@@ -216,11 +173,11 @@ clusters:
 		for _, sc := range scenarios {
 			stop := make(chan struct{})
 			seen := watchGauges(t, p, sc.gauges, stop)
-			o := burst(t, "http://"+listen+sc.path, workers, requests)
+			o := burst(t, in.URL(sc.path), workers, requests)
 			close(stop)
 			gauges := <-seen
 			t.Logf("%s %s: %d workers, %d requests: %v, %d errors; served p50 %v p99 %v; refused p50 %v p99 %v",
-				round, sc.cluster, workers, requests, o.status, o.errors, pct(o.served, 0.5), pct(o.served, 0.99), pct(o.refused, 0.5), pct(o.refused, 0.99))
+				round, sc.cluster, workers, requests, o.status, o.errors, e2etest.Percentile(o.served, 0.5), e2etest.Percentile(o.served, 0.99), e2etest.Percentile(o.refused, 0.5), e2etest.Percentile(o.refused, 0.99))
 			if o.errors != 0 || o.status[200]+o.status[503] != requests {
 				t.Errorf("%s %s: statuses %v, %d errors; want only 200 and 503", round, sc.cluster, o.status, o.errors)
 			}
@@ -232,8 +189,8 @@ clusters:
 			}
 			// Refused at once: slower than the slowest refusal is every
 			// served request but the fastest half.
-			if pct(o.refused, 0.99) >= pct(o.served, 0.5) {
-				t.Errorf("%s %s: refused p99 %v is not below served p50 %v", round, sc.cluster, pct(o.refused, 0.99), pct(o.served, 0.5))
+			if e2etest.Percentile(o.refused, 0.99) >= e2etest.Percentile(o.served, 0.5) {
+				t.Errorf("%s %s: refused p99 %v is not below served p50 %v", round, sc.cluster, e2etest.Percentile(o.refused, 0.99), e2etest.Percentile(o.served, 0.5))
 			}
 			for _, g := range sc.gauges {
 				if !gauges[g] {
@@ -252,7 +209,7 @@ clusters:
 			// request waits for at most one response ahead of it
 			// (max_pending_requests <= max_connections), so it takes at
 			// most two upstream delays; the third is slack.
-			if p99 := pct(o.served, 0.99); p99 >= 3*upstreamDelay {
+			if p99 := e2etest.Percentile(o.served, 0.99); p99 >= 3*upstreamDelay {
 				t.Errorf("%s %s: served p99 %v, want under 3 upstream delays (%v)", round, sc.cluster, p99, 3*upstreamDelay)
 			}
 			checkStats(t, p, sc.cluster, tot)

@@ -202,7 +202,7 @@ func TestRateLimits(t *testing.T) {
 		if res := e2etest.RunLoad(t, e2etest.Load{URL: "http://" + deny + "/deny", Requests: 5, Workers: 1, Deadline: 10 * time.Second}); res.Status[200] != 5 {
 			t.Fatalf("deny listener with the service up: %v, want 5 × 200", res.Status)
 		}
-		rls.kill()
+		rls.Kill()
 		before := p.Stats(t)
 		servedBefore := up.Served(t)
 
@@ -255,63 +255,6 @@ func checkAccessLog(t *testing.T, p *e2etest.Proxy, status int, flag string) {
 	}
 }
 
-// proc is a helper process killed at cleanup, its output kept for failures.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *e2etest.SyncBuffer
-	done chan struct{}
-	once sync.Once
-}
-
-func startProc(t *testing.T, name string, env []string, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, out: &e2etest.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", name, tail(p.out.String(), 4000))
-		}
-	})
-	return p
-}
-
-// kill sends SIGKILL and waits for the process to exit.
-func (p *proc) kill() {
-	p.once.Do(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	})
-}
-
-// waitFor polls ready until it returns nil, the process exits, or 30 s pass.
-func (p *proc) waitFor(t *testing.T, what string, ready func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := ready()
-		if err == nil {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited before %s:\n%s", p.name, what, tail(p.out.String(), 4000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no %s after 30s (%v):\n%s", p.name, what, err, tail(p.out.String(), 4000))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // startRedis runs Debian's redis-server on a free loopback port, without
 // persistence, and returns its address.
 func startRedis(t *testing.T) string {
@@ -322,8 +265,8 @@ func startRedis(t *testing.T) string {
 	}
 	addr := e2etest.FreeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
-	p := startProc(t, "redis-server", nil, bin, "--bind", host, "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	p.waitFor(t, "connection", func() error {
+	p := e2etest.StartProcess(t, "redis-server", nil, bin, "--bind", host, "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	p.WaitFor(t, "connection", 30*time.Second, func() error {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return err
@@ -348,7 +291,7 @@ func startRedis(t *testing.T) string {
 
 // rateLimitService is a running envoyproxy/ratelimit.
 type rateLimitService struct {
-	*proc
+	*e2etest.Process
 	grpc string
 }
 
@@ -381,8 +324,8 @@ func startRateLimitService(t *testing.T, redis, rules string) *rateLimitService 
 		host, port, _ := net.SplitHostPort(a.addr)
 		env = append(env, a.prefix+"HOST="+host, a.prefix+"PORT="+port)
 	}
-	s.proc = startProc(t, "ratelimit", env, bin)
-	s.waitFor(t, "loaded rules", func() error {
+	s.Process = e2etest.StartProcess(t, "ratelimit", env, bin)
+	s.WaitFor(t, "loaded rules", 30*time.Second, func() error {
 		res, err := http.Get((&url.URL{Scheme: "http", Host: debugAddr, Path: "/rlconfig"}).String())
 		if err != nil {
 			return err
@@ -399,12 +342,5 @@ func startRateLimitService(t *testing.T, redis, rules string) *rateLimitService 
 		}
 		return c.Close()
 	})
-	return s
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
 	return s
 }

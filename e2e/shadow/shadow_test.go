@@ -24,33 +24,27 @@ const n = 2000
 func TestShadowing(t *testing.T) {
 	primary := e2etest.StartUpstream(t, "primary")
 	shadow := e2etest.StartUpstream(t, "shadow")
-	listen := e2etest.FreeAddr(t)
-	p := e2etest.StartProxy(t, fmt.Sprintf(`
-admin: {address: %s}
-listeners:
-  - name: ingress
-    address: %s
-    stat_prefix: ingress
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {prefix: /base}
-            route: {cluster: primary}
-          - match: {prefix: /mirror}
-            route:
-              cluster: primary
-              request_mirror_policies:
-                - cluster: shadow
-                  runtime_fraction: {default_value: {numerator: 10, denominator: HUNDRED}}
-clusters:
-  - name: primary
-    endpoints: [{address: %s}]
-  - name: shadow
-    connect_timeout: 1s
-    endpoints: [{address: %s}]
-`, e2etest.FreeAddr(t), listen, primary.Addr, shadow.Addr))
+	in := &e2etest.Ingress{
+		Routes: `
+- match: {prefix: /base}
+  route: {cluster: primary}
+- match: {prefix: /mirror}
+  route:
+    cluster: primary
+    request_mirror_policies:
+      - cluster: shadow
+        runtime_fraction: {default_value: {numerator: 10, denominator: HUNDRED}}
+`,
+		Clusters: fmt.Sprintf(`
+- name: primary
+  endpoints: [{address: %s}]
+- name: shadow
+  connect_timeout: 1s
+  endpoints: [{address: %s}]
+`, primary.Addr, shadow.Addr),
+	}
+	p := e2etest.StartIngress(t, in)
+	listen := in.Listen
 
 	// Warm up connections and code paths so the first phase is not
 	// measured against a cold proxy.

@@ -25,37 +25,26 @@ import (
 var names = []string{"fast1", "fast2", "slow"}
 
 func TestSlowEndpoint(t *testing.T) {
-	ups := map[string]*e2etest.Upstream{}
-	eps := ""
-	for _, n := range names {
-		ups[n] = e2etest.StartUpstream(t, n)
-		eps += fmt.Sprintf("{address: %s, zone: %s}, ", ups[n].Addr, n)
+	ups := e2etest.StartUpstreams(t, names...)
+	// Each upstream is in a zone of its own name.
+	eps := ups.Endpoints(func(name string) string { return name })
+	in := &e2etest.Ingress{
+		Head: "node: {id: slow-e2e, zone: here}",
+		Routes: `
+- match: {prefix: /lr}
+  route: {cluster: lr}
+- match: {prefix: /rr}
+  route: {cluster: rr}
+`,
+		Clusters: `
+- name: lr
+  lb_policy: least_request
+  endpoints: ` + eps + `
+- name: rr
+  lb_policy: round_robin
+  endpoints: ` + eps,
 	}
-	listen := e2etest.FreeAddr(t)
-	p := e2etest.StartProxy(t, fmt.Sprintf(`
-node: {id: slow-e2e, zone: here}
-admin: {address: %s}
-listeners:
-  - name: ingress
-    address: %s
-    stat_prefix: ingress
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {prefix: /lr}
-            route: {cluster: lr}
-          - match: {prefix: /rr}
-            route: {cluster: rr}
-clusters:
-  - name: lr
-    lb_policy: least_request
-    endpoints: [%s]
-  - name: rr
-    lb_policy: round_robin
-    endpoints: [%s]
-`, e2etest.FreeAddr(t), listen, eps, eps))
+	p := e2etest.StartIngress(t, in)
 
 	// counts runs a load and returns each upstream's served count during
 	// it, checking that the proxy's per-zone stats saw the same.
@@ -64,7 +53,7 @@ clusters:
 		before := map[string]int64{}
 		statsBefore := p.Stats(t)
 		for _, n := range names {
-			before[n] = ups[n].Served(t)
+			before[n] = ups.Get(n).Served(t)
 		}
 		res := e2etest.RunLoad(t, l)
 		if res.Sent != l.Requests || res.Status[200] != l.Requests {
@@ -73,7 +62,7 @@ clusters:
 		statsAfter := p.Stats(t)
 		got := map[string]int64{}
 		for _, n := range names {
-			got[n] = ups[n].Served(t) - before[n]
+			got[n] = ups.Get(n).Served(t) - before[n]
 			stat := fmt.Sprintf("cluster.%s.zone.here.%s.upstream_rq_200", cluster, n)
 			if d := int64(statsAfter[stat] - statsBefore[stat]); d != got[n] {
 				t.Errorf("%s: %s grew by %d, upstream %s served %d", cluster, stat, d, n, got[n])
@@ -94,14 +83,14 @@ clusters:
 	}
 
 	// Before: all three fast, least_request spreads evenly.
-	before, _ := counts(t, "lr", e2etest.Load{URL: "http://" + listen + "/lr", Requests: 1500, Workers: 6, Deadline: 30 * time.Second})
+	before, _ := counts(t, "lr", e2etest.Load{URL: in.URL("/lr"), Requests: 1500, Workers: 6, Deadline: 30 * time.Second})
 	for _, n := range names {
 		if s := share(before, n); s < 0.2 || s > 0.47 {
 			t.Errorf("all fast: %s got %.3f of the requests, want about 1/3", n, s)
 		}
 	}
 
-	ups["slow"].Control(t, url.Values{"delay": {"200ms"}})
+	ups.Get("slow").Control(t, url.Values{"delay": {"200ms"}})
 
 	// After: the slow host holds the requests it gets for 200 ms, so it
 	// always has more active requests than a fast host, and power of two
@@ -111,7 +100,7 @@ clusters:
 	// down from 1/3. The bounds: 1/9 − 5σ of a binomial share over 1500
 	// picks (σ = 0.008) below, and 0.2, over 10σ above 1/9, above.
 	const n = 1500
-	after, _ := counts(t, "lr", e2etest.Load{URL: "http://" + listen + "/lr", Requests: n, Workers: 8, Deadline: 40 * time.Second})
+	after, _ := counts(t, "lr", e2etest.Load{URL: in.URL("/lr"), Requests: n, Workers: 8, Deadline: 40 * time.Second})
 	lrSlow := share(after, "slow")
 	lower := 1.0/9 - 5*math.Sqrt(1.0/9*8/9/n)
 	if lrSlow > 0.2 || lrSlow < lower || lrSlow > share(before, "slow")-0.1 {
@@ -120,7 +109,7 @@ clusters:
 
 	// Control: round robin ignores load, so the slow host keeps exactly
 	// every third request (one counter, no retries).
-	rr, rrRes := counts(t, "rr", e2etest.Load{URL: "http://" + listen + "/rr", Requests: 300, Workers: 8, Deadline: 40 * time.Second})
+	rr, rrRes := counts(t, "rr", e2etest.Load{URL: in.URL("/rr"), Requests: 300, Workers: 8, Deadline: 40 * time.Second})
 	if rr["slow"] != 100 {
 		t.Errorf("round_robin control: the slow host served %d of 300, want 100", rr["slow"])
 	}

@@ -52,68 +52,24 @@ func buildAndRun(m *testing.M) int {
 	return m.Run()
 }
 
-// proc is a running child process, killed when the test ends.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *e2etest.SyncBuffer
-	done chan struct{}
-}
-
-func start(t *testing.T, name string, env []string, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, out: &e2etest.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("%s output:\n%.4000s", name, p.out.String())
-		}
-	})
-	return p
-}
-
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
 // waitHTTP polls url until it answers 200, or fails the test.
-func waitHTTP(t *testing.T, p *proc, url string, limit time.Duration) {
+func waitHTTP(t *testing.T, p *e2etest.Process, url string, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited early:\n%s", p.name, p.out.String())
-		default:
-		}
+	p.WaitFor(t, url+" answering 200", limit, func() error {
 		res, err := http.Get(url)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s not ready after %v (last error %v):\n%s", p.name, url, limit, err, p.out.String())
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", res.StatusCode)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 type jaeger struct {
-	*proc
+	*e2etest.Process
 	otlpGRPC, query string
 }
 
@@ -127,13 +83,13 @@ func startJaeger(t *testing.T) *jaeger {
 		t.Fatalf("%s is missing: run `make tools` (or tools/build.sh jaeger) to build Jaeger v1.76.0 from tools/jaeger/go.mod", bin)
 	}
 	j := &jaeger{otlpGRPC: e2etest.FreeAddr(t), query: e2etest.FreeAddr(t)}
-	j.proc = start(t, "jaeger", []string{
+	j.Process = e2etest.StartProcess(t, "jaeger", []string{
 		"HOPWATCH_E2E_OTLP_GRPC=" + j.otlpGRPC,
 		"HOPWATCH_E2E_OTLP_HTTP=" + e2etest.FreeAddr(t),
 		"HOPWATCH_E2E_QUERY_HTTP=" + j.query,
 		"HOPWATCH_E2E_QUERY_GRPC=" + e2etest.FreeAddr(t),
 	}, bin, "--config", filepath.Join(root, "tracing", "testdata", "jaeger-e2e.yaml"))
-	waitHTTP(t, j.proc, "http://"+j.query+"/api/services", 90*time.Second)
+	waitHTTP(t, j.Process, "http://"+j.query+"/api/services", 90*time.Second)
 	return j
 }
 
@@ -288,7 +244,7 @@ type proxySpec struct {
 }
 
 type hopProxy struct {
-	*proc
+	*e2etest.Process
 	spec proxySpec
 }
 
@@ -307,8 +263,8 @@ func startProxy(t *testing.T, dir string, spec proxySpec) *hopProxy {
 	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &hopProxy{proc: start(t, spec.Name, nil, proxyBin, "-c", path, "--log-format", "json"), spec: spec}
-	waitHTTP(t, p.proc, "http://"+spec.Admin+"/ready", 20*time.Second)
+	p := &hopProxy{Process: e2etest.StartProcess(t, spec.Name, nil, proxyBin, "-c", path, "--log-format", "json"), spec: spec}
+	waitHTTP(t, p.Process, "http://"+spec.Admin+"/ready", 20*time.Second)
 	return p
 }
 
@@ -352,14 +308,14 @@ func (p *hopProxy) counter(t *testing.T, name string) uint64 {
 }
 
 // startDemo runs one demo service and waits for it.
-func startDemo(t *testing.T, name, listen, upstream, otlp string) *proc {
+func startDemo(t *testing.T, name, listen, upstream, otlp string) *e2etest.Process {
 	t.Helper()
 	args := []string{name, "--listen", listen, "--otlp-endpoint", otlp}
 	if upstream != "" {
 		args = append(args, "--upstream", upstream)
 	}
 	// A short batch delay, so that spans reach Jaeger while the test waits.
-	p := start(t, name, []string{"OTEL_BSP_SCHEDULE_DELAY=100", "OTEL_BSP_EXPORT_TIMEOUT=1000"}, demoBin, args...)
+	p := e2etest.StartProcess(t, name, []string{"OTEL_BSP_SCHEDULE_DELAY=100", "OTEL_BSP_EXPORT_TIMEOUT=1000"}, demoBin, args...)
 	waitHTTP(t, p, "http://"+listen+"/demo/inject", 20*time.Second)
 	return p
 }
@@ -400,7 +356,7 @@ func TestTracingAcrossHops(t *testing.T) {
 
 	// Back to front: inventory, its sidecar, catalog, ... the edge.
 	invAddr, catAddr, feAddr := e2etest.FreeAddr(t), e2etest.FreeAddr(t), e2etest.FreeAddr(t)
-	demos := map[string]*proc{}
+	demos := map[string]*e2etest.Process{}
 	demos["inventory"] = startDemo(t, "inventory", invAddr, "", j.otlpGRPC)
 	scInv := startProxy(t, dir, proxySpec{Name: "sidecar-inventory", OTLP: j.otlpGRPC, Ratio: 1, Upstream: invAddr})
 	demos["catalog"] = startDemo(t, "catalog", catAddr, "http://"+scInv.spec.Listen+"/", j.otlpGRPC)
@@ -478,7 +434,7 @@ func TestTracingAcrossHops(t *testing.T) {
 			}
 		}
 		for _, name := range demoNames {
-			if !logHas(demos[name].out.String(), r.RequestID, r.TraceID) {
+			if !logHas(demos[name].Output(), r.RequestID, r.TraceID) {
 				t.Errorf("%s logged no request line with request_id %s and trace_id %s", name, r.RequestID, r.TraceID)
 			}
 		}
@@ -581,7 +537,7 @@ func TestTracingAcrossHops(t *testing.T) {
 		if sentBefore == 0 {
 			t.Errorf("edge's tracing.opentelemetry.spans_sent is 0 after the traces above")
 		}
-		j.stop()
+		j.Kill()
 		const n = 40
 		for i := range n {
 			start := time.Now()

@@ -9,7 +9,6 @@
 package zones
 
 import (
-	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -17,26 +16,6 @@ import (
 
 	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
-
-// upstreams starts one upstream process per name; a name's first letter
-// is its zone.
-func upstreams(t *testing.T, names ...string) map[string]*e2etest.Upstream {
-	t.Helper()
-	out := make(map[string]*e2etest.Upstream, len(names))
-	for _, n := range names {
-		out[n] = e2etest.StartUpstream(t, n)
-	}
-	return out
-}
-
-// endpoints renders a cluster's endpoint list with each upstream's zone.
-func endpoints(ups map[string]*e2etest.Upstream, names ...string) string {
-	var eps []string
-	for _, n := range names {
-		eps = append(eps, fmt.Sprintf("{address: %s, zone: %s}", ups[n].Addr, n[:1]))
-	}
-	return "[" + strings.Join(eps, ", ") + "]"
-}
 
 // within reports whether got is p ± 5 standard deviations of a binomial
 // share over n draws. The draws are the proxy's random numbers, so the
@@ -52,56 +31,56 @@ func TestZones(t *testing.T) {
 	// Balanced cluster: 2 upstreams in each of a, b, c. Spill cluster:
 	// 1 in a, 1 in b, 3 in c. Small cluster: 2 upstreams, under
 	// min_cluster_size.
-	ups := upstreams(t, "a1", "a2", "b1", "b2", "c1", "c2", "as", "bs", "cs1", "cs2", "cs3")
-	listen := e2etest.FreeAddr(t)
+	ups := e2etest.StartUpstreams(t, "a1", "a2", "b1", "b2", "c1", "c2", "as", "bs", "cs1", "cs2", "cs3")
+	// endpoints renders a cluster's endpoint list; a name's first letter
+	// is its zone.
+	endpoints := func(names ...string) string {
+		sub := make(e2etest.Upstreams, len(names))
+		for i, n := range names {
+			sub[i] = ups.Get(n)
+		}
+		return sub.Endpoints(func(name string) string { return name[:1] })
+	}
 	// The local cluster's endpoints stand for this service's instances in
 	// each zone; nothing dials them (no health checks, no route).
-	p := e2etest.StartProxy(t, fmt.Sprintf(`
+	in := &e2etest.Ingress{
+		Head: `
 node: {id: zones-e2e, zone: a}
-admin: {address: %s}
 cluster_manager: {local_cluster_name: self}
-listeners:
-  - name: ingress
-    address: %s
-    stat_prefix: ingress
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {prefix: /balanced}
-            route: {cluster: balanced}
-          - match: {prefix: /spill}
-            route: {cluster: spill}
-          - match: {prefix: /small}
-            route: {cluster: small}
-clusters:
-  - name: self
-    endpoints: [{address: 127.0.0.1:1, zone: a}, {address: 127.0.0.1:2, zone: b}, {address: 127.0.0.1:3, zone: c}]
-  - name: balanced
-    endpoints: %s
-  - name: spill
-    common_lb_config: {zone_aware_lb_config: {min_cluster_size: 5}}
-    endpoints: %s
-  - name: small
-    endpoints: %s
-`, e2etest.FreeAddr(t), listen,
-		endpoints(ups, "a1", "a2", "b1", "b2", "c1", "c2"),
-		endpoints(ups, "as", "bs", "cs1", "cs2", "cs3"),
-		endpoints(ups, "a1", "b1")))
+`,
+		Routes: `
+- match: {prefix: /balanced}
+  route: {cluster: balanced}
+- match: {prefix: /spill}
+  route: {cluster: spill}
+- match: {prefix: /small}
+  route: {cluster: small}
+`,
+		Clusters: `
+- name: self
+  endpoints: [{address: 127.0.0.1:1, zone: a}, {address: 127.0.0.1:2, zone: b}, {address: 127.0.0.1:3, zone: c}]
+- name: balanced
+  endpoints: ` + endpoints("a1", "a2", "b1", "b2", "c1", "c2") + `
+- name: spill
+  common_lb_config: {zone_aware_lb_config: {min_cluster_size: 5}}
+  endpoints: ` + endpoints("as", "bs", "cs1", "cs2", "cs3") + `
+- name: small
+  endpoints: ` + endpoints("a1", "b1"),
+	}
+	p := e2etest.StartIngress(t, in)
 
 	t.Run("balanced capacity stays local", func(t *testing.T) {
 		// Local 33/33/33 %, upstream 33/33/33 %: upstream% ≥ local% in a,
 		// so Envoy routes every request directly to zone a.
 		const n = 2000
-		res := e2etest.RunLoad(t, e2etest.Load{URL: "http://" + listen + "/balanced", Requests: n, Workers: 4, Deadline: 40 * time.Second})
+		res := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/balanced"), Requests: n, Workers: 4, Deadline: 40 * time.Second})
 		t.Logf("client: %d sent, status %v, by upstream %v, p50 %v p99 %v", res.Sent, res.Status, res.ByUpstream, res.Percentile(0.5), res.Percentile(0.99))
 		if res.Sent != n || res.Status[200] != n {
 			t.Fatalf("client: %d sent, status %v, %d errors; want %d × 200", res.Sent, res.Status, res.Errors, n)
 		}
 		served := map[string]int64{}
 		for _, name := range []string{"a1", "a2", "b1", "b2", "c1", "c2"} {
-			served[name] = ups[name].Served(t)
+			served[name] = ups.Get(name).Served(t)
 		}
 		if served["a1"]+served["a2"] != n || res.ByUpstream["a1"]+res.ByUpstream["a2"] != n {
 			t.Errorf("zone a served %d (client saw %d), want all %d; upstream counts %v", served["a1"]+served["a2"], res.ByUpstream["a1"]+res.ByUpstream["a2"], n, served)
@@ -142,14 +121,14 @@ clusters:
 		// Expected: as 60%, bs 0, each cs 13.33%. Without zone routing
 		// every host would get 20%, over 40 σ away from 60% at this n.
 		const n = 3000
-		res := e2etest.RunLoad(t, e2etest.Load{URL: "http://" + listen + "/spill", Requests: n, Workers: 4, Deadline: 40 * time.Second})
+		res := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/spill"), Requests: n, Workers: 4, Deadline: 40 * time.Second})
 		t.Logf("client: %d sent, status %v, by upstream %v, p50 %v p99 %v", res.Sent, res.Status, res.ByUpstream, res.Percentile(0.5), res.Percentile(0.99))
 		if res.Sent != n || res.Status[200] != n {
 			t.Fatalf("client: %d sent, status %v, %d errors; want %d × 200", res.Sent, res.Status, res.Errors, n)
 		}
 		served := map[string]int64{}
 		for _, name := range []string{"as", "bs", "cs1", "cs2", "cs3"} {
-			served[name] = ups[name].Served(t)
+			served[name] = ups.Get(name).Served(t)
 			if int(served[name]) != res.ByUpstream[name] {
 				t.Errorf("%s served %d, client saw %d", name, served[name], res.ByUpstream[name])
 			}
@@ -187,14 +166,14 @@ clusters:
 
 	t.Run("a cluster under min_cluster_size ignores zones", func(t *testing.T) {
 		const n = 200
-		before := map[string]int64{"a1": ups["a1"].Served(t), "b1": ups["b1"].Served(t)}
-		res := e2etest.RunLoad(t, e2etest.Load{URL: "http://" + listen + "/small", Requests: n, Workers: 2})
+		before := map[string]int64{"a1": ups.Get("a1").Served(t), "b1": ups.Get("b1").Served(t)}
+		res := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/small"), Requests: n, Workers: 2})
 		if res.Status[200] != n {
 			t.Fatalf("client: status %v, %d errors; want %d × 200", res.Status, res.Errors, n)
 		}
 		// Plain round robin over both zones.
 		for name, b := range before {
-			if got := ups[name].Served(t) - b; got != n/2 {
+			if got := ups.Get(name).Served(t) - b; got != n/2 {
 				t.Errorf("%s served %d, want %d (round robin over both zones)", name, got, n/2)
 			}
 		}
@@ -215,24 +194,25 @@ clusters:
 		// The clusters are unchanged, so the reload carries them over with
 		// their host state; they must still follow the new zone, and the
 		// per-zone stats must name it.
-		p.Reload(t, strings.Replace(p.ConfigText(t), "zone: a}\nadmin", "zone: c}\nadmin", 1))
+		in.Head = strings.Replace(in.Head, "zone: a}", "zone: c}", 1)
+		p.Reload(t, in.Config())
 		if !strings.Contains(p.ConfigText(t), "node: {id: zones-e2e, zone: c}") {
 			t.Fatal("the reload did not change node.zone")
 		}
 		before := map[string]int64{}
 		for _, name := range []string{"a1", "a2", "c1", "c2"} {
-			before[name] = ups[name].Served(t)
+			before[name] = ups.Get(name).Served(t)
 		}
 		directBefore := p.Stat(t, "cluster.balanced.lb_zone_routing_all_directly")
 		const n = 500
-		res := e2etest.RunLoad(t, e2etest.Load{URL: "http://" + listen + "/balanced", Requests: n, Workers: 4})
+		res := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/balanced"), Requests: n, Workers: 4})
 		if res.Status[200] != n {
 			t.Fatalf("client: status %v, %d errors; want %d × 200", res.Status, res.Errors, n)
 		}
-		c := ups["c1"].Served(t) - before["c1"] + ups["c2"].Served(t) - before["c2"]
-		if c != n || ups["a1"].Served(t) != before["a1"] || ups["a2"].Served(t) != before["a2"] {
+		c := ups.Get("c1").Served(t) - before["c1"] + ups.Get("c2").Served(t) - before["c2"]
+		if c != n || ups.Get("a1").Served(t) != before["a1"] || ups.Get("a2").Served(t) != before["a2"] {
 			t.Errorf("zone c served %d of %d after the reload (a1 %d→%d, a2 %d→%d)", c, n,
-				before["a1"], ups["a1"].Served(t), before["a2"], ups["a2"].Served(t))
+				before["a1"], ups.Get("a1").Served(t), before["a2"], ups.Get("a2").Served(t))
 		}
 		st := p.Stats(t)
 		if got := st["cluster.balanced.lb_zone_routing_all_directly"] - directBefore; got != n {

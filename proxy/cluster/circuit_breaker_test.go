@@ -17,21 +17,6 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
-// waitUntil polls cond until it holds, failing the test after 10 s. It
-// waits for a state, never for a duration.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func cbPtr[T any](v T) *T { return &v }
-
 // breakerStore returns a stats store and the stats a breaker of cluster c
 // keeps in it.
 func breakerStore(t *testing.T) (*stats.Store, *BreakerStats) {
@@ -103,9 +88,9 @@ func TestBreakerRetryLimit(t *testing.T) {
 		{"budget floor when idle", config.CircuitBreakers{MaxRetries: 1, RetryBudget: &config.RetryBudget{}}, 0, 3},
 		{"budget 20% of 100", config.CircuitBreakers{MaxRetries: 1, RetryBudget: &config.RetryBudget{}}, 100, 20},
 		{"budget 20% of 14 is below the floor", config.CircuitBreakers{RetryBudget: &config.RetryBudget{}}, 14, 3},
-		{"budget truncates", config.CircuitBreakers{RetryBudget: &config.RetryBudget{BudgetPercent: cbPtr(25.0), MinRetryConcurrency: cbPtr(0)}}, 10, 2},
-		{"budget 0% leaves the floor", config.CircuitBreakers{RetryBudget: &config.RetryBudget{BudgetPercent: cbPtr(0.0), MinRetryConcurrency: cbPtr(5)}}, 50, 5},
-		{"budget 100%", config.CircuitBreakers{RetryBudget: &config.RetryBudget{BudgetPercent: cbPtr(100.0), MinRetryConcurrency: cbPtr(1)}}, 7, 7},
+		{"budget truncates", config.CircuitBreakers{RetryBudget: &config.RetryBudget{BudgetPercent: ptrTo(25.0), MinRetryConcurrency: ptrTo(0)}}, 10, 2},
+		{"budget 0% leaves the floor", config.CircuitBreakers{RetryBudget: &config.RetryBudget{BudgetPercent: ptrTo(0.0), MinRetryConcurrency: ptrTo(5)}}, 50, 5},
+		{"budget 100%", config.CircuitBreakers{RetryBudget: &config.RetryBudget{BudgetPercent: ptrTo(100.0), MinRetryConcurrency: ptrTo(1)}}, 7, 7},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, st := breakerStore(t)

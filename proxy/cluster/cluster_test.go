@@ -7,9 +7,25 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
 )
+
+// waitUntil polls cond until it holds, failing the test after 10 s. It
+// waits for a state, never for a duration.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
 
 // staticCluster returns a static cluster config with endpoints on
 // 10.0.0.1, 10.0.0.2, … (never dialed) and the given weights.

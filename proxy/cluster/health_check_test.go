@@ -84,18 +84,6 @@ func hcCluster(name string, edit func(*config.HealthCheck), servers ...*hcServer
 	return cl
 }
 
-// eventually polls cond every millisecond for up to 5 seconds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 5s: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func hostAt(t *testing.T, c *Cluster, addr string) *Host {
 	t.Helper()
 	for _, h := range c.Hosts() {
@@ -322,7 +310,7 @@ func TestHealthCheckTransitionsOverTheNetwork(t *testing.T) {
 				t.Fatalf("flags %q after the first check, want healthy", h.HealthFlags())
 			}
 			tt.fail(srv)
-			eventually(t, "host marked unhealthy", func() bool { return h.FailedActiveHealthCheck() })
+			waitUntil(t, "host marked unhealthy", func() bool { return h.FailedActiveHealthCheck() })
 			if got := hs.Healthy.Value(); got != 0 {
 				t.Errorf("health_check.healthy = %d, want 0", got)
 			}
@@ -335,7 +323,7 @@ func TestHealthCheckTransitionsOverTheNetwork(t *testing.T) {
 			}
 			okBefore := hs.Success.Value()
 			tt.recover(srv)
-			eventually(t, "host healthy again", func() bool { return h.Healthy() })
+			waitUntil(t, "host healthy again", func() bool { return h.Healthy() })
 			if got := hs.Success.Value() - okBefore; got < 3 {
 				t.Errorf("healthy again after %d successes, want healthy_threshold (3)", got)
 			}
@@ -366,7 +354,7 @@ func TestHealthCheckPassiveFailureFromProxiedResponse(t *testing.T) {
 		t.Errorf("passive_failure = %d, want 1", got)
 	}
 	// The upstream still passes its checks: they bring it back.
-	eventually(t, "active checks bring the host back", h.Healthy)
+	waitUntil(t, "active checks bring the host back", h.Healthy)
 }
 
 func TestHealthCheckStopsOnCloseAndReload(t *testing.T) {
@@ -386,7 +374,7 @@ func TestHealthCheckStopsOnCloseAndReload(t *testing.T) {
 	}
 	m1.Close()
 	n := a.checks.Load()
-	eventually(t, "checks continue after carry-over", func() bool { return a.checks.Load() > n+3 })
+	waitUntil(t, "checks continue after carry-over", func() bool { return a.checks.Load() > n+3 })
 
 	// A changed cluster replaces it: the old one stops checking a.
 	m3, err := NewManager(context.Background(), []config.Cluster{hcCluster("c", nil, b)}, m2, nil)
@@ -443,7 +431,7 @@ func TestHealthCheckFollowsDNS(t *testing.T) {
 		t.Fatalf("hosts %v after the DNS change, want two", addresses(c.Hosts()))
 	}
 	added := hostAt(t, c, "127.0.0.2:"+port)
-	eventually(t, "the added host is checked and becomes healthy", added.Healthy)
+	waitUntil(t, "the added host is checked and becomes healthy", added.Healthy)
 
 	r.set("svc.test", "127.0.0.2")
 	c.resolveAll(context.Background())
@@ -492,7 +480,7 @@ func TestHealthAndOutlierTogether(t *testing.T) {
 	c := m.Get("c")
 	h := hostAt(t, c, srv.addr())
 	srv.status.Store(http.StatusServiceUnavailable)
-	eventually(t, "active check fails", h.FailedActiveHealthCheck)
+	waitUntil(t, "active check fails", h.FailedActiveHealthCheck)
 	for range 5 {
 		c.ObserveResponse(h, 500, nil)
 	}
@@ -500,7 +488,7 @@ func TestHealthAndOutlierTogether(t *testing.T) {
 		t.Fatalf("flags %q, want both", got)
 	}
 	srv.status.Store(http.StatusOK)
-	eventually(t, "passing checks clear both flags", h.Healthy)
+	waitUntil(t, "passing checks clear both flags", h.Healthy)
 }
 
 func TestHealthCheckStalledBody(t *testing.T) {
@@ -531,7 +519,7 @@ func TestHealthCheckStalledBody(t *testing.T) {
 		t.Fatalf("flags %q, want healthy", h.HealthFlags())
 	}
 	stall.Store(true)
-	eventually(t, "a body that never ends fails the check", h.FailedActiveHealthCheck)
+	waitUntil(t, "a body that never ends fails the check", h.FailedActiveHealthCheck)
 	if got := store.ClusterStats("c").HealthCheck.NetworkFailure.Value(); got < 2 {
 		t.Errorf("network_failure = %d, want at least unhealthy_threshold (2)", got)
 	}

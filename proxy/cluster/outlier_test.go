@@ -548,8 +548,8 @@ func TestOutlierPanicThreshold(t *testing.T) {
 	}{
 		{"default 50: half ejected is not panic", nil, 2, false, false},
 		{"default 50: three of four ejected is panic", nil, 3, true, false},
-		{"threshold 80: one of four ejected (75% healthy) is panic", odPtr(80.0), 1, true, false},
-		{"threshold 0: all ejected, no panic, no host", odPtr(0.0), 4, false, true},
+		{"threshold 80: one of four ejected (75% healthy) is panic", ptrTo(80.0), 1, true, false},
+		{"threshold 0: all ejected, no panic, no host", ptrTo(0.0), 4, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -595,8 +595,6 @@ func TestOutlierPanicThreshold(t *testing.T) {
 		})
 	}
 }
-
-func odPtr(v float64) *float64 { return &v }
 
 func TestOutlierIgnoresRemovedHost(t *testing.T) {
 	f := newODFixture(t, 2, func(o *config.OutlierDetection) { o.MaxEjectionPercent = 100 }, nil)

@@ -287,8 +287,6 @@ func TestZoneConfigDefaults(t *testing.T) {
 	}
 }
 
-func ptrTo[T any](v T) *T { return &v }
-
 // zoneCluster returns a static cluster with one endpoint per zone given,
 // on 10.<net>.0.1, 10.<net>.0.2, …
 func zoneCluster(name, policy string, net byte, zones ...string) config.Cluster {

@@ -446,20 +446,34 @@ func TestParseErrors(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.src), "test.yaml")
-			var errs Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("Parse error = %v (%T), want Errors", err, err)
-			}
-			var got []string
-			for _, e := range errs {
-				got = append(got, e.Error())
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(tt.want, "\n      "))
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkErrs(t, tt.src, tt.want) })
+	}
+}
+
+// parseErrs parses src and returns its errors rendered, one per element,
+// or nil when it parses; an error that is not Errors fails the test.
+func parseErrs(t testing.TB, src string) []string {
+	t.Helper()
+	_, err := Parse([]byte(src), "test.yaml")
+	if err == nil {
+		return nil
+	}
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse error = %v (%T), want Errors", err, err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Error())
+	}
+	return got
+}
+
+// checkErrs fails the test unless src's errors, rendered, are exactly want.
+func checkErrs(t testing.TB, src string, want []string) {
+	t.Helper()
+	if got := parseErrs(t, src); !reflect.DeepEqual(got, want) {
+		t.Errorf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(want, "\n      "))
 	}
 }
 
@@ -729,12 +743,19 @@ func TestClusterLookup(t *testing.T) {
 // Duration text form and defaults agree.
 func TestMarshalRoundTrip(t *testing.T) {
 	c := mustParse(t, edit(t, "route: {cluster: c}", "route: {cluster: c, timeout: 1.5s, retry_policy: {retry_on: [5xx]}}"))
+	if out, _ := roundTrip(t, c); !strings.Contains(string(out), "timeout: 1.5s") {
+		t.Errorf("durations should marshal as text; got:\n%s", out)
+	}
+}
+
+// roundTrip writes c back as YAML, as a /config_dump would, parses that
+// dump and fails the test unless the result writes back the same; it
+// returns the dump and the re-parsed config.
+func roundTrip(t testing.TB, c *Config) ([]byte, *Config) {
+	t.Helper()
 	out, err := yaml.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if !strings.Contains(string(out), "timeout: 1.5s") {
-		t.Errorf("durations should marshal as text; got:\n%s", out)
 	}
 	c2, err := Parse(out, "dump.yaml")
 	if err != nil {
@@ -747,6 +768,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	if string(out) != string(out2) {
 		t.Errorf("round trip changed the config:\n%s\n---\n%s", out, out2)
 	}
+	return out, c2
 }
 
 func TestValidateBuiltInCode(t *testing.T) {

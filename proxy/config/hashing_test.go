@@ -1,10 +1,8 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -115,20 +113,7 @@ func TestHashingErrors(t *testing.T) {
 			[]string{`test.yaml:13:42: clusters[0].ring_hash_lb_config.hash_function: must be one of xx_hash, murmur_hash_2; got "XX_HASH"`}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.src), "test.yaml")
-			var errs Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("Parse error = %v (%T), want Errors", err, err)
-			}
-			var got []string
-			for _, e := range errs {
-				got = append(got, e.Error())
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(tt.want, "\n      "))
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkErrs(t, tt.src, tt.want) })
 	}
 }
 

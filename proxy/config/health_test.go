@@ -1,9 +1,7 @@
 package config
 
 import (
-	"errors"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -184,19 +182,6 @@ func TestHealthErrors(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(withCluster(t, tt.lines)), "test.yaml")
-			var errs Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("Parse error = %v (%T), want Errors", err, err)
-			}
-			var got []string
-			for _, e := range errs {
-				got = append(got, e.Error())
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(tt.want, "\n      "))
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkErrs(t, withCluster(t, tt.lines), tt.want) })
 	}
 }

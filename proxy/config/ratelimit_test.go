@@ -1,30 +1,11 @@
 package config
 
 import (
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 )
-
-// rateLimitErrs parses src and returns its rendered errors.
-func rateLimitErrs(t *testing.T, src string) []string {
-	t.Helper()
-	_, err := Parse([]byte(src), "test.yaml")
-	if err == nil {
-		return nil
-	}
-	var errs Errors
-	if !errors.As(err, &errs) {
-		t.Fatalf("Parse error = %v (%T), want Errors", err, err)
-	}
-	var got []string
-	for _, e := range errs {
-		got = append(got, e.Error())
-	}
-	return got
-}
 
 // withRLS adds an h2c cluster "rls" and a rate_limit_service on the
 // listener to src (an edit of minimal).
@@ -74,7 +55,7 @@ func TestRateLimitDefaults(t *testing.T) {
 		}
 	}
 	// tokens_per_fill: 0 written in the file is kept, and refused.
-	errs := rateLimitErrs(t, withRLS(t, "{cluster: rls, domain: d}",
+	errs := parseErrs(t, withRLS(t, "{cluster: rls, domain: d}",
 		"route: {cluster: c}", "route: {cluster: c}\n            local_rate_limit: {token_bucket: {max_tokens: 1, tokens_per_fill: 0, fill_interval: 1s}}"))
 	want := "listeners[0].virtual_hosts[0].routes[0].local_rate_limit.token_bucket.tokens_per_fill: must be at least 1, got 0"
 	if len(errs) != 1 || !strings.Contains(errs[0], want) {
@@ -172,7 +153,7 @@ func TestRateLimitErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := rateLimitErrs(t, tt.src)
+			got := parseErrs(t, tt.src)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %d errors, want %d:\n got: %s\nwant: %s", len(got), len(tt.want), strings.Join(got, "\n      "), strings.Join(tt.want, "\n      "))
 			}

@@ -1,9 +1,7 @@
 package config
 
 import (
-	"errors"
 	"reflect"
-	"strings"
 	"testing"
 )
 
@@ -78,19 +76,6 @@ func TestZoneAwareErrors(t *testing.T) {
 			[]string{`test.yaml:1:19: cluster_manager: unknown field "local_cluster"; allowed: local_cluster_name`}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.src), "test.yaml")
-			var errs Errors
-			if !errors.As(err, &errs) {
-				t.Fatalf("Parse error = %v (%T), want Errors", err, err)
-			}
-			var got []string
-			for _, e := range errs {
-				got = append(got, e.Error())
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("errors:\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(tt.want, "\n      "))
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkErrs(t, tt.src, tt.want) })
 	}
 }

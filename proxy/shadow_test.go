@@ -1,15 +1,10 @@
-package router_test
+package proxy_test
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +12,6 @@ import (
 
 	"github.com/hopwatch/hopwatch/proxy"
 	"github.com/hopwatch/hopwatch/proxy/router"
-	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/tracing"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -27,8 +21,8 @@ import (
 // with a primary and a shadow upstream, and check shadowing from both
 // sides: what each upstream received and what the proxy counted.
 
-// seen is one request an upstream received.
-type seen struct {
+// recorded is one request an upstream received.
+type recorded struct {
 	method, path, host, body string
 	header                   http.Header
 }
@@ -40,7 +34,7 @@ type recorder struct {
 	srv  *httptest.Server
 
 	mu    sync.Mutex
-	reqs  []seen
+	reqs  []recorded
 	block chan struct{}
 	got   chan struct{} // one send per request, when it arrived
 }
@@ -50,7 +44,7 @@ func newRecorder(t *testing.T, name string) *recorder {
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
-		r.reqs = append(r.reqs, seen{req.Method, req.URL.RequestURI(), req.Host, string(b), req.Header.Clone()})
+		r.reqs = append(r.reqs, recorded{req.Method, req.URL.RequestURI(), req.Host, string(b), req.Header.Clone()})
 		block := r.block
 		r.mu.Unlock()
 		select {
@@ -92,14 +86,14 @@ func (r *recorder) unblock() {
 	}
 }
 
-func (r *recorder) requests() []seen {
+func (r *recorder) requests() []recorded {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]seen(nil), r.reqs...)
+	return append([]recorded(nil), r.reqs...)
 }
 
 // waitRequests waits until the recorder has seen n requests.
-func (r *recorder) waitRequests(t *testing.T, n int) []seen {
+func (r *recorder) waitRequests(t *testing.T, n int) []recorded {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -121,7 +115,7 @@ listeners:
   - name: main
     address: "127.0.0.1:0"
     stat_prefix: main
-    access_log: [{path: "{{DIR}}/access.log"}]
+    access_log: [{path: "{{LOG}}"}]
     virtual_hosts:
       - name: vh
         domains: ["*"]
@@ -164,60 +158,23 @@ clusters:
     endpoints: [{address: "{{DEAD}}"}]
 `
 
+// shadowProxy is a proxy on shadowConfig with its two recording upstreams.
 type shadowProxy struct {
-	srv     *proxy.Server
-	url     string
-	primary *recorder
-	shadow  *recorder
-	client  *http.Client
-}
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
+	*harness
+	primary, shadow *recorder
 }
 
 func startShadowProxy(t *testing.T, tracingSection string, opts ...proxy.Option) *shadowProxy {
 	t.Helper()
 	sp := &shadowProxy{primary: newRecorder(t, "primary"), shadow: newRecorder(t, "shadow")}
-	dir := t.TempDir()
-	cfg := strings.NewReplacer("{{DIR}}", dir, "{{PRIMARY}}", sp.primary.addr(), "{{SHADOW}}", sp.shadow.addr(),
-		"{{DEAD}}", closedAddr(t), "{{TRACING}}", tracingSection).Replace(shadowConfig)
-	path := filepath.Join(dir, "proxy.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := proxy.New(path, slog.New(slog.DiscardHandler), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tr := &http.Transport{}
-	sp.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		srv.Shutdown(ctx)
-	})
-	sp.srv = srv
-	sp.url = "http://" + srv.ListenerAddr("main").String()
+	sp.harness = startProxyWith(t, opts, shadowConfig, "{{PRIMARY}}", sp.primary.addr(), "{{SHADOW}}", sp.shadow.addr(),
+		"{{DEAD}}", closedPort(t), "{{TRACING}}", tracingSection)
 	return sp
 }
 
-// do sends a request and returns the status and body; chunked sends the
-// body without a Content-Length.
-func (sp *shadowProxy) do(t *testing.T, method, path, body string, chunked bool) (int, string) {
+// send sends a request to the listener and returns the status and body;
+// chunked sends the body without a Content-Length.
+func (sp *shadowProxy) send(t *testing.T, method, path, body string, chunked bool) (int, string) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -226,47 +183,17 @@ func (sp *shadowProxy) do(t *testing.T, method, path, body string, chunked bool)
 			rd = io.MultiReader(rd) // hides the length from NewRequest
 		}
 	}
-	req, err := http.NewRequest(method, sp.url+path, rd)
+	req, err := http.NewRequest(method, sp.url("main", path), rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := sp.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, string(b)
-}
-
-func (sp *shadowProxy) stat(name string) uint64 {
-	switch s := sp.srv.Stats().Find(name).(type) {
-	case *stats.Counter:
-		return s.Value()
-	case *stats.Gauge:
-		return s.Value()
-	}
-	return 0
-}
-
-// waitStat waits until stat name reaches want.
-func (sp *shadowProxy) waitStat(t *testing.T, name string, want uint64) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for sp.stat(name) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %d, want %d", name, sp.stat(name), want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	res, b := sp.with(t).do(req)
+	return res.StatusCode, b
 }
 
 func TestShadowMirrorsRequests(t *testing.T) {
 	sp := startShadowProxy(t, "")
-	host := strings.TrimPrefix(sp.url, "http://")
+	host := strings.TrimPrefix(sp.url("main", ""), "http://")
 	tests := []struct {
 		name, method, path, body string
 		chunked                  bool
@@ -281,7 +208,7 @@ func TestShadowMirrorsRequests(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status, body := sp.do(t, tt.method, tt.path, tt.body, tt.chunked)
+			status, body := sp.send(t, tt.method, tt.path, tt.body, tt.chunked)
 			if status != 200 || body != "primary" {
 				t.Fatalf("primary response = %d %q, want 200 \"primary\"", status, body)
 			}
@@ -305,19 +232,19 @@ func TestShadowMirrorsRequests(t *testing.T) {
 		})
 	}
 	n := uint64(len(tests))
-	sp.waitStat(t, "cluster.shadow.upstream_rq_200", n)
+	sp.waitStat("cluster.shadow.upstream_rq_200", n)
 	for _, name := range []string{"cluster.shadow.upstream_rq_total", "cluster.shadow.upstream_rq_completed", "cluster.primary.upstream_rq_200"} {
 		if got := sp.stat(name); got != n {
 			t.Errorf("%s = %d, want %d", name, got, n)
 		}
 	}
-	sp.waitStat(t, "cluster.shadow.upstream_rq_active", 0)
+	sp.waitStat("cluster.shadow.upstream_rq_active", 0)
 	if got := sp.stat("cluster.primary.retry_or_shadow_abandoned"); got != 0 {
 		t.Errorf("retry_or_shadow_abandoned = %d, want 0", got)
 	}
 
 	// A fraction of 0 never mirrors.
-	if status, _ := sp.do(t, "GET", "/never", "", false); status != 200 {
+	if status, _ := sp.send(t, "GET", "/never", "", false); status != 200 {
 		t.Fatalf("status %d", status)
 	}
 	sp.primary.waitRequests(t, len(tests)+1)
@@ -336,17 +263,17 @@ func TestShadowBodyLimit(t *testing.T) {
 		path    string
 		chunked bool
 	}{{"/declared", false}, {"/chunked", true}, {"/retry/buffered", false}} {
-		status, body := sp.do(t, "POST", tc.path, big, tc.chunked)
+		status, body := sp.send(t, "POST", tc.path, big, tc.chunked)
 		if status != 200 || body != "primary" {
 			t.Fatalf("%s: primary response %d %q", tc.path, status, body)
 		}
 		if got := sp.primary.waitRequests(t, i+1)[i].body; got != big {
 			t.Fatalf("%s: the primary got %d bytes, want all %d", tc.path, len(got), len(big))
 		}
-		sp.waitStat(t, "cluster.primary.retry_or_shadow_abandoned", uint64(i+1))
+		sp.waitStat("cluster.primary.retry_or_shadow_abandoned", uint64(i+1))
 	}
 	// Exactly at the limit is mirrored.
-	if status, _ := sp.do(t, "POST", "/fits", big[:100], true); status != 200 {
+	if status, _ := sp.send(t, "POST", "/fits", big[:100], true); status != 200 {
 		t.Fatalf("status %d", status)
 	}
 	if got := sp.shadow.waitRequests(t, 1); len(got) != 1 || got[0].body != big[:100] {
@@ -365,21 +292,21 @@ func TestShadowNeverDelaysPrimary(t *testing.T) {
 	for i := range n {
 		// The shadow never answers while blocked; a primary that waited
 		// for it would hang here until the client's 30 s timeout.
-		status, body := sp.do(t, "GET", fmt.Sprintf("/stuck/%d", i), "", false)
+		status, body := sp.send(t, "GET", fmt.Sprintf("/stuck/%d", i), "", false)
 		if status != 200 || body != "primary" {
 			t.Fatalf("request %d: %d %q", i, status, body)
 		}
 	}
-	sp.waitStat(t, "cluster.shadow.upstream_rq_active", router.DefaultMaxShadowsInFlight)
+	sp.waitStat("cluster.shadow.upstream_rq_active", router.DefaultMaxShadowsInFlight)
 	if got := sp.stat("cluster.shadow.upstream_rq_pending_overflow"); got != 40 {
 		t.Errorf("upstream_rq_pending_overflow = %d, want the 40 shadows beyond the bound", got)
 	}
 	sp.shadow.unblock()
-	sp.waitStat(t, "cluster.shadow.upstream_rq_200", router.DefaultMaxShadowsInFlight)
-	sp.waitStat(t, "cluster.shadow.upstream_rq_active", 0)
+	sp.waitStat("cluster.shadow.upstream_rq_200", router.DefaultMaxShadowsInFlight)
+	sp.waitStat("cluster.shadow.upstream_rq_active", 0)
 	// The bound is released: new shadows flow again.
-	sp.do(t, "GET", "/after", "", false)
-	sp.waitStat(t, "cluster.shadow.upstream_rq_200", router.DefaultMaxShadowsInFlight+1)
+	sp.send(t, "GET", "/after", "", false)
+	sp.waitStat("cluster.shadow.upstream_rq_200", router.DefaultMaxShadowsInFlight+1)
 }
 
 // TestShadowDeadCluster: a mirror cluster that refuses connections does
@@ -387,11 +314,11 @@ func TestShadowNeverDelaysPrimary(t *testing.T) {
 func TestShadowDeadCluster(t *testing.T) {
 	sp := startShadowProxy(t, "")
 	for range 5 {
-		if status, body := sp.do(t, "GET", "/dead", "", false); status != 200 || body != "primary" {
+		if status, body := sp.send(t, "GET", "/dead", "", false); status != 200 || body != "primary" {
 			t.Fatalf("primary response %d %q", status, body)
 		}
 	}
-	sp.waitStat(t, "cluster.dead.upstream_rq_503", 5)
+	sp.waitStat("cluster.dead.upstream_rq_503", 5)
 	if got := sp.stat("cluster.dead.upstream_cx_connect_fail"); got != 5 {
 		t.Errorf("dead upstream_cx_connect_fail = %d, want 5", got)
 	}
@@ -407,7 +334,7 @@ func TestShadowSpan(t *testing.T) {
 	noEnv := tracing.WithLookupEnv(func(string) (string, bool) { return "", false })
 	sp := startShadowProxy(t, "tracing: {sampling_ratio: 1, batch: {schedule_delay: 10ms}}",
 		proxy.WithTracingOptions(tracing.WithExporter(exp), noEnv))
-	if status, _ := sp.do(t, "GET", "/traced", "", false); status != 200 {
+	if status, _ := sp.send(t, "GET", "/traced", "", false); status != 200 {
 		t.Fatalf("status %d", status)
 	}
 	p := sp.primary.waitRequests(t, 1)[0]
