@@ -399,11 +399,19 @@ func TestHealthCheckStopsOnCloseAndReload(t *testing.T) {
 }
 
 func TestHealthCheckFollowsDNS(t *testing.T) {
-	one := newHCServer(t)
-	_, port, _ := net.SplitHostPort(one.addr())
-	ln, err := net.Listen("tcp", "127.0.0.2:"+port)
-	if err != nil {
-		t.Skipf("cannot listen on 127.0.0.2:%s: %v", port, err)
+	// Two hosts on the same port, 127.0.0.1 and 127.0.0.2 (all of
+	// 127.0.0.0/8 is loopback on Linux). The port 127.0.0.1 got may be taken
+	// on 127.0.0.2 by someone else: try a few.
+	var one *hcServer
+	var ln net.Listener
+	var port string
+	for try := 0; ln == nil; try++ {
+		one = newHCServer(t)
+		_, port, _ = net.SplitHostPort(one.addr())
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.2:"+port); err != nil && try == 4 {
+			t.Fatalf("cannot listen on 127.0.0.2 at the port of 127.0.0.1 in 5 tries, last %s: %v", port, err)
+		}
 	}
 	two := &hcServer{}
 	two.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
