@@ -110,6 +110,20 @@ type GlobalDecision struct {
 	Body string
 }
 
+// requestEnded reports whether the request's own context has ended, so
+// that the call's outcome, whatever it is, no longer matters. ctx.Err()
+// alone is not enough: gRPC sends the deadline to the service, whose own
+// timer may end the call (or answer it) a moment before ctx's timer fires
+// here. So a deadline of ctx that has passed, and came before the service
+// timeout's (own), counts as ended too.
+func requestEnded(ctx context.Context, own time.Time) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && d.Before(own) && !time.Now().Before(d)
+}
+
 // Check asks the service about descs and counts the answer in st
 // (cluster.<routed cluster>.ratelimit.*; nil when stats are off). With no
 // descriptors the service is not asked and the request is allowed.
@@ -117,10 +131,17 @@ func (g *Global) Check(ctx context.Context, descs []Descriptor, st *stats.RateLi
 	if len(descs) == 0 {
 		return GlobalDecision{}
 	}
-	cctx, cancel := context.WithTimeout(ctx, g.timeout)
+	own := time.Now().Add(g.timeout)
+	cctx, cancel := context.WithDeadline(ctx, own)
 	res, err := g.client.ShouldRateLimit(cctx, g.domain, descs)
 	cancel()
-	if err != nil && ctx.Err() != nil {
+	if requestEnded(ctx, own) {
+		if err == nil { // answered just as the request ended
+			err = fmt.Errorf("the request ended before the rate-limit decision was used: %w", context.DeadlineExceeded)
+			if ctx.Err() != nil {
+				err = fmt.Errorf("the request ended before the rate-limit decision was used: %w", ctx.Err())
+			}
+		}
 		return GlobalDecision{Outcome: Canceled, Err: err}
 	}
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -39,6 +40,9 @@ func (f *fakeService) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitR
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
+			// As a real service: the call's deadline passed, so it fails
+			// rather than answering late.
+			return nil, status.FromContextError(ctx.Err()).Err()
 		}
 	}
 	return res, err
