@@ -440,3 +440,56 @@ func TestHTTP1Concurrent(t *testing.T) {
 		t.Errorf("connections = %d for 16 concurrent workers, want at most 24 (pool reuse broken?)", n)
 	}
 }
+
+// TestHTTP1ConnectionNamedHeadersWithClose: net/http's response parser
+// deletes a Connection header that says close, and with it the list of
+// other hop-by-hop headers it names; the client removes those itself so
+// that none reaches the client.
+func TestHTTP1ConnectionNamedHeadersWithClose(t *testing.T) {
+	tests := []struct {
+		name, response string
+		gone, kept     []string
+	}{
+		{"close and a named header",
+			"HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: s\r\nX-Kept: k\r\nContent-Length: 2\r\n\r\nok",
+			[]string{"X-Secret"}, []string{"X-Kept"}},
+		{"lower case, two Connection lines",
+			"HTTP/1.1 200 OK\r\nconnection: x-one\r\nCONNECTION: Close , X-Two\r\nX-One: 1\r\nX-Two: 2\r\nX-Kept: k\r\nContent-Length: 2\r\n\r\nok",
+			[]string{"X-One", "X-Two"}, []string{"X-Kept"}},
+		{"no Connection header", "HTTP/1.1 200 OK\r\nX-Kept: k\r\nContent-Length: 2\r\n\r\nok",
+			nil, []string{"X-Kept"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTestHTTP1(t, time.Hour)
+			res, body := do(t, tr, newReq(t, http.MethodGet, rawServer(t, tc.response), nil))
+			if body != "ok" {
+				t.Fatalf("body %q", body)
+			}
+			for _, h := range tc.gone {
+				if v, ok := res.Header[h]; ok {
+					t.Errorf("%s: %q reached the caller; the Connection header named it", h, v)
+				}
+			}
+			for _, h := range tc.kept {
+				if res.Header.Get(h) == "" {
+					t.Errorf("%s was removed, though no Connection header named it (headers %v)", h, res.Header)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkConnectionNamed(b *testing.B) {
+	resp := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 128\r\nDate: Thu, 26 Nov 2026 05:00:00 GMT\r\n\r\n" + strings.Repeat("x", 128)
+	r := strings.NewReader(resp)
+	br := bufio.NewReaderSize(r, 16<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(resp)
+		br.Reset(r)
+		if connectionNamed(br) != nil {
+			b.Fatal("named headers in a response without Connection")
+		}
+	}
+}
