@@ -244,6 +244,10 @@ listeners:
               route: {cluster: probe_direct}
             - match:
                 prefix: /
+                headers: [{name: x-probe, exact_match: outlier}]
+              route: {cluster: probe_outlier}
+            - match:
+                prefix: /
                 headers: [{name: x-probe, exact_match: limited}]
               route:
                 cluster: probe_limited
@@ -254,13 +258,6 @@ listeners:
 clusters:
   - name: probe_app
     connect_timeout: 250ms
-    # The refused endpoint is ejected after two connect failures in a row.
-    outlier_detection:
-      consecutive_gateway_failure: 2
-      enforcing_consecutive_gateway_failure: 100
-      interval: 1s
-      base_ejection_time: 3s
-      max_ejection_percent: 100
     # 3 hosts, under the default min_cluster_size of 6: lb_zone_cluster_too_small.
     endpoints:
       - address: 127.0.0.1:{{catalog}}
@@ -270,6 +267,20 @@ clusters:
         canary: true
       - address: 127.0.0.1:{{closed}}
         zone: zone-b
+  # Outlier detection ejects the refused endpoint after two connect
+  # failures in a row. A cluster of its own: on probe_app it would also
+  # eject the canary after two timeouts and starve the canary panels.
+  - name: probe_outlier
+    connect_timeout: 250ms
+    outlier_detection:
+      consecutive_gateway_failure: 2
+      enforcing_consecutive_gateway_failure: 100
+      interval: 1s
+      base_ejection_time: 3s
+      max_ejection_percent: 100
+    endpoints:
+      - address: 127.0.0.1:{{catalog}}
+      - address: 127.0.0.1:{{closed}}
   - name: probe_local
     endpoints:
       - {address: 127.0.0.1:{{listen}}, zone: zone-a}
@@ -438,10 +449,11 @@ func drive(ctx context.Context, t *testing.T, base, probeListen, probeMore int) 
 		}
 	}
 	// Plain traffic over the probe: primary and canary hosts, two zones,
-	// and the refused endpoint (connection failures, retried, ejected).
+	// and the refused endpoint (connection failures, retried).
 	var wg sync.WaitGroup
-	// Zone-aware routing: sampled and cross-zone, and all directly.
-	for _, cluster := range []string{"zoned", "direct"} {
+	// Zone-aware routing (sampled and cross-zone, and all directly), and
+	// outlier ejection of the refused endpoint.
+	for _, cluster := range []string{"zoned", "direct", "outlier"} {
 		wg.Go(func() {
 			for range 60 {
 				send(map[string]string{"x-probe": cluster})
