@@ -9,7 +9,6 @@ package tracing_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -79,38 +78,11 @@ func startJaeger(t *testing.T) *jaeger {
 	}
 }
 
-// Jaeger's query API JSON (the parts the test reads).
-type jTrace struct {
-	TraceID   string              `json:"traceID"`
-	Spans     []jSpan             `json:"spans"`
-	Processes map[string]jProcess `json:"processes"`
-}
-type jSpan struct {
-	SpanID        string `json:"spanID"`
-	OperationName string `json:"operationName"`
-	ProcessID     string `json:"processID"`
-	References    []struct {
-		RefType string `json:"refType"`
-		TraceID string `json:"traceID"`
-		SpanID  string `json:"spanID"`
-	} `json:"references"`
-	Tags []struct {
-		Key   string `json:"key"`
-		Value any    `json:"value"`
-	} `json:"tags"`
-}
-type jProcess struct {
-	ServiceName string `json:"serviceName"`
-}
-
-func (s jSpan) tag(k string) string {
-	for _, t := range s.Tags {
-		if t.Key == k {
-			return fmt.Sprint(t.Value)
-		}
-	}
-	return ""
-}
+// Jaeger's query API JSON, shared with the other tests that read Jaeger.
+type (
+	jTrace = e2etest.JaegerTrace
+	jSpan  = e2etest.JaegerSpan
+)
 
 // findTrace polls /api/traces?service=… until the trace with traceID holds
 // want spans.
@@ -210,8 +182,8 @@ func TestJaegerEndToEnd(t *testing.T) {
 	type role struct{ service, kind string }
 	byRole := map[role]jSpan{}
 	for _, s := range tr.Spans {
-		byRole[role{tr.Processes[s.ProcessID].ServiceName, s.tag("span.kind")}] = s
-		if got := s.tag("guid:x-request-id"); got != rid {
+		byRole[role{tr.Processes[s.ProcessID].ServiceName, s.Tag("span.kind")}] = s
+		if got := s.Tag("guid:x-request-id"); got != rid {
 			t.Errorf("span %s (%s) has guid:x-request-id %q, want %q", s.OperationName, s.SpanID, got, rid)
 		}
 	}
@@ -240,7 +212,7 @@ func TestJaegerEndToEnd(t *testing.T) {
 	}
 	t.Logf("trace %s: %s server %s ← %s client %s ← %s server %s, request ID %s",
 		tr.TraceID, feName, feServer.SpanID, feName, feClient.SpanID, catName, catServer.SpanID, rid)
-	if feServer.tag("http.response.status_code") != "200" || catServer.tag("http.request.method") != "GET" {
+	if feServer.Tag("http.response.status_code") != "200" || catServer.Tag("http.request.method") != "GET" {
 		t.Errorf("semantic-convention tags missing: %+v / %+v", feServer.Tags, catServer.Tags)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -81,41 +80,6 @@ func buildBinaries(t *testing.T, root, dir string) {
 	if err := os.WriteFile(filepath.Join(dir, "statsd-sink"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func blockFree(base, n int) bool {
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			_ = c.Close()
-		}
-	}()
-	for i := range n {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))
-		if err != nil {
-			return false
-		}
-		closers = append(closers, ln)
-	}
-	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+offStatsd)))
-	if err != nil {
-		return false
-	}
-	closers = append(closers, pc)
-	return true
-}
-
-// freeBlock returns the first of n free loopback ports in a row.
-func freeBlock(t *testing.T, n int) int {
-	t.Helper()
-	for range 50 {
-		base := 20000 + rand.IntN(40000)
-		if blockFree(base, n) {
-			return base
-		}
-	}
-	t.Fatal("found no block of free loopback ports in 50 tries")
-	return 0
 }
 
 // process is a child the test started and must stop.
@@ -338,7 +302,7 @@ func TestDashboardsLive(t *testing.T) {
 
 	// The pipeline, plus 5 ports of our own: the probe's two listeners and
 	// admin, Prometheus, and a closed port for connection failures.
-	base := freeBlock(t, numPorts+5)
+	base := e2etest.FreePortBlock(t, numPorts+5, offStatsd)
 	probeListen, probeAdmin, promPort, closedPort, probeMore := base+numPorts, base+numPorts+1, base+numPorts+2, base+numPorts+3, base+numPorts+4
 	logDir := t.TempDir()
 	up := exec.Command("bash", filepath.Join(root, "deploy", "local", "up.sh"))

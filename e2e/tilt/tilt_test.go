@@ -16,8 +16,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -183,42 +181,6 @@ func TestTiltfileRejectsBadOptions(t *testing.T) {
 	}
 }
 
-// freePortBase returns the first port of a block of numPorts loopback TCP
-// ports (and the statsd UDP port) that are free right now.
-func freePortBase(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		base := 20000 + rand.IntN(40000)
-		if blockFree(base, numPorts) {
-			return base
-		}
-	}
-	t.Fatal("found no block of free loopback ports in 50 tries")
-	return 0
-}
-
-func blockFree(base, n int) bool {
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			_ = c.Close()
-		}
-	}()
-	for i := range n {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))
-		if err != nil {
-			return false
-		}
-		closers = append(closers, ln)
-	}
-	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+offStatsd)))
-	if err != nil {
-		return false
-	}
-	closers = append(closers, pc)
-	return true
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -289,7 +251,7 @@ func TestTiltCI(t *testing.T) {
 	var err error
 	var base int
 	for attempt := range 3 {
-		base = freePortBase(t)
+		base = e2etest.FreePortBlock(t, numPorts, offStatsd)
 		out.Reset()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		cmd = exec.CommandContext(ctx, tilt, "ci", "--web-mode=prod", "--timeout=10m",
@@ -335,7 +297,7 @@ func TestTiltCI(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		left = leftovers(binDir, stateDir)
-		if len(left) == 0 && blockFree(base, numPorts) || time.Now().After(deadline) {
+		if len(left) == 0 && e2etest.PortBlockFree(base, numPorts, offStatsd) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -349,7 +311,7 @@ func TestTiltCI(t *testing.T) {
 		}
 		t.Errorf("processes left after tilt ci exited:\n%s", strings.Join(msgs, "\n"))
 	}
-	if !blockFree(base, numPorts) {
+	if !e2etest.PortBlockFree(base, numPorts, offStatsd) {
 		t.Errorf("a port of %d-%d is still in use 30s after tilt ci exited: something it started is still running", base, base+numPorts-1)
 	}
 }

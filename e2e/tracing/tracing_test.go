@@ -93,53 +93,11 @@ func startJaeger(t *testing.T) *jaeger {
 	return j
 }
 
-// Jaeger's query API JSON (the parts the test reads).
-type jTrace struct {
-	TraceID   string              `json:"traceID"`
-	Spans     []jSpan             `json:"spans"`
-	Processes map[string]jProcess `json:"processes"`
-}
-
-type jSpan struct {
-	TraceID       string `json:"traceID"`
-	SpanID        string `json:"spanID"`
-	OperationName string `json:"operationName"`
-	ProcessID     string `json:"processID"`
-	References    []struct {
-		RefType string `json:"refType"`
-		TraceID string `json:"traceID"`
-		SpanID  string `json:"spanID"`
-	} `json:"references"`
-	Tags []struct {
-		Key   string `json:"key"`
-		Value any    `json:"value"`
-	} `json:"tags"`
-	service string
-}
-
-type jProcess struct {
-	ServiceName string `json:"serviceName"`
-}
-
-func (s jSpan) tag(k string) string {
-	for _, t := range s.Tags {
-		if t.Key == k {
-			return fmt.Sprint(t.Value)
-		}
-	}
-	return ""
-}
-
-func (s jSpan) kind() string { return s.tag("span.kind") }
-
-func (s jSpan) parent() string {
-	for _, r := range s.References {
-		if r.RefType == "CHILD_OF" {
-			return r.SpanID
-		}
-	}
-	return ""
-}
+// Jaeger's query API JSON, shared with the other tests that read Jaeger.
+type (
+	jTrace = e2etest.JaegerTrace
+	jSpan  = e2etest.JaegerSpan
+)
 
 // getTrace fetches one trace by ID; found is false on Jaeger's 404.
 func (j *jaeger) getTrace(t *testing.T, id string) (tr jTrace, found bool) {
@@ -160,9 +118,7 @@ func (j *jaeger) getTrace(t *testing.T, id string) (tr jTrace, found bool) {
 		t.Fatalf("jaeger /api/traces/%s: %d %.500s", id, res.StatusCode, body)
 	}
 	tr = r.Data[0]
-	for i := range tr.Spans {
-		tr.Spans[i].service = tr.Processes[tr.Spans[i].ProcessID].ServiceName
-	}
+	tr.ResolveServices()
 	return tr, true
 }
 
@@ -192,20 +148,9 @@ func (j *jaeger) waitTrace(t *testing.T, id string, want int) jTrace {
 func describe(tr jTrace) string {
 	var b strings.Builder
 	for _, s := range tr.Spans {
-		fmt.Fprintf(&b, "\n  %s %s %q (%s) parent %s", s.service, s.SpanID, s.OperationName, s.kind(), s.parent())
+		fmt.Fprintf(&b, "\n  %s %s %q (%s) parent %s", s.Service, s.SpanID, s.OperationName, s.Kind(), s.Parent())
 	}
 	return b.String()
-}
-
-// byService returns the trace's spans of service with the given kind.
-func (tr jTrace) byService(service, kind string) []jSpan {
-	var out []jSpan
-	for _, s := range tr.Spans {
-		if s.service == service && s.kind() == kind {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 const proxyConfig = `
@@ -386,7 +331,7 @@ func TestTracingAcrossHops(t *testing.T) {
 		}
 		one := func(service, kind string) jSpan {
 			t.Helper()
-			ss := tr.byService(service, kind)
+			ss := tr.SpansOf(service, kind)
 			if len(ss) != 1 {
 				t.Fatalf("%d %s spans of %s, want 1: %s", len(ss), kind, service, describe(tr))
 			}
@@ -402,26 +347,26 @@ func TestTracingAcrossHops(t *testing.T) {
 			one("sidecar-inventory", "server"), one("sidecar-inventory", "client"),
 			one("inventory", "server"),
 		}
-		if p := chain[0].parent(); p != "" {
+		if p := chain[0].Parent(); p != "" {
 			t.Errorf("the edge's server span has parent %s; it should be the root", p)
 		}
 		for i := 1; i < len(chain); i++ {
-			if got, want := chain[i].parent(), chain[i-1].SpanID; got != want {
-				t.Errorf("%s %s span's parent is %s (%s), want %s's %s span %s", chain[i].service, chain[i].kind(), got,
-					spanByID[got].service, chain[i-1].service, chain[i-1].kind(), want)
+			if got, want := chain[i].Parent(), chain[i-1].SpanID; got != want {
+				t.Errorf("%s %s span's parent is %s (%s), want %s's %s span %s", chain[i].Service, chain[i].Kind(), got,
+					spanByID[got].Service, chain[i-1].Service, chain[i-1].Kind(), want)
 			}
 		}
 		for _, s := range tr.Spans {
-			if strings.HasPrefix(s.service, "edge") || strings.HasPrefix(s.service, "sidecar-") {
-				if got := s.tag("guid:x-request-id"); got != r.RequestID {
-					t.Errorf("%s %s span: guid:x-request-id %q, want %q", s.service, s.kind(), got, r.RequestID)
+			if strings.HasPrefix(s.Service, "edge") || strings.HasPrefix(s.Service, "sidecar-") {
+				if got := s.Tag("guid:x-request-id"); got != r.RequestID {
+					t.Errorf("%s %s span: guid:x-request-id %q, want %q", s.Service, s.Kind(), got, r.RequestID)
 				}
-				if s.tag("component") != "proxy" || s.tag("upstream_cluster") != "next" {
-					t.Errorf("%s %s span tags: %+v", s.service, s.kind(), s.Tags)
+				if s.Tag("component") != "proxy" || s.Tag("upstream_cluster") != "next" {
+					t.Errorf("%s %s span tags: %+v", s.Service, s.Kind(), s.Tags)
 				}
 			}
 		}
-		if got := chain[0].tag("http.response.status_code"); got != "200" {
+		if got := chain[0].Tag("http.response.status_code"); got != "200" {
 			t.Errorf("edge server span status code %q", got)
 		}
 		// Every hop's log line names the trace: the proxies' access logs with
@@ -429,8 +374,8 @@ func TestTracingAcrossHops(t *testing.T) {
 		for i, p := range proxies {
 			server := chain[[]int{0, 2, 6, 10}[i]] // each proxy's server span
 			line := p.accessLog(t, r.RequestID)
-			if server.service != p.spec.Name || line["trace_id"] != r.TraceID || line["span_id"] != server.SpanID {
-				t.Errorf("%s access log: trace_id %v span_id %v, want %s and %s's server span %s", p.spec.Name, line["trace_id"], line["span_id"], r.TraceID, server.service, server.SpanID)
+			if server.Service != p.spec.Name || line["trace_id"] != r.TraceID || line["span_id"] != server.SpanID {
+				t.Errorf("%s access log: trace_id %v span_id %v, want %s and %s's server span %s", p.spec.Name, line["trace_id"], line["span_id"], r.TraceID, server.Service, server.SpanID)
 			}
 		}
 		for _, name := range demoNames {
@@ -448,29 +393,29 @@ func TestTracingAcrossHops(t *testing.T) {
 		// edge 2, sidecar-frontend 2, frontend 2, sidecar-catalog 1 server +
 		// 3 client, catalog 3 server (it fails before calling inventory).
 		tr := j.waitTrace(t, r.TraceID, 2+2+2+4+3)
-		scServer := tr.byService("sidecar-catalog", "server")
-		attempts := tr.byService("sidecar-catalog", "client")
-		catServers := tr.byService("catalog", "server")
+		scServer := tr.SpansOf("sidecar-catalog", "server")
+		attempts := tr.SpansOf("sidecar-catalog", "client")
+		catServers := tr.SpansOf("catalog", "server")
 		if len(scServer) != 1 || len(attempts) != 3 || len(catServers) != 3 {
 			t.Fatalf("sidecar-catalog: %d server, %d client spans; catalog: %d server spans; want 1, 3, 3: %s", len(scServer), len(attempts), len(catServers), describe(tr))
 		}
 		attemptIDs := map[string]bool{}
 		for _, a := range attempts {
-			if a.parent() != scServer[0].SpanID {
-				t.Errorf("attempt span %s's parent %s, want the sidecar's server span %s", a.SpanID, a.parent(), scServer[0].SpanID)
+			if a.Parent() != scServer[0].SpanID {
+				t.Errorf("attempt span %s's parent %s, want the sidecar's server span %s", a.SpanID, a.Parent(), scServer[0].SpanID)
 			}
-			if a.tag("http.response.status_code") != "503" || a.tag("error") != "true" {
-				t.Errorf("attempt span %s: status %q error %q", a.SpanID, a.tag("http.response.status_code"), a.tag("error"))
+			if a.Tag("http.response.status_code") != "503" || a.Tag("error") != "true" {
+				t.Errorf("attempt span %s: status %q error %q", a.SpanID, a.Tag("http.response.status_code"), a.Tag("error"))
 			}
 			attemptIDs[a.SpanID] = true
 		}
 		for _, c := range catServers {
-			if !attemptIDs[c.parent()] {
-				t.Errorf("catalog server span %s's parent %s is not one of the attempts", c.SpanID, c.parent())
+			if !attemptIDs[c.Parent()] {
+				t.Errorf("catalog server span %s's parent %s is not one of the attempts", c.SpanID, c.Parent())
 			}
-			delete(attemptIDs, c.parent())
+			delete(attemptIDs, c.Parent())
 		}
-		if f := scServer[0].tag("response_flags"); f != "URX" {
+		if f := scServer[0].Tag("response_flags"); f != "URX" {
 			t.Errorf("sidecar-catalog server span response_flags %q, want URX", f)
 		}
 	})
@@ -493,8 +438,8 @@ func TestTracingAcrossHops(t *testing.T) {
 					t.Fatalf("status %d, trace %s; want 200 and the incoming trace %s", status, r.TraceID, tc.trace)
 				}
 				tr := j.waitTrace(t, tc.trace, 13)
-				edgeServer := tr.byService("edge", "server")
-				if len(edgeServer) != 1 || edgeServer[0].parent() != tc.span {
+				edgeServer := tr.SpansOf("edge", "server")
+				if len(edgeServer) != 1 || edgeServer[0].Parent() != tc.span {
 					t.Errorf("edge server span's parent %v, want the incoming span %s", edgeServer, tc.span)
 				}
 			})
@@ -513,7 +458,7 @@ func TestTracingAcrossHops(t *testing.T) {
 			t.Fatalf("status %d", status)
 		}
 		tr := j.waitTrace(t, forced.TraceID, 13)
-		if len(tr.byService("edge-unsampled", "server")) != 1 {
+		if len(tr.SpansOf("edge-unsampled", "server")) != 1 {
 			t.Errorf("the forced trace has no edge-unsampled server span: %s", describe(tr))
 		}
 		// The forced trace is complete, and every hop exported the unforced

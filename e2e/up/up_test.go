@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -89,44 +88,6 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(binDir)
 	}
 	os.Exit(code)
-}
-
-// freePortBase returns the first port of a block of numPorts loopback TCP
-// ports (and the statsd UDP port) that are free right now. Another process
-// may still take one before up.sh binds it; up.sh then fails with "ports
-// the pipeline needs are taken", and run retries with another block.
-func freePortBase(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		base := 20000 + rand.IntN(40000)
-		if blockFree(base) {
-			return base
-		}
-	}
-	t.Fatal("found no block of free loopback ports in 50 tries")
-	return 0
-}
-
-func blockFree(base int) bool {
-	var closers []io.Closer
-	defer func() {
-		for _, c := range closers {
-			_ = c.Close()
-		}
-	}()
-	for i := range numPorts {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i)))
-		if err != nil {
-			return false
-		}
-		closers = append(closers, ln)
-	}
-	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+offStatsd)))
-	if err != nil {
-		return false
-	}
-	closers = append(closers, pc)
-	return true
 }
 
 // pipeline is a running up.sh.
@@ -251,7 +212,7 @@ func up(t *testing.T, extraEnv ...string) *pipeline {
 func tryUp(t *testing.T, extraEnv []string) (p *pipeline, portTaken bool) {
 	t.Helper()
 	bin, jaeger := binaries(t)
-	base := freePortBase(t)
+	base := e2etest.FreePortBlock(t, numPorts, offStatsd)
 	env := append([]string{
 		"UP_PORT_BASE=" + strconv.Itoa(base),
 		"UP_BIN_DIR=" + bin,
