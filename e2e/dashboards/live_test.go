@@ -445,7 +445,12 @@ func drive(ctx context.Context, t *testing.T, base, probeListen, probeMore int) 
 			}
 		})
 	}
-	// Listener overflow: hold more connections than max_connections.
+	// Listener overflow: hold more connections than max_connections, once
+	// the traffic above is done. Held while it runs, they could refuse
+	// every connection of the plain workers, whose failures are instant:
+	// under load the workers then burned through their requests inside the
+	// hold and the probe_app panels (canary, timeouts) got no data.
+	wg.Wait()
 	var conns []net.Conn
 	for range 8 {
 		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(probeListen)), 2*time.Second)
