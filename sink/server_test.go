@@ -144,9 +144,12 @@ func TestServerUDPAndTCP(t *testing.T) {
 	fmt.Fprint(c, "tcpline:7|c\r\ntcpline:1|c\n")
 	c.Close()
 
+	// 13 lines over UDP and 2 over TCP: waiting for 13 alone could return
+	// before the TCP lines were read (seen under load in CI).
 	fams := waitFor(t, s, "all lines", func(f map[string]*dto.MetricFamily) bool {
 		v, _ := value(f, "statsd_exporter_lines_total")
-		return v >= 13
+		tcp, _ := value(f, "tcpline")
+		return v >= 15 && tcp == 8
 	})
 	for _, tc := range []struct {
 		name   string
