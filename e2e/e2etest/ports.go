@@ -36,12 +36,17 @@ func PortBlockFree(base, n int, udpOffsets ...int) bool {
 
 // FreePortBlock returns the first of n loopback ports in a row that are
 // free right now (with the UDP ports at udpOffsets), for a pipeline whose
-// ports are given as one base (deploy/local/up.sh's UP_PORT_BASE). Another
-// process may still take one before the pipeline binds it.
+// ports are given as one base (deploy/local/up.sh's UP_PORT_BASE). The block
+// lies below Linux's ephemeral range (32768-60999 by default), so that the
+// outgoing connections of tests running alongside cannot land in it: they
+// once did, and a check that the block is free again after a pipeline
+// stopped blamed the pipeline. Another process may still take a port
+// before the pipeline binds it.
 func FreePortBlock(t testing.TB, n int, udpOffsets ...int) int {
 	t.Helper()
+	const low, ephemeral = 20000, 32768
 	for range 50 {
-		base := 20000 + rand.IntN(40000)
+		base := low + rand.IntN(ephemeral-low-n)
 		if PortBlockFree(base, n, udpOffsets...) {
 			return base
 		}
