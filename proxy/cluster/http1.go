@@ -2,17 +2,17 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hopwatch/hopwatch/proxy/http1"
 )
 
 // http1Transport is the HTTP/1.1 upstream client of a cluster: a keep-alive
@@ -312,16 +312,7 @@ func (pc *http1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	var res *http.Response
 	var err error
 	for {
-		named := connectionNamed(pc.br)
-		res, err = http.ReadResponse(pc.br, req)
-		if err == nil && res.Close {
-			// ReadResponse deletes a Connection header that says close,
-			// and with it the other headers it names as hop-by-hop; the
-			// router can then no longer remove them.
-			for _, name := range named {
-				res.Header.Del(name)
-			}
-		}
+		res, err = http1.ReadResponse(pc.br, req, maxResponseHeaderBytes)
 		if err != nil || res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
@@ -351,49 +342,9 @@ func (pc *http1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	return res, nil
 }
 
-// connectionNamed returns the headers that the buffered response's
-// Connection header names, other than close and keep-alive, reading the
-// header block in place without consuming it. It looks only at what is
-// already buffered after the first read (a header block longer than the
-// buffer is not scanned), and costs a substring search when the response
-// has no Connection header.
-func connectionNamed(br *bufio.Reader) []string {
-	if _, err := br.Peek(1); err != nil {
-		return nil
-	}
-	buf, _ := br.Peek(br.Buffered())
-	if end := bytes.Index(buf, []byte("\r\n\r\n")); end >= 0 {
-		buf = buf[:end]
-	} else {
-		return nil
-	}
-	if !bytes.Contains(buf, []byte("onnection:")) && !bytes.Contains(buf, []byte("ONNECTION:")) {
-		return nil
-	}
-	var names []string
-	for len(buf) > 0 {
-		var line []byte
-		line, buf, _ = bytes.Cut(buf, []byte("\r\n"))
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok || !bytes.EqualFold(bytes.TrimSpace(k), []byte("Connection")) {
-			continue
-		}
-		for tok := range strings.SplitSeq(string(v), ",") {
-			tok = strings.TrimSpace(tok)
-			if tok != "" && !strings.EqualFold(tok, "close") && !strings.EqualFold(tok, "keep-alive") {
-				names = append(names, tok)
-			}
-		}
-	}
-	return names
-}
-
 // writeRequest writes req and flushes it.
 func (pc *http1Conn) writeRequest(req *http.Request) error {
-	if err := req.Write(pc.bw); err != nil {
-		return err
-	}
-	return pc.bw.Flush()
+	return http1.WriteRequest(pc.bw, req)
 }
 
 // fail closes the connection after a failed exchange and returns the error
