@@ -10,6 +10,7 @@
 package listener
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -18,23 +19,72 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/http1"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
-// Listener is one bound socket and the server currently serving it.
+// Listener is one bound socket and the servers currently serving it.
 type Listener struct {
 	sock *socket
 	log  *slog.Logger
 
 	mu  sync.Mutex
 	cfg config.Listener
-	srv *http.Server
+	srv *servers
 	h   http.Handler
+}
+
+// servers serve one listener configuration. Plaintext HTTP/1 connections go
+// to hopwatch's own server (h1); TLS connections, and plaintext connections
+// that open with the HTTP/2 preface, go to net/http's (h2).
+type servers struct {
+	h1 *http1.Server // nil on a TLS or HTTP/2-only listener
+	h2 *http.Server
+	// h2c takes the plaintext connections that h1's dispatcher recognised
+	// as HTTP/2 with prior knowledge; nil when the listener has no HTTP/2.
+	h2c *connQueue
+	// readHeaderTimeout bounds the wait for the bytes that tell HTTP/1
+	// from the HTTP/2 preface.
+	readHeaderTimeout time.Duration
+	// view is what these servers accept from; closing it detaches them
+	// from the socket.
+	view net.Listener
+}
+
+func (s *servers) setKeepAlivesEnabled(v bool) {
+	s.h2.SetKeepAlivesEnabled(v)
+	if s.h1 != nil {
+		s.h1.SetKeepAlivesEnabled(v)
+	}
+}
+
+func (s *servers) shutdown(ctx context.Context) error {
+	_ = s.view.Close()
+	var wg sync.WaitGroup
+	var err1 error
+	if s.h1 != nil {
+		wg.Go(func() { err1 = s.h1.Shutdown(ctx) })
+	}
+	err2 := s.h2.Shutdown(ctx)
+	wg.Wait()
+	if s.h2c != nil {
+		_ = s.h2c.Close()
+	}
+	return errors.Join(err1, err2)
+}
+
+func (s *servers) close() {
+	_ = s.h2.Close()
+	if s.h1 != nil {
+		_ = s.h1.Close()
+	}
 }
 
 // Stats are the connection-level stats of a listener: Envoy's
@@ -98,7 +148,7 @@ func (l *Listener) Update(cfg *config.Listener) error {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		_ = old.Shutdown(ctx)
+		_ = old.shutdown(ctx)
 	}()
 	l.log.Info("listener server settings changed; new connections use the new settings")
 	return nil
@@ -112,7 +162,7 @@ func (l *Listener) SetStats(st *Stats) { l.sock.stats.Store(st) }
 func (l *Listener) SetKeepAlivesEnabled(v bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.srv.SetKeepAlivesEnabled(v)
+	l.srv.setKeepAlivesEnabled(v)
 }
 
 // Shutdown stops accepting, waits for active requests until ctx ends, then
@@ -121,9 +171,9 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
 	srv := l.srv
 	l.mu.Unlock()
-	err := srv.Shutdown(ctx)
+	err := srv.shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		_ = srv.Close()
+		srv.close()
 	}
 	l.sock.close()
 	return err
@@ -136,16 +186,25 @@ func (l *Listener) serve(cfg *config.Listener) error {
 		return err
 	}
 	view := l.sock.view()
+	srv.view = view
 	l.mu.Lock()
 	l.cfg = *cfg
 	l.srv = srv
 	l.mu.Unlock()
+	if srv.h1 != nil {
+		go srv.dispatch(view)
+	}
 	go func() {
 		var err error
-		if srv.TLSConfig != nil {
-			err = srv.ServeTLS(view, "", "")
-		} else {
-			err = srv.Serve(view)
+		switch {
+		case srv.h2.TLSConfig != nil:
+			err = srv.h2.ServeTLS(view, "", "")
+		case srv.h1 == nil:
+			err = srv.h2.Serve(view)
+		case srv.h2c != nil:
+			err = srv.h2.Serve(srv.h2c)
+		default:
+			return // HTTP/1 only: h1 serves everything
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			l.log.Error("listener stopped", "err", err)
@@ -154,8 +213,96 @@ func (l *Listener) serve(cfg *config.Listener) error {
 	return nil
 }
 
-// newServer builds the http.Server for a listener configuration.
-func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger) (*http.Server, error) {
+// dispatch accepts the plaintext connections of a listener that speaks
+// HTTP/1 and serves each with h1, unless it opens with the HTTP/2 preface.
+func (s *servers) dispatch(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go s.serveConn(c)
+	}
+}
+
+// h2Preface starts every HTTP/2 connection ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+// no HTTP/1 method is PRI.
+const h2PrefaceStart = "PRI "
+
+func (s *servers) serveConn(c net.Conn) {
+	br := bufio.NewReaderSize(c, 4<<10)
+	if s.h2c != nil {
+		if s.readHeaderTimeout > 0 {
+			_ = c.SetReadDeadline(time.Now().Add(s.readHeaderTimeout))
+		}
+		b, err := br.Peek(len(h2PrefaceStart))
+		if err != nil && len(b) == 0 {
+			_ = c.Close()
+			return
+		}
+		if string(b) == h2PrefaceStart {
+			_ = c.SetReadDeadline(time.Time{})
+			if !s.h2c.push(&peekedConn{Conn: c, br: br}) {
+				_ = c.Close()
+			}
+			return
+		}
+	}
+	s.h1.ServeConn(c, br)
+}
+
+// newServer builds the servers for a listener configuration.
+func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger) (*servers, error) {
+	h2, err := newNetHTTPServer(cfg, h, log)
+	if err != nil {
+		return nil, err
+	}
+	set := &servers{h2: h2, readHeaderTimeout: cfg.Limits.ReadHeaderTimeout.D()}
+	if cfg.TLS != nil || !slices.Contains(cfg.Protocols, "http1") {
+		return set, nil
+	}
+	if slices.Contains(cfg.Protocols, "http2") {
+		set.h2c = newConnQueue()
+	}
+	set.h1 = &http1.Server{
+		Handler:           h,
+		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.D(),
+		IdleTimeout:       cfg.Limits.IdleTimeout.D(),
+		MaxHeaderBytes:    cfg.Limits.MaxRequestHeadersKB * 1024,
+		BaseContext: func(c net.Conn) context.Context {
+			ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.LocalAddr())
+			if tc := unwrapTracked(c); tc != nil {
+				ctx = context.WithValue(ctx, connKey{}, tc)
+			}
+			return ctx
+		},
+		Rejected: func(c net.Conn, status int, err error) {
+			log.Debug("refused a request before routing", "remote", c.RemoteAddr().String(), "status", status, "err", err)
+			tc := unwrapTracked(c)
+			if tc == nil || tc.st == nil {
+				return
+			}
+			var ne net.Error
+			switch {
+			case status != 0:
+				tc.st.HTTP.DownstreamCxProtocolError.Inc()
+			case errors.As(err, &ne) && ne.Timeout():
+				tc.st.HTTP.DownstreamRqHeaderTimeout.Inc()
+			}
+		},
+		IdleClosed: func(c net.Conn) {
+			if tc := unwrapTracked(c); tc != nil && tc.st != nil {
+				tc.st.HTTP.DownstreamCxIdleTimeout.Inc()
+			}
+		},
+		Log: log,
+	}
+	return set, nil
+}
+
+// newNetHTTPServer builds net/http's server, which serves TLS connections
+// (HTTP/1.1 and HTTP/2 by ALPN) and h2c.
+func newNetHTTPServer(cfg *config.Listener, h http.Handler, log *slog.Logger) (*http.Server, error) {
 	var protos http.Protocols
 	for _, p := range cfg.Protocols {
 		switch p {
@@ -419,10 +566,24 @@ func (c *trackedConn) markProtocol(major int, isTLS bool) {
 
 type connKey struct{}
 
-// unwrapTracked finds the trackedConn under a TLS connection.
+// SyscallConn exposes the socket to hopwatch's HTTP/1 server, which
+// watches it for the client closing while a request runs.
+func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
+}
+
+// unwrapTracked finds the trackedConn under a TLS connection or a
+// connection handed over to the h2c server.
 func unwrapTracked(c net.Conn) *trackedConn {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
+	}
+	if pc, ok := c.(*peekedConn); ok {
+		c = pc.Conn
 	}
 	tc, _ := c.(*trackedConn)
 	return tc
@@ -436,3 +597,55 @@ func MarkProtocol(req *http.Request) {
 		tc.markProtocol(req.ProtoMajor, req.TLS != nil)
 	}
 }
+
+// peekedConn is a connection whose first bytes were read to tell HTTP/1
+// from HTTP/2: reads come through the reader that holds them.
+type peekedConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.br.Read(p) }
+
+// connQueue is the net.Listener through which the HTTP/1 dispatcher hands
+// h2c connections to net/http's server.
+type connQueue struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnQueue() *connQueue {
+	return &connQueue{conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// push hands c over; false means the queue was closed and c was not taken.
+func (q *connQueue) push(c net.Conn) bool {
+	select {
+	case q.conns <- c:
+		return true
+	case <-q.closed:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.conns:
+		return c, nil
+	case <-q.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.closed) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return queueAddr{} }
+
+type queueAddr struct{}
+
+func (queueAddr) Network() string { return "h2c" }
+func (queueAddr) String() string  { return "h2c-handoff" }

@@ -1,0 +1,179 @@
+package proxy_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// limitsConfig is a plaintext listener with small downstream limits.
+const limitsConfig = `
+admin: {address: "127.0.0.1:0"}
+lifecycle: {drain_time: 0s, watch_config: false}
+listeners:
+  - name: ingress
+    address: "127.0.0.1:0"
+    stat_prefix: ingress_http
+    access_log: [{path: "{{LOG}}"}]
+    limits: {max_request_headers_kb: 1, read_header_timeout: 300ms, idle_timeout: 300ms}
+    virtual_hosts:
+      - name: all
+        domains: ["*"]
+        routes:
+          - match: {path: /direct}
+            direct_response: {status: 200, body: "ok"}
+          - match: {prefix: /slow}
+            route: {cluster: slow, timeout: 30s}
+clusters:
+  - name: slow
+    endpoints: [{address: "{{SLOW}}"}]
+`
+
+// rawExchange writes req on a new connection and returns everything the
+// proxy sent until it closed the connection (bounded by 10 s).
+func rawExchange(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("reading until the proxy closes: %v (got %q)", err, b)
+	}
+	return string(b)
+}
+
+// TestDownstreamCodecRejects: requests the HTTP/1 codec refuses get the
+// status Envoy's codec gives, a body that says why, a closed connection,
+// and a count in downstream_cx_protocol_error.
+func TestDownstreamCodecRejects(t *testing.T) {
+	t.Parallel()
+	h := startProxy(t, limitsConfig, "{{SLOW}}", "127.0.0.1:1")
+	addr := h.srv.ListenerAddr("ingress").String()
+	tests := []struct {
+		name, req, status, reason string
+	}{
+		{"head over max_request_headers_kb", "GET /direct HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("x", 1100) + "\r\n\r\n",
+			"431 Request Header Fields Too Large", "max_request_headers_kb"},
+		{"Transfer-Encoding with Content-Length", "POST /direct HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+			"400 Bad Request", "both Transfer-Encoding and Content-Length"},
+		{"unsupported Transfer-Encoding", "POST /direct HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+			"501 Not Implemented", `"gzip"`},
+		{"missing Host", "GET /direct HTTP/1.1\r\n\r\n", "400 Bad Request", "missing required Host header"},
+	}
+	for i, tc := range tests {
+		got := rawExchange(t, addr, tc.req)
+		if !strings.HasPrefix(got, "HTTP/1.1 "+tc.status+"\r\n") || !strings.Contains(got, tc.reason) || !strings.Contains(got, "Connection: close\r\n") {
+			t.Errorf("%s: response %q, want %s naming %q with Connection: close", tc.name, got, tc.status, tc.reason)
+		}
+		h.waitStat("http.ingress_http.downstream_cx_protocol_error", uint64(i+1))
+	}
+	// A good request on the same listener still works.
+	if got := rawExchange(t, addr, "GET /direct HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\nok") {
+		t.Errorf("valid request after the refused ones: %q", got)
+	}
+}
+
+// TestDownstreamTimeouts: read_header_timeout disconnects a client that
+// stalls inside its request head (slowloris), and idle_timeout closes a
+// kept-alive connection with no next request and counts it.
+func TestDownstreamTimeouts(t *testing.T) {
+	t.Parallel()
+	h := startProxy(t, limitsConfig, "{{SLOW}}", "127.0.0.1:1")
+	addr := h.srv.ListenerAddr("ingress").String()
+
+	t.Run("read_header_timeout", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET /direct HTTP/1.1\r\nHost: a\r\nX-Slow: "); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c)
+		if err != nil || len(b) != 0 {
+			t.Fatalf("a stalled request head: read %q, %v; want the connection closed without a response", b, err)
+		}
+		h.waitStat("http.ingress_http.downstream_rq_header_timeout", 1)
+	})
+
+	t.Run("idle_timeout", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET /direct HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := io.ReadAll(res.Body); res.StatusCode != 200 || string(b) != "ok" || res.Close {
+			t.Fatalf("first request: %d %q close=%v", res.StatusCode, b, res.Close)
+		}
+		if _, err := br.ReadByte(); err != io.EOF { //nolint:errorlint // io.EOF is returned unwrapped
+			t.Fatalf("idle kept-alive connection: read %v, want io.EOF once idle_timeout closes it", err)
+		}
+		h.waitStat("http.ingress_http.downstream_cx_idle_timeout", 1)
+	})
+}
+
+// TestDownstreamDisconnectCancelsUpstream: a client that hangs up while
+// its request waits for a slow upstream cancels the upstream request (the
+// upstream sees its context end), and the access log says DC.
+func TestDownstreamDisconnectCancelsUpstream(t *testing.T) {
+	t.Parallel()
+	started := make(chan struct{}, 1)
+	cancelled := make(chan struct{}, 1)
+	slow := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-time.After(20 * time.Second):
+			_, _ = io.WriteString(w, "too late")
+		}
+	}))
+	h := startProxy(t, limitsConfig, "{{SLOW}}", slow)
+	addr := h.srv.ListenerAddr("ingress").String()
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: a\r\nX-Request-Id: dc-test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
+	_ = c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request was not cancelled within 10s of the client hanging up")
+	}
+	h.waitStat("http.ingress_http.downstream_rq_rx_reset", 1)
+	line := h.logLine("dc-test")
+	if f := flags(line); !hasFlag(f, "DC") {
+		t.Errorf("access-log flags %q, want DC; line %v", f, line)
+	}
+}
