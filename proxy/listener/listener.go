@@ -11,6 +11,7 @@ package listener
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -39,6 +40,10 @@ type Listener struct {
 	cfg config.Listener
 	srv *servers
 	h   http.Handler
+	// cert is the TLS certificate handshakes present. A reload re-reads
+	// the files, so that a certificate rotated under the same paths takes
+	// effect without a new server.
+	cert atomic.Pointer[tls.Certificate]
 }
 
 // servers serve one listener configuration. Plaintext HTTP/1 connections go
@@ -107,6 +112,14 @@ func Listen(ctx context.Context, cfg *config.Listener, h http.Handler, statsFor 
 	if statsFor != nil {
 		l.sock.stats.Store(statsFor(ln.Addr()))
 	}
+	if cfg.TLS != nil {
+		cert, err := loadCert(cfg)
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		l.cert.Store(cert)
+	}
 	if err := l.serve(cfg); err != nil {
 		_ = ln.Close()
 		return nil, err
@@ -127,8 +140,19 @@ func (l *Listener) Config() config.Listener {
 // Update applies a reloaded configuration for the same address. Route and
 // cluster changes never reach here (they live in the handler's snapshot);
 // when the server settings themselves changed, a new server takes over the
-// socket and the old one finishes its requests.
+// socket and the old one finishes its requests. The TLS certificate and
+// key are read again in any case; when they cannot be, the update fails
+// and the listener keeps its previous certificate and settings.
 func (l *Listener) Update(cfg *config.Listener) error {
+	if cfg.TLS != nil {
+		cert, err := loadCert(cfg)
+		if err != nil {
+			return err
+		}
+		if old := l.cert.Swap(cert); old != nil && !bytes.Equal(old.Certificate[0], cert.Certificate[0]) {
+			l.log.Info("TLS certificate reloaded", "cert_file", cfg.TLS.CertFile)
+		}
+	}
 	l.mu.Lock()
 	same := serverSettingsEqual(&l.cfg, cfg)
 	l.mu.Unlock()
@@ -181,7 +205,7 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 
 // serve starts a server for cfg on the socket and makes it current.
 func (l *Listener) serve(cfg *config.Listener) error {
-	srv, err := newServer(cfg, l.h, l.log)
+	srv, err := newServer(cfg, l.h, l.log, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return l.cert.Load(), nil })
 	if err != nil {
 		return err
 	}
@@ -252,8 +276,8 @@ func (s *servers) serveConn(c net.Conn) {
 }
 
 // newServer builds the servers for a listener configuration.
-func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger) (*servers, error) {
-	h2, err := newNetHTTPServer(cfg, h, log)
+func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) (*servers, error) {
+	h2, err := newNetHTTPServer(cfg, h, log, getCert)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +326,7 @@ func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger) (*servers
 
 // newNetHTTPServer builds net/http's server, which serves TLS connections
 // (HTTP/1.1 and HTTP/2 by ALPN) and h2c.
-func newNetHTTPServer(cfg *config.Listener, h http.Handler, log *slog.Logger) (*http.Server, error) {
+func newNetHTTPServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) (*http.Server, error) {
 	var protos http.Protocols
 	for _, p := range cfg.Protocols {
 		switch p {
@@ -338,17 +362,22 @@ func newNetHTTPServer(cfg *config.Listener, h http.Handler, log *slog.Logger) (*
 		},
 	}
 	if cfg.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("listener %q: loading TLS certificate %s and key: %w", cfg.Name, cfg.TLS.CertFile, err)
-		}
 		minVersion := uint16(tls.VersionTLS12)
 		if cfg.TLS.MinVersion == "1.3" {
 			minVersion = tls.VersionTLS13
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: minVersion}
+		srv.TLSConfig = &tls.Config{GetCertificate: getCert, MinVersion: minVersion}
 	}
 	return srv, nil
+}
+
+// loadCert reads a TLS listener's certificate chain and key.
+func loadCert(cfg *config.Listener) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: loading TLS certificate %s and key %s: %w", cfg.Name, cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+	}
+	return &cert, nil
 }
 
 // serverSettingsEqual reports whether two listener configurations build
