@@ -2,9 +2,12 @@ package proxy_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +81,33 @@ func TestDownstreamCodecRejects(t *testing.T) {
 		}
 		h.waitStat("http.ingress_http.downstream_cx_protocol_error", uint64(i+1))
 	}
+	// Each refusal is in the access log (flag DPE, details
+	// http1.codec_error) and counted with its status class, as Envoy
+	// records a codec error.
+	h.waitStat("http.ingress_http.downstream_rq_4xx", 3)
+	h.waitStat("http.ingress_http.downstream_rq_5xx", 1)
+	var logged []int
+	deadline := time.Now().Add(10 * time.Second)
+	for len(logged) < len(tests) && time.Now().Before(deadline) {
+		logged = logged[:0]
+		b, _ := os.ReadFile(h.logPath)
+		for line := range strings.Lines(string(b)) {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["response_code_details"] == "http1.codec_error" {
+				if !hasFlag(flags(m), "DPE") {
+					t.Errorf("codec error logged without DPE: %s", line)
+				}
+				code, _ := m["response_code"].(float64)
+				logged = append(logged, int(code))
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	slices.Sort(logged)
+	if want := []int{400, 400, 431, 501}; !slices.Equal(logged, want) {
+		t.Errorf("codec errors in the access log: %v, want %v", logged, want)
+	}
+
 	// A good request on the same listener still works.
 	if got := rawExchange(t, addr, "GET /direct HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\nok") {
 		t.Errorf("valid request after the refused ones: %q", got)

@@ -175,6 +175,34 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// RecordRejected logs and counts a request that the HTTP/1 codec refused
+// before routing (listener.RejectionRecorder): one access-log line with
+// the status sent, flag DPE and details http1.codec_error, and the
+// response in the downstream_rq_* counters, as Envoy records a codec
+// error it answered with a local reply.
+func (m *Manager) RecordRejected(remoteAddr string, status int) {
+	snap := m.snap.Load()
+	info := streaminfo.Info{
+		StartTime:               time.Now(),
+		Protocol:                "HTTP/1.1",
+		DownstreamRemoteAddress: remoteAddr,
+		ResponseCode:            status,
+		ResponseCodeDetails:     "http1.codec_error",
+	}
+	info.ResponseFlags.Set(streaminfo.DownstreamProtocolError)
+	if st := snap.Stats; st != nil {
+		st.HTTP.DownstreamRqTotal.Inc()
+		st.HTTP.DownstreamRqHTTP1Total.Inc()
+		st.HTTP.RecordResponse(status)
+		if st.Listener != nil {
+			st.Listener.RecordResponse(status)
+		}
+	}
+	if snap.AccessLog != nil {
+		snap.AccessLog.Log(&info)
+	}
+}
+
 // Header values the connection manager sets on every request, shared
 // rather than allocated per request. Nothing edits a header value in
 // place: code that adds to a header appends, which copies a full slice.

@@ -302,6 +302,9 @@ func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert f
 		},
 		Rejected: func(c net.Conn, status int, err error) {
 			log.Debug("refused a request before routing", "remote", c.RemoteAddr().String(), "status", status, "err", err)
+			if rr, ok := h.(RejectionRecorder); ok && status != 0 {
+				rr.RecordRejected(c.RemoteAddr().String(), status)
+			}
 			tc := unwrapTracked(c)
 			if tc == nil || tc.st == nil {
 				return
@@ -322,6 +325,15 @@ func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert f
 		Log: log,
 	}
 	return set, nil
+}
+
+// RejectionRecorder is implemented by a handler that accounts for the
+// requests hopwatch's HTTP/1 codec refuses before they reach it (the
+// connection manager logs and counts them, as Envoy does for a codec
+// error answered with a local reply). The reason is in the response body
+// and in the proxy's debug log.
+type RejectionRecorder interface {
+	RecordRejected(remoteAddr string, status int)
 }
 
 // newNetHTTPServer builds net/http's server, which serves TLS connections
