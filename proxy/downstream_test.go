@@ -202,6 +202,11 @@ func TestDownstreamDisconnectCancelsUpstream(t *testing.T) {
 		t.Fatal("the upstream request was not cancelled within 10s of the client hanging up")
 	}
 	h.waitStat("http.ingress_http.downstream_rq_rx_reset", 1)
+	// The client ended the connection while its request was active.
+	h.waitStat("http.ingress_http.downstream_cx_destroy_remote_active_rq", 1)
+	if got := h.stat("http.ingress_http.downstream_cx_destroy_local"); got != 0 {
+		t.Errorf("downstream_cx_destroy_local = %d, want 0", got)
+	}
 	line := h.logLine("dc-test")
 	if f := flags(line); !hasFlag(f, "DC") {
 		t.Errorf("access-log flags %q, want DC; line %v", f, line)

@@ -403,8 +403,15 @@ func TestWebSocketEcho(t *testing.T) {
 			t.Fatalf("message %d: got %v %d bytes, want %v echo of %d bytes", i, gotTyp, len(got), typ, len(msg))
 		}
 	}
+	if got := h.stat("http.ingress_http.downstream_cx_upgrades_active"); got != 1 {
+		t.Errorf("downstream_cx_upgrades_active = %d while the WebSocket is open, want 1", got)
+	}
 	if err := c.Close(websocket.StatusNormalClosure, "done"); err != nil {
 		t.Errorf("close: %v", err)
+	}
+	h.waitStat("http.ingress_http.downstream_cx_upgrades_active", 0)
+	if got := h.stat("http.ingress_http.downstream_cx_upgrades_total"); got != 1 {
+		t.Errorf("downstream_cx_upgrades_total = %d, want 1", got)
 	}
 }
 

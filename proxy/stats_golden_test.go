@@ -221,6 +221,9 @@ func expectedCounters(s trafficScript, a goldenAddrs) []valued {
 		{httpStat("ingress_http", "downstream_cx_total"), q},
 		{httpStat("ingress_http", "downstream_cx_http1_total"), q},
 		{httpStat("ingress_http", "downstream_cx_destroy"), q},
+		// The client asks to close (Connection: close): the proxy closes
+		// each connection after its response.
+		{httpStat("ingress_http", "downstream_cx_destroy_local"), q},
 		{httpStat("ingress_http", "downstream_rq_total"), q},
 		{httpStat("ingress_http", "downstream_rq_http1_total"), q},
 		{httpStat("ingress_http", "downstream_rq_completed"), q},
@@ -242,6 +245,7 @@ func expectedCounters(s trafficScript, a goldenAddrs) []valued {
 		{listenerStat(a.limited, "downstream_cx_overflow"), u(s.overflow)},
 		{httpStat("limited_http", "downstream_cx_total"), u(s.held)},
 		{httpStat("limited_http", "downstream_cx_destroy"), u(s.held)},
+		{httpStat("limited_http", "downstream_cx_destroy_remote"), u(s.held)},
 
 		// backend: flaky and fail make two attempts each. A retried
 		// response counts only under retry.; the 504 the proxy answers

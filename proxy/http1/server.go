@@ -77,6 +77,15 @@ type Server struct {
 	// IdleClosed, when set, is told about every connection closed by
 	// IdleTimeout.
 	IdleClosed func(c net.Conn)
+	// Ended, when set, is told how a connection that was not hijacked
+	// ended, just before the server closes it: remote is true when the
+	// client closed or reset it, activeRequest when a request was being
+	// received or served at the time (Envoy's downstream_cx_destroy_*
+	// split).
+	Ended func(c net.Conn, remote, activeRequest bool)
+	// Hijacked, when set, is told about every connection a handler took
+	// over (a protocol upgrade).
+	Hijacked func(c net.Conn)
 	// Log receives handler panics; nil means slog.Default().
 	Log *slog.Logger
 
@@ -113,6 +122,8 @@ type conn struct {
 	hijacked    bool
 	// bodyDone is set once the current request's body was read to its end.
 	bodyDone atomic.Bool
+	// endedRemote and endedActive say how the connection ended (Ended).
+	endedRemote, endedActive bool
 
 	// contMu orders a "100 Continue" written by the body reader against
 	// the start of the final response.
@@ -140,6 +151,9 @@ func (s *Server) ServeConn(nc net.Conn, br *bufio.Reader) {
 	defer func() {
 		s.untrack(c)
 		if !c.hijacked {
+			if s.Ended != nil {
+				s.Ended(nc, c.endedRemote, c.endedActive)
+			}
 			c.lingerClose()
 		}
 	}()
@@ -188,6 +202,8 @@ func (c *conn) serveOne(first bool) bool {
 			if !first && isTimeout(err) && s.IdleClosed != nil {
 				s.IdleClosed(nc)
 			}
+			// The client closed or reset it, unless a timeout or closeIdle did.
+			c.endedRemote = !isTimeout(err) && c.state.Load() != stateClosing
 			return false
 		}
 	}
@@ -203,13 +219,16 @@ func (c *conn) serveOne(first bool) bool {
 	c.head = head[:0]
 	if err != nil {
 		var re *requestError
+		c.endedActive = true
 		switch {
 		case errors.As(err, &re):
 			// Too large, or too many empty lines before the request line.
 			c.reject(re.status, err)
 		case len(head) == 0 && errors.Is(err, io.EOF):
 			// closed between requests: not an error
+			c.endedRemote, c.endedActive = true, false
 		default:
+			c.endedRemote = !isTimeout(err)
 			c.reject(0, err)
 		}
 		return false
@@ -224,6 +243,7 @@ func (c *conn) serveOne(first bool) bool {
 		if errors.As(err, &re) {
 			status = re.status
 		}
+		c.endedActive = true
 		c.reject(status, err)
 		return false
 	}
@@ -257,9 +277,17 @@ func (c *conn) serveOne(first bool) bool {
 	}
 	if !completed {
 		_ = c.bw.Flush() // what the handler wrote, then the reset
+		c.endedActive = true
+		c.endedRemote = c.watch.peerGone.Load()
 		return false
 	}
-	if !w.finish() || w.closeAfter || c.watch.peerGone.Load() {
+	if !w.finish() || c.watch.peerGone.Load() {
+		// Writing the response failed, or the client closed while it was
+		// being served: either way the client ended the connection.
+		c.endedRemote, c.endedActive = true, true
+		return false
+	}
+	if w.closeAfter {
 		return false
 	}
 	if body != nil {
@@ -350,6 +378,9 @@ func (c *conn) hijack() {
 	c.hijacked = true
 	_ = c.nc.SetDeadline(time.Time{})
 	c.srv.untrack(c)
+	if c.srv.Hijacked != nil {
+		c.srv.Hijacked(c.nc)
+	}
 }
 
 // lingerClose closes the connection as RFC 9112 §9.6 asks of a server:

@@ -261,6 +261,12 @@ func (s *servers) serveConn(c net.Conn) {
 		}
 		b, err := br.Peek(len(h2PrefaceStart))
 		if err != nil && len(b) == 0 {
+			// Closed (or timed out) before its first byte: no server saw
+			// it, so its end is counted here.
+			if tc := unwrapTracked(c); tc != nil && tc.st != nil {
+				var ne net.Error
+				tc.st.HTTP.RecordDestroy(!errors.As(err, &ne) || !ne.Timeout(), false)
+			}
 			_ = c.Close()
 			return
 		}
@@ -320,6 +326,18 @@ func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert f
 		IdleClosed: func(c net.Conn) {
 			if tc := unwrapTracked(c); tc != nil && tc.st != nil {
 				tc.st.HTTP.DownstreamCxIdleTimeout.Inc()
+			}
+		},
+		Ended: func(c net.Conn, remote, activeRequest bool) {
+			if tc := unwrapTracked(c); tc != nil && tc.st != nil {
+				tc.st.HTTP.RecordDestroy(remote, activeRequest)
+			}
+		},
+		Hijacked: func(c net.Conn) {
+			if tc := unwrapTracked(c); tc != nil && tc.st != nil {
+				tc.upgraded.Store(true)
+				tc.st.HTTP.DownstreamCxUpgradesTotal.Inc()
+				tc.st.HTTP.DownstreamCxUpgradesActive.Inc()
 			}
 		},
 		Log: log,
@@ -523,6 +541,9 @@ type trackedConn struct {
 	// proto is 0 until the first request says 1 (HTTP/1.x) or 2 (HTTP/2).
 	proto atomic.Int32
 	tls   atomic.Bool
+	// upgraded: a handler took the connection over (WebSocket and
+	// friends); it counts in downstream_cx_upgrades_active until closed.
+	upgraded atomic.Bool
 }
 
 func (c *trackedConn) opened() {
@@ -573,6 +594,9 @@ func (c *trackedConn) Close() error {
 		}
 		if c.tls.Load() {
 			h.DownstreamCxSslActive.Dec()
+		}
+		if c.upgraded.Load() {
+			h.DownstreamCxUpgradesActive.Dec()
 		}
 	})
 	return c.Conn.Close()

@@ -230,6 +230,26 @@ type HTTPConnManagerStats struct {
 // RecordResponse counts a response sent downstream.
 func (h *HTTPConnManagerStats) RecordResponse(code int) { h.Responses.Record(code) }
 
+// RecordDestroy counts how a downstream connection ended: closed by the
+// client (remote) or by the proxy, and whether a request was in progress.
+// downstream_cx_destroy itself is counted when the socket closes.
+func (h *HTTPConnManagerStats) RecordDestroy(remote, activeRequest bool) {
+	switch {
+	case remote && activeRequest:
+		h.DownstreamCxDestroyRemote.Inc()
+		h.DownstreamCxDestroyActiveRq.Inc()
+		h.DownstreamCxDestroyRemoteActiveRq.Inc()
+	case remote:
+		h.DownstreamCxDestroyRemote.Inc()
+	case activeRequest:
+		h.DownstreamCxDestroyLocal.Inc()
+		h.DownstreamCxDestroyActiveRq.Inc()
+		h.DownstreamCxDestroyLocalActiveRq.Inc()
+	default:
+		h.DownstreamCxDestroyLocal.Inc()
+	}
+}
+
 // TracingStats are Envoy's http.<stat_prefix>.tracing.* counters: why a
 // request was or was not traced.
 type TracingStats struct {
