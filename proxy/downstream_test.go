@@ -22,7 +22,7 @@ listeners:
     address: "127.0.0.1:0"
     stat_prefix: ingress_http
     access_log: [{path: "{{LOG}}"}]
-    limits: {max_request_headers_kb: 1, read_header_timeout: 300ms, idle_timeout: 300ms}
+    limits: {max_request_headers_kb: 1, read_header_timeout: 1s, idle_timeout: 1s}
     virtual_hosts:
       - name: all
         domains: ["*"]

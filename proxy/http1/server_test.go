@@ -1034,17 +1034,23 @@ func TestServerPeerCloseAfterIdle(t *testing.T) {
 			cancelled <- false
 		}
 	}), func(s *Server) {
-		s.IdleTimeout = 300 * time.Millisecond
+		// Long enough that the second request always arrives before it
+		// on a loaded machine, short enough to pass during that request.
+		s.IdleTimeout = time.Second
 		s.ReadHeaderTimeout = 5 * time.Second
 	})
 	c := ls.dialWire(t)
 	c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	c.read("GET")
 	c.send("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
-	<-entered
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second request never reached the handler")
+	}
 	// The scenario itself: the client goes away only once the idle
 	// deadline set before this request has passed.
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(1300 * time.Millisecond)
 	_ = c.nc.Close()
 	select {
 	case ok := <-cancelled:
