@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -211,4 +212,86 @@ func TestDownstreamDisconnectCancelsUpstream(t *testing.T) {
 	if f := flags(line); !hasFlag(f, "DC") {
 		t.Errorf("access-log flags %q, want DC; line %v", f, line)
 	}
+}
+
+// bodyIdleConfig routes to an upstream without a route timeout, so that
+// only stream_idle_timeout bounds a request body that stops arriving.
+const bodyIdleConfig = `
+admin: {address: "127.0.0.1:0"}
+lifecycle: {drain_time: 0s, watch_config: false}
+listeners:
+  - name: ingress
+    address: "127.0.0.1:0"
+    stat_prefix: ingress_http
+    access_log: [{path: "{{LOG}}"}]
+    limits: {stream_idle_timeout: 1s}
+    virtual_hosts:
+      - name: all
+        domains: ["*"]
+        routes:
+          - match: {prefix: /}
+            route: {cluster: up, timeout: 0s}
+clusters:
+  - name: up
+    endpoints: [{address: "{{UP}}"}]
+`
+
+// TestRequestBodyStreamIdleTimeout: a client that stops sending its
+// request body is answered 408 with flag SI once stream_idle_timeout
+// passes (Envoy's behaviour), instead of holding the upstream exchange
+// open; a client that sends slowly but steadily is not cut off.
+func TestRequestBodyStreamIdleTimeout(t *testing.T) {
+	t.Parallel()
+	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return
+		}
+		_, _ = io.WriteString(w, "got "+strconv.Itoa(len(b)))
+	}))
+	h := startProxy(t, bodyIdleConfig, "{{UP}}", up)
+	addr := h.srv.ListenerAddr("ingress").String()
+
+	t.Run("stalled body", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "POST /stall HTTP/1.1\r\nHost: a\r\nX-Request-Id: body-stall\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no response to a stalled body within 10s: %v", err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusRequestTimeout || string(b) != "stream timeout" {
+			t.Fatalf("stalled body: %d %q, want 408 \"stream timeout\"", res.StatusCode, b)
+		}
+		if f := flags(h.logLine("body-stall")); !hasFlag(f, "SI") {
+			t.Errorf("access-log flags %q, want SI", f)
+		}
+		h.waitStat("http.ingress_http.downstream_rq_idle_timeout", 1)
+	})
+
+	t.Run("slow but steady body", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		go func() {
+			for range 5 {
+				time.Sleep(200 * time.Millisecond) // well under the 1s idle timeout
+				if _, err := pw.Write([]byte("0123456789")); err != nil {
+					return
+				}
+			}
+			_ = pw.Close()
+		}()
+		req, _ := http.NewRequest(http.MethodPost, h.url("ingress", "/steady"), pr)
+		req.ContentLength = 50
+		res, body := h.do(req)
+		if res.StatusCode != http.StatusOK || body != "got 50" {
+			t.Errorf("steady body: %d %q, want 200 \"got 50\"", res.StatusCode, body)
+		}
+	})
 }

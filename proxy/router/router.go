@@ -205,6 +205,12 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 		if single {
 			armRouteTimer(a.cancel)
 		}
+		if body.stream != nil && a.idle > 0 {
+			// A client that stops sending its body must not hold the
+			// upstream exchange open forever (stream_idle_timeout).
+			a.bodyIdle = time.AfterFunc(a.idle, func() { a.cancel(errIdleTimeout) })
+			reqBody = &idleBody{ReadCloser: reqBody, timer: a.bodyIdle, idle: a.idle}
+		}
 		hdr := fr.Header
 		if fr.Tracer != nil && attempt > 1 {
 			// Each attempt carries its own span context, but an abandoned
@@ -300,6 +306,12 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 			fr.recordLocalReply(host, http.StatusGatewayTimeout)
 			localReply(w, fr, http.StatusGatewayTimeout, streaminfo.UpstreamRequestTimeout, "upstream_response_timeout", "upstream request timeout")
 			return Outcome{}
+		case causeIdleTimeout:
+			// Before response headers the only idle timer running is the
+			// request body's: the client went quiet. Envoy answers 408 and
+			// does not retry.
+			localReply(w, fr, http.StatusRequestTimeout, streaminfo.StreamIdleTimeout, "stream_idle_timeout", "stream timeout")
+			return Outcome{}
 		}
 		if policy.RetryOnFailure(failure) {
 			ok, overflow := fr.mayRetry(retriesLeft, &retryHeld)
@@ -334,6 +346,9 @@ type attempt struct {
 	perTry    *time.Timer
 	idle      time.Duration
 	idleTimer *time.Timer
+	// bodyIdle is the stream idle timer while a streamed request body is
+	// sent (idleBody resets it); idleTimer is the response body's.
+	bodyIdle *time.Timer
 
 	// span is the attempt's client span (nil when tracing is off or the
 	// request is not sampled); status and failure are what it records.
@@ -415,9 +430,32 @@ func (a *attempt) finish(fr *Request, host *cluster.Host) {
 	if a.idleTimer != nil {
 		a.idleTimer.Stop()
 	}
+	if a.bodyIdle != nil {
+		a.bodyIdle.Stop()
+	}
 	a.cancel(errAttemptDone)
 	host.EndRequest()
 	fr.Cluster.Breaker().ReleaseRequest()
+}
+
+// idleBody is a streamed request body under the stream idle timeout: each
+// read that brings bytes postpones the timer, and the end of the body stops
+// it (what follows is the upstream's turn, bounded by the route timeout).
+type idleBody struct {
+	io.ReadCloser
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err != nil:
+		b.timer.Stop()
+	case n > 0:
+		b.timer.Reset(b.idle)
+	}
+	return n, err
 }
 
 type failureCause int
