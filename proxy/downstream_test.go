@@ -37,19 +37,27 @@ clusters:
     endpoints: [{address: "{{SLOW}}"}]
 `
 
-// rawExchange writes req on a new connection and returns everything the
-// proxy sent until it closed the connection (bounded by 10 s).
-func rawExchange(t *testing.T, addr, req string) string {
+// dialSend opens a connection to addr with a 10 s deadline on everything,
+// writes req on it, and closes it when the test ends.
+func dialSend(t *testing.T, addr, req string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { _ = c.Close() })
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// rawExchange writes req on a new connection and returns everything the
+// proxy sent until it closed the connection (bounded by 10 s).
+func rawExchange(t *testing.T, addr, req string) string {
+	t.Helper()
+	c := dialSend(t, addr, req)
 	b, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatalf("reading until the proxy closes: %v (got %q)", err, b)
@@ -124,15 +132,7 @@ func TestDownstreamTimeouts(t *testing.T) {
 	addr := h.srv.ListenerAddr("ingress").String()
 
 	t.Run("read_header_timeout", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, "GET /direct HTTP/1.1\r\nHost: a\r\nX-Slow: "); err != nil {
-			t.Fatal(err)
-		}
+		c := dialSend(t, addr, "GET /direct HTTP/1.1\r\nHost: a\r\nX-Slow: ")
 		b, err := io.ReadAll(c)
 		if err != nil || len(b) != 0 {
 			t.Fatalf("a stalled request head: read %q, %v; want the connection closed without a response", b, err)
@@ -141,15 +141,7 @@ func TestDownstreamTimeouts(t *testing.T) {
 	})
 
 	t.Run("idle_timeout", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, "GET /direct HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
+		c := dialSend(t, addr, "GET /direct HTTP/1.1\r\nHost: a\r\n\r\n")
 		br := bufio.NewReader(c)
 		res, err := http.ReadResponse(br, nil)
 		if err != nil {
@@ -253,15 +245,7 @@ func TestRequestBodyStreamIdleTimeout(t *testing.T) {
 	addr := h.srv.ListenerAddr("ingress").String()
 
 	t.Run("stalled body", func(t *testing.T) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, "POST /stall HTTP/1.1\r\nHost: a\r\nX-Request-Id: body-stall\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
-			t.Fatal(err)
-		}
+		c := dialSend(t, addr, "POST /stall HTTP/1.1\r\nHost: a\r\nX-Request-Id: body-stall\r\nContent-Length: 100\r\n\r\n0123456789")
 		res, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
 			t.Fatalf("no response to a stalled body within 10s: %v", err)
