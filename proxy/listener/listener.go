@@ -264,8 +264,7 @@ func (s *servers) serveConn(c net.Conn) {
 			// Closed (or timed out) before its first byte: no server saw
 			// it, so its end is counted here.
 			if tc := unwrapTracked(c); tc != nil && tc.st != nil {
-				var ne net.Error
-				tc.st.HTTP.RecordDestroy(!errors.As(err, &ne) || !ne.Timeout(), false)
+				tc.st.HTTP.RecordDestroy(!isTimeout(err), false)
 			}
 			_ = c.Close()
 			return
@@ -315,11 +314,10 @@ func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert f
 			if tc == nil || tc.st == nil {
 				return
 			}
-			var ne net.Error
 			switch {
 			case status != 0:
 				tc.st.HTTP.DownstreamCxProtocolError.Inc()
-			case errors.As(err, &ne) && ne.Timeout():
+			case isTimeout(err):
 				tc.st.HTTP.DownstreamRqHeaderTimeout.Inc()
 			}
 		},
@@ -401,6 +399,12 @@ func newNetHTTPServer(cfg *config.Listener, h http.Handler, log *slog.Logger, ge
 	return srv, nil
 }
 
+// isTimeout reports whether err is a network timeout (a deadline passed).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // loadCert reads a TLS listener's certificate chain and key.
 func loadCert(cfg *config.Listener) (*tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -446,8 +450,7 @@ func (s *socket) acceptLoop() {
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if isTimeout(err) {
 				continue
 			}
 			select {
