@@ -85,6 +85,7 @@ type result struct {
 type exchange struct {
 	status    int    // the first final status, 0 when none arrived
 	finals    int    // final responses read
+	later     []int  // the statuses of final responses after the first
 	closed    bool   // the server closed the connection
 	reset     string // HTTP/2: RST_STREAM or GOAWAY error code
 	note      string // anything else worth reporting
@@ -107,7 +108,7 @@ func (tg *target) run(p probe, listener string, seq int) result {
 		return r
 	}
 	if want := max(p.responses, 1); ex.finals > want {
-		r.violations = append(r.violations, fmt.Sprintf("%d responses on a connection that sent %d request(s): the proxy read a hidden request", ex.finals, want))
+		r.violations = append(r.violations, fmt.Sprintf("%d responses to %d request(s): a hidden request was answered", ex.finals, want))
 	}
 	if msg := tg.followUp(listener, e.id+"f"); msg != "" {
 		r.violations = append(r.violations, msg)
@@ -132,8 +133,8 @@ func (tg *target) run(p probe, listener string, seq int) result {
 			r.mismatches = append(r.mismatches, fmt.Sprintf("want 200 from the origin, which sees the request once; got %s", ex.describe()))
 		}
 	case reject, badBody:
-		if p.kind == reject && len(reqs) > 0 {
-			r.mismatches = append(r.mismatches, fmt.Sprintf("the proxy must refuse the request itself; the origin got it %d time(s)", len(reqs)))
+		if n := probeRequests(reqs); p.kind == reject && n > 0 {
+			r.mismatches = append(r.mismatches, fmt.Sprintf("the proxy must refuse the request itself; the origin got it %d time(s)", n))
 		}
 		if p.kind == badBody && len(reqs) > 1 {
 			r.violations = append(r.violations, fmt.Sprintf("one request arrived at the origin %d times", len(reqs)))
@@ -175,7 +176,11 @@ func (ex exchange) describe() string {
 	case ex.status == 0:
 		parts = append(parts, "no response")
 	default:
-		parts = append(parts, fmt.Sprint(ex.status))
+		s := fmt.Sprint(ex.status)
+		for _, l := range ex.later {
+			s += fmt.Sprintf(" then %d", l)
+		}
+		parts = append(parts, s)
 	}
 	if ex.reset == "" {
 		if ex.closed {
@@ -237,6 +242,8 @@ func (tg *target) h1Exchange(listener string, steps [][]byte) (exchange, error) 
 		ex.finals++
 		if ex.status == 0 {
 			ex.status = res.StatusCode
+		} else {
+			ex.later = append(ex.later, res.StatusCode)
 		}
 		if res.StatusCode == 101 {
 			ex.note = "upgraded"
@@ -395,4 +402,16 @@ func (tg *target) runAll() []result {
 	close(jobs)
 	wg.Wait()
 	return results
+}
+
+// probeRequests counts the requests that are the probe's own, leaving out
+// hidden ones (reported as violations of their own).
+func probeRequests(reqs []originReq) int {
+	n := 0
+	for _, r := range reqs {
+		if !strings.Contains(r.target, "smuggled") {
+			n++
+		}
+	}
+	return n
 }

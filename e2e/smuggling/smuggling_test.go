@@ -355,7 +355,7 @@ func cell(r result) string {
 	case r.err != nil:
 		return "error: " + mdEscape(r.err.Error())
 	case len(r.violations) > 0:
-		return "✘ " + mdEscape(clip([]byte(r.violations[0]), 70))
+		return "✘ " + mdEscape(r.observed) + " — " + mdEscape(clip([]byte(r.violations[0]), 64))
 	case len(r.mismatches) > 0:
 		return "~ " + mdEscape(r.observed)
 	default:
