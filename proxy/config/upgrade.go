@@ -24,14 +24,13 @@ const DefaultUpgradeType = "websocket"
 // UpgradeAllowed decides whether a request that asks to upgrade to
 // upgradeType may, with Envoy's precedence: an entry on the route wins
 // (enabled or not); otherwise the listener must list the type as enabled.
-// Types compare case-insensitively. Configs must have their defaults
-// applied (Enabled set).
+// Types compare case-insensitively; an entry without Enabled is enabled.
 func UpgradeAllowed(listener, route []UpgradeConfig, upgradeType string) bool {
 	if u := findUpgrade(route, upgradeType); u != nil {
-		return *u.Enabled
+		return u.Enabled == nil || *u.Enabled
 	}
 	u := findUpgrade(listener, upgradeType)
-	return u != nil && *u.Enabled
+	return u != nil && (u.Enabled == nil || *u.Enabled)
 }
 
 func findUpgrade(list []UpgradeConfig, upgradeType string) *UpgradeConfig {
