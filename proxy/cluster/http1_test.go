@@ -256,28 +256,11 @@ func TestHTTP1CancelUnblocksAndDropsConnection(t *testing.T) {
 // byte string and closes the connection.
 func rawServer(t *testing.T, response string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				_, _ = io.WriteString(c, response)
-			}()
+	return "http://" + rawUpstream(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			_, _ = io.WriteString(c, response)
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	})
 }
 
 func TestHTTP1ResponseParsing(t *testing.T) {
@@ -443,13 +426,9 @@ func TestHTTP1UpgradeDeclined(t *testing.T) {
 // TestHTTP1UnaskedSwitch: a 101 to a request that asked for no upgrade is
 // a protocol error, and the connection is not reused.
 func TestHTTP1UnaskedSwitch(t *testing.T) {
-	addr := rawUpstream(t, func(c net.Conn) {
-		if _, err := readHead(bufio.NewReader(c)); err == nil {
-			_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
-		}
-	})
+	url := rawServer(t, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
 	tr := newTestHTTP1(t, time.Hour)
-	_, err := tr.RoundTrip(newReq(t, http.MethodGet, "http://"+addr+"/", nil))
+	_, err := tr.RoundTrip(newReq(t, http.MethodGet, url+"/", nil))
 	if err == nil || !strings.Contains(err.Error(), "asked for no upgrade") {
 		t.Fatalf("err = %v, want a protocol error", err)
 	}
