@@ -233,8 +233,8 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 	}
 	// An upgrade is put back for route matching (a route may match on
 	// Upgrade) and kept only if the route allows it (below). h2c never is,
-	// and HTTP/1.0 cannot upgrade (RFC 9110 §7.8): those go as plain
-	// requests, as Envoy's codec sends an h2c upgrade.
+	// and HTTP/1.0 cannot upgrade (RFC 9110 §7.8): those go upstream as
+	// plain requests, as Envoy's codec sends an h2c upgrade request.
 	upgrade, isUpgrade := headers.IsUpgrade(h)
 	headers.RemoveHopByHop(h)
 	if isUpgrade && req.ProtoAtLeast(1, 1) && !strings.EqualFold(upgrade, "h2c") {
