@@ -736,37 +736,22 @@ func TestHopByHopHeaders(t *testing.T) {
 	// A raw upstream, so that the response can carry headers net/http's
 	// server would not send as written.
 	seen := make(chan http.Header, 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				seen <- req.Header
-				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n"+
-					"Connection: X-Conn-Res\r\n"+
-					"X-Conn-Res: secret\r\n"+
-					"Keep-Alive: timeout=5\r\n"+
-					"Proxy-Authenticate: Basic\r\n"+
-					"Upgrade: foo\r\n"+
-					"X-Kept: yes\r\n"+
-					"Content-Length: 2\r\n\r\nok")
-			}()
+	origin := rawOrigin(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
-	}()
-	h := startProxy(t, simpleConfig, "{{UP}}", ln.Addr().String(), "{{PROTO}}", "http1")
+		seen <- req.Header
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n"+
+			"Connection: X-Conn-Res\r\n"+
+			"X-Conn-Res: secret\r\n"+
+			"Keep-Alive: timeout=5\r\n"+
+			"Proxy-Authenticate: Basic\r\n"+
+			"Upgrade: foo\r\n"+
+			"X-Kept: yes\r\n"+
+			"Content-Length: 2\r\n\r\nok")
+	})
+	h := startProxy(t, simpleConfig, "{{UP}}", origin, "{{PROTO}}", "http1")
 
 	c, err := net.Dial("tcp", h.srv.ListenerAddr("ingress").String())
 	if err != nil {

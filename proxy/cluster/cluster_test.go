@@ -216,7 +216,12 @@ func TestDefaultsForZeroValues(t *testing.T) {
 	if h1.maxIdle != defaultMaxIdleConnsPerHost || h1.idleTimeout != defaultIdleTimeout {
 		t.Errorf("http1 client: max idle %d, idle timeout %v, want documented defaults", h1.maxIdle, h1.idleTimeout)
 	}
-	tr := h1.fallback
+	// net/http's Transport serves HTTP/2 and h2c clusters.
+	spec, err := newTransport(&config.Cluster{Name: "c", Protocol: protocolH2C}, nil, func(a string) string { return a })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := spec.transport
 	if tr.MaxIdleConnsPerHost != defaultMaxIdleConnsPerHost || tr.IdleConnTimeout != defaultIdleTimeout ||
 		tr.MaxResponseHeaderBytes != 1<<20 || !tr.DisableCompression || tr.Proxy != nil {
 		t.Errorf("transport = %+v, want documented defaults", tr)

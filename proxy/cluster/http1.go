@@ -28,9 +28,11 @@ import (
 // still streaming in gets a writer goroutine, so that the response can flow
 // back while the body is sent (full duplex, as Envoy does).
 //
-// What this client does not do itself goes to fallback, a net/http
-// Transport on the same dialer: protocol upgrades (WebSocket), whose
-// response body must be the raw connection, and CONNECT.
+// A protocol upgrade (WebSocket) goes through the same codec: the request
+// is written exactly as the connection manager left it (nothing added, no
+// default User-Agent), and a 101 answer hands the connection itself to the
+// caller as the response body. CONNECT is refused: the connection manager
+// never forwards one.
 //
 // A pooled connection that the upstream closed while it sat idle is found
 // before reuse by a non-blocking peek at the socket (one recvfrom with
@@ -42,7 +44,6 @@ type http1Transport struct {
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxIdle     int
 	idleTimeout time.Duration
-	fallback    *http.Transport
 	// handIdle, when set, is offered every connection before it goes back
 	// in the pool, for a request whose dial waits for a circuit-breaker
 	// slot (circuit_breaker.go, idlePool); true means it was taken.
@@ -56,12 +57,11 @@ type http1Transport struct {
 	sweep  *time.Timer
 }
 
-func newHTTP1Transport(dial func(context.Context, string, string) (net.Conn, error), maxIdle int, idleTimeout time.Duration, fallback *http.Transport) *http1Transport {
+func newHTTP1Transport(dial func(context.Context, string, string) (net.Conn, error), maxIdle int, idleTimeout time.Duration) *http1Transport {
 	return &http1Transport{
 		dial:        dial,
 		maxIdle:     maxIdle,
 		idleTimeout: idleTimeout,
-		fallback:    fallback,
 		idle:        map[string][]*http1Conn{},
 	}
 }
@@ -78,10 +78,14 @@ const peekAfterIdle = 10 * time.Millisecond
 // the response arrived: the upstream had closed it while it was idle.
 var errStaleConn = errors.New("pooled connection closed by the upstream")
 
+// errConnect refuses a CONNECT request: hopwatch does not open tunnels to
+// an authority a client names.
+var errConnect = errors.New("http1: CONNECT is not supported upstream")
+
 // RoundTrip implements http.RoundTripper.
 func (t *http1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method == http.MethodConnect || req.Header.Get("Upgrade") != "" {
-		return ticketTransport{t.fallback}.RoundTrip(req)
+	if req.Method == http.MethodConnect {
+		return nil, errConnect
 	}
 	ctx := req.Context()
 	for retried := false; ; retried = true {
@@ -130,7 +134,6 @@ func (t *http1Transport) CloseIdleConnections() {
 			pc.conn.Close()
 		}
 	}
-	t.fallback.CloseIdleConnections()
 }
 
 // getConn returns a pooled connection to addr that is still open, or dials
@@ -327,11 +330,7 @@ func (pc *http1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, pc.fail(ctx, stop, err, true)
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols {
-		// Only requests with an Upgrade header may be switched, and those
-		// go to the fallback transport.
-		pc.conn.Close()
-		stop()
-		return nil, errors.New("malformed HTTP response: 101 Switching Protocols to a request that asked for no upgrade")
+		return pc.switched(req, res, stop, writeDone)
 	}
 	body := &http1Body{pc: pc, rc: res.Body, stop: stop, writeDone: writeDone, reusable: !res.Close && !req.Close}
 	if res.Body == http.NoBody {
@@ -476,4 +475,48 @@ func (b *http1Body) finish(complete bool) {
 		return
 	}
 	pc.t.putIdle(pc)
+}
+
+// switched completes an exchange the upstream answered with 101 Switching
+// Protocols: the connection leaves the pool for good and becomes the
+// response body, an io.ReadWriteCloser over the raw connection that starts
+// with whatever the upstream sent past the response head.
+func (pc *http1Conn) switched(req *http.Request, res *http.Response, stop func() bool, writeDone chan error) (*http.Response, error) {
+	if req.Header.Get("Upgrade") == "" {
+		pc.conn.Close()
+		stop()
+		return nil, errors.New("malformed HTTP response: 101 Switching Protocols to a request that asked for no upgrade")
+	}
+	if writeDone != nil {
+		// An upgrade request with a body: the body precedes the switch
+		// on the wire, so it must be all out before the tunnel writes.
+		if err := <-writeDone; err != nil {
+			return nil, pc.fail(req.Context(), stop, err, false)
+		}
+	}
+	if !stop() {
+		// Cancelled while the head arrived: the deadline is poisoned.
+		pc.conn.Close()
+		return nil, fmt.Errorf("upstream exchange cancelled: %w", context.Cause(req.Context()))
+	}
+	res.Body = &switchedConn{pc: pc}
+	return res, nil
+}
+
+// switchedConn is the body of a 101 response: the upgraded connection.
+type switchedConn struct {
+	pc   *http1Conn
+	once sync.Once
+}
+
+// Read returns the bytes buffered past the response head first.
+func (s *switchedConn) Read(p []byte) (int, error) { return s.pc.br.Read(p) }
+
+func (s *switchedConn) Write(p []byte) (int, error) { return s.pc.conn.Write(p) }
+
+// Close closes the connection; it never goes back to the pool.
+func (s *switchedConn) Close() error {
+	var err error
+	s.once.Do(func() { err = s.pc.conn.Close() })
+	return err
 }

@@ -23,8 +23,7 @@ import (
 func newTestHTTP1(t *testing.T, idleTimeout time.Duration) *http1Transport {
 	t.Helper()
 	d := newDialer("test", 2*time.Second, nil, false, nil, func(a string) string { return a })
-	fallback := &http.Transport{DialContext: d.DialContext, DisableCompression: true}
-	tr := newHTTP1Transport(d.DialContext, 8, idleTimeout, fallback)
+	tr := newHTTP1Transport(d.DialContext, 8, idleTimeout)
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
 }
@@ -257,28 +256,11 @@ func TestHTTP1CancelUnblocksAndDropsConnection(t *testing.T) {
 // byte string and closes the connection.
 func rawServer(t *testing.T, response string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				_, _ = io.WriteString(c, response)
-			}()
+	return "http://" + rawUpstream(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			_, _ = io.WriteString(c, response)
 		}
-	}()
-	return "http://" + ln.Addr().String()
+	})
 }
 
 func TestHTTP1ResponseParsing(t *testing.T) {
@@ -329,30 +311,74 @@ func TestHTTP1ResponseParsing(t *testing.T) {
 	}
 }
 
-// TestHTTP1UpgradeGoesToFallback: a WebSocket-style upgrade is served by
-// the fallback transport, whose 101 response body is the raw connection.
-func TestHTTP1UpgradeGoesToFallback(t *testing.T) {
-	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "echo" {
-			http.Error(w, "want upgrade", http.StatusBadRequest)
-			return
+// rawUpstream accepts connections on loopback and hands each to serve on
+// its own goroutine; it stops when the test ends.
+func rawUpstream(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				serve(c)
+			}()
 		}
-		c, brw, err := http.NewResponseController(w).Hijack()
+	}()
+	return ln.Addr().String()
+}
+
+// readHead reads one request head, byte for byte as it arrived.
+func readHead(br *bufio.Reader) (string, error) {
+	var head strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		head.WriteString(line)
+		if err != nil {
+			return head.String(), err
+		}
+		if line == "\r\n" {
+			return head.String(), nil
+		}
+	}
+}
+
+// TestHTTP1Upgrade: an upgrade goes through hopwatch's own codec, exactly
+// as given (no User-Agent added), and the 101 response's body is the raw
+// connection, starting with the bytes the upstream sent right behind the
+// response head.
+func TestHTTP1Upgrade(t *testing.T) {
+	heads := make(chan string, 1)
+	addr := rawUpstream(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		head, err := readHead(br)
+		heads <- head
 		if err != nil {
 			return
 		}
-		defer c.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-		_ = brw.Flush()
-		_, _ = io.Copy(c, brw)
+		// The head and the first tunnelled bytes in one write: the client
+		// reads them into its buffer together.
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello|")
+		_, _ = io.Copy(c, br)
 	})
 	tr := newTestHTTP1(t, time.Hour)
-	req := newReq(t, http.MethodGet, srv.URL, nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "echo")
+	req := newReq(t, http.MethodGet, "http://"+addr+"/chat", nil)
+	req.Header = http.Header{"Connection": {"Upgrade"}, "Upgrade": {"echo"}}
 	res, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if head := <-heads; head != "GET /chat HTTP/1.1\r\nHost: "+addr+"\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n" &&
+		head != "GET /chat HTTP/1.1\r\nHost: "+addr+"\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n" {
+		t.Errorf("upstream received %q, want the request line, Host, Connection and Upgrade only", head)
 	}
 	rw, ok := res.Body.(io.ReadWriteCloser)
 	if res.StatusCode != http.StatusSwitchingProtocols || !ok {
@@ -362,9 +388,57 @@ func TestHTTP1UpgradeGoesToFallback(t *testing.T) {
 	if _, err := io.WriteString(rw, "tunnel"); err != nil {
 		t.Fatal(err)
 	}
-	got := make([]byte, 6)
-	if _, err := io.ReadFull(rw, got); err != nil || string(got) != "tunnel" {
-		t.Fatalf("echo %q, %v", got, err)
+	got := make([]byte, len("hello|tunnel"))
+	if _, err := io.ReadFull(rw, got); err != nil || string(got) != "hello|tunnel" {
+		t.Fatalf("read %q, %v; want the early bytes then the echo", got, err)
+	}
+	if err := rw.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	tr.mu.Lock()
+	idle := len(tr.idle[addr])
+	tr.mu.Unlock()
+	if idle != 0 {
+		t.Errorf("an upgraded connection went back to the pool (%d idle)", idle)
+	}
+}
+
+// TestHTTP1UpgradeDeclined: an upstream that answers an upgrade request
+// with an ordinary response gives an ordinary response, and the connection
+// is reused once that response was read to the end.
+func TestHTTP1UpgradeDeclined(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "plain %s", r.Header.Get("Upgrade"))
+	})
+	tr := newTestHTTP1(t, time.Hour)
+	req := newReq(t, http.MethodGet, srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "echo")
+	if res, body := do(t, tr, req); res.StatusCode != http.StatusOK || body != "plain echo" {
+		t.Fatalf("got %d %q", res.StatusCode, body)
+	}
+	do(t, tr, newReq(t, http.MethodGet, srv.URL, nil))
+	if n := conns.Load(); n != 1 {
+		t.Errorf("connections = %d, want 1 (reused after a cleanly finished response)", n)
+	}
+}
+
+// TestHTTP1UnaskedSwitch: a 101 to a request that asked for no upgrade is
+// a protocol error, and the connection is not reused.
+func TestHTTP1UnaskedSwitch(t *testing.T) {
+	url := rawServer(t, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")
+	tr := newTestHTTP1(t, time.Hour)
+	_, err := tr.RoundTrip(newReq(t, http.MethodGet, url+"/", nil))
+	if err == nil || !strings.Contains(err.Error(), "asked for no upgrade") {
+		t.Fatalf("err = %v, want a protocol error", err)
+	}
+}
+
+func TestHTTP1RefusesConnect(t *testing.T) {
+	tr := newTestHTTP1(t, time.Hour)
+	req := newReq(t, http.MethodConnect, "http://127.0.0.1:1", nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, errConnect) {
+		t.Fatalf("err = %v, want errConnect", err)
 	}
 }
 

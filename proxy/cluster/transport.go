@@ -37,8 +37,7 @@ type pooledTransport interface {
 
 // transportSpec is what building a cluster's transport decided.
 type transportSpec struct {
-	// transport is net/http's, used for HTTP/2 and h2c, and by http1 for
-	// upgrades.
+	// transport is net/http's, used for HTTP/2 and h2c.
 	transport *http.Transport
 	// client is what the cluster's requests go through: transport, or for
 	// http1 clusters hopwatch's own HTTP/1.1 client (http1.go).
@@ -129,7 +128,7 @@ func newTransport(cfg *config.Cluster, obs DialObserver, serverName func(string)
 	// dialer when they no longer wait for a connection (circuit_breaker.go).
 	spec.client = ticketTransport{t}
 	if cfg.Protocol == "" || cfg.Protocol == protocolHTTP1 {
-		h1 := newHTTP1Transport(dial, maxIdle, idleTimeout, t)
+		h1 := newHTTP1Transport(dial, maxIdle, idleTimeout)
 		h1.handIdle, h1.connIdle = d.handIdle, d.connIdle
 		spec.client = h1
 	}

@@ -117,6 +117,7 @@ func (c *Config) applyDefaults(explicit func(path string) bool) {
 		}
 		setS(&l.ServerName, fieldPath(lp, "server_name"), DefaultServerName)
 		l.applyRateLimitDefaults(lp, explicit)
+		l.applyUpgradeDefaults(lp, explicit)
 		for j := range l.VirtualHosts {
 			vh := &l.VirtualHosts[j]
 			vp := indexPath(fieldPath(lp, "virtual_hosts"), j)

@@ -128,6 +128,10 @@ type Listener struct {
 	// Protocols accepted on this listener. Default [http1, http2]: HTTP/2 over
 	// TLS via ALPN, or h2c with prior knowledge on a plaintext listener.
 	Protocols []string `yaml:"protocols"`
+	// UpgradeConfigs lists the protocol upgrades the listener allows
+	// (Envoy's upgrade_configs); a route can override each type. Default:
+	// websocket only. Any other Upgrade is stripped (upgrade.go).
+	UpgradeConfigs []UpgradeConfig `yaml:"upgrade_configs"`
 	// Limits protect the listener from slow or oversized requests.
 	Limits ListenerLimits `yaml:"limits"`
 	// UseRemoteAddress makes this listener an edge: the peer address is
@@ -337,6 +341,9 @@ type RouteAction struct {
 	RequestMirrorPolicies []RequestMirrorPolicy `yaml:"request_mirror_policies"`
 	// RateLimits build descriptors for the global rate-limit service.
 	RateLimits []RateLimit `yaml:"rate_limits"`
+	// UpgradeConfigs allow or refuse upgrade types on this route, over
+	// the listener's (Envoy's RouteAction.upgrade_configs).
+	UpgradeConfigs []UpgradeConfig `yaml:"upgrade_configs"`
 }
 
 // WeightedClusters splits traffic between clusters by integer weight.

@@ -310,6 +310,7 @@ func (v *validator) checkFile(path string, name *string, required bool) {
 
 func (v *validator) listener(lp string, l *Listener) {
 	defer v.listenerRateLimits(lp, l)
+	defer v.listenerUpgrades(lp, l)
 	v.name(fieldPath(lp, "name"), l.Name, true)
 	v.address(fieldPath(lp, "address"), l.Address, true)
 	v.name(fieldPath(lp, "stat_prefix"), l.StatPrefix, true)

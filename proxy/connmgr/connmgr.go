@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -226,11 +227,20 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 	// incoming map is owned by this request; cloning it would cost an
 	// allocation per header for nothing.
 	h := req.Header
+	if req.Method == http.MethodConnect {
+		refuseConnect(w, req, info, serverName, m.prepare(lc, "", snap.Stats))
+		return router.Outcome{}
+	}
+	// An upgrade is put back for route matching (a route may match on
+	// Upgrade) and kept only if the route allows it (below). h2c never is,
+	// and HTTP/1.0 cannot upgrade (RFC 9110 §7.8): those go upstream as
+	// plain requests, as Envoy's codec sends an h2c upgrade request.
 	upgrade, isUpgrade := headers.IsUpgrade(h)
 	headers.RemoveHopByHop(h)
-	if isUpgrade {
-		h["Connection"] = []string{"Upgrade"}
-		h["Upgrade"] = []string{upgrade}
+	if isUpgrade && req.ProtoAtLeast(1, 1) && !strings.EqualFold(upgrade, "h2c") {
+		headers.SetUpgrade(h, upgrade)
+	} else {
+		upgrade = ""
 	}
 
 	peer, _ := netip.ParseAddrPort(req.RemoteAddr)
@@ -345,6 +355,12 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 			return router.Outcome{}
 		}
 	}
+	if upgrade != "" && !config.UpgradeAllowed(lc.UpgradeConfigs, rt.Upgrades, upgrade) {
+		// Envoy answers 403 here; stripping serves the request all the
+		// same and gives the client nothing to tunnel through.
+		headers.StripUpgrade(h)
+		upgrade = ""
+	}
 	vars := &s.vars
 	*vars = route.Vars{RemoteAddr: req.RemoteAddr, UpstreamCluster: target.Name, Request: h}
 	rt.ApplyRequest(target, h, vars)
@@ -384,6 +400,19 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 		return router.Outcome{}
 	}
 	return router.Forward(w, &s.fwd)
+}
+
+// refuseConnect answers a CONNECT request 403, as Envoy does when CONNECT
+// is not configured: hopwatch does not terminate CONNECT, and is never an
+// open proxy. An HTTP/1 connection closes after the answer, because the
+// client may already be sending tunnel bytes that must not be read as a
+// request (HTTP/2 confines them to the stream).
+func refuseConnect(w http.ResponseWriter, req *http.Request, info *streaminfo.Info, serverName string, prepare func(http.Header)) {
+	info.ResponseCodeDetails = "upgrade_failed"
+	if req.ProtoMajor == 1 {
+		w.Header()["Connection"] = []string{"close"}
+	}
+	router.WriteLocalReply(w, http.StatusForbidden, "", serverName, prepare)
 }
 
 // startSpan starts the request's server span and counts the tracing

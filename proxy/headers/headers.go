@@ -13,7 +13,8 @@ import (
 
 // hopByHop are the headers RFC 9110 §7.6.1 and RFC 7230 define as
 // connection-specific. They describe one connection and must never be
-// forwarded. Upgrade is handled separately by the caller for WebSocket.
+// forwarded. Upgrade is put back by the connection manager for an upgrade
+// the route allows (IsUpgrade).
 var hopByHop = [...]string{
 	"Connection",
 	"Proxy-Connection", // non-standard, sent by old clients
@@ -24,6 +25,10 @@ var hopByHop = [...]string{
 	"Trailer", // not "Trailers": the request/response field that announces them
 	"Transfer-Encoding",
 	"Upgrade",
+	// Only meaningful with "Upgrade: h2c" (RFC 7540 §3.2.1), which is never
+	// forwarded; removed even when Connection does not name it, as the
+	// RFC requires it to.
+	"Http2-Settings",
 }
 
 // RemoveHopByHop deletes the hop-by-hop headers from h, including every
@@ -82,20 +87,44 @@ func containsToken(v, token string) bool {
 	return false
 }
 
-// IsUpgrade reports whether the request asks to switch protocols
-// (Connection: upgrade with an Upgrade header) and returns the protocol.
+// IsUpgrade reports whether the request asks to switch protocols: an
+// Upgrade header and the "upgrade" token in Connection (RFC 9110 §7.8). It
+// returns the Upgrade value, which the connection manager compares with
+// the configured upgrade types. Several Upgrade fields are joined into one
+// list, which matches no single type, so an ambiguous request is never
+// upgraded.
 func IsUpgrade(h http.Header) (string, bool) {
-	up := h.Get("Upgrade")
-	if up == "" {
+	ups := h["Upgrade"]
+	if len(ups) == 0 {
 		return "", false
 	}
 	for _, v := range h["Connection"] {
 		if containsToken(v, "upgrade") {
-			return up, true
+			up := strings.TrimSpace(strings.Join(ups, ", "))
+			return up, up != ""
 		}
 	}
 	return "", false
 }
+
+// SetUpgrade puts back, on a header set RemoveHopByHop cleaned, the two
+// headers that ask the upstream to switch to protocol, and nothing else:
+// "Connection: Upgrade" and "Upgrade: <protocol>".
+func SetUpgrade(h http.Header, protocol string) {
+	h["Connection"] = connectionUpgrade
+	h["Upgrade"] = []string{protocol}
+}
+
+// StripUpgrade removes what SetUpgrade added, so that the request goes
+// upstream as a plain HTTP/1.1 request.
+func StripUpgrade(h http.Header) {
+	delete(h, "Connection")
+	delete(h, "Upgrade")
+}
+
+// connectionUpgrade is shared by every upgrade request: nothing edits a
+// header value in place.
+var connectionUpgrade = []string{"Upgrade"}
 
 // Forwarded is the result of applying X-Forwarded-For rules to a request.
 type Forwarded struct {

@@ -55,6 +55,11 @@ func TestRemoveHopByHop(t *testing.T) {
 			in:   http.Header{"Content-Type": {"text/plain"}, "X-Request-Id": {"a"}},
 			want: http.Header{"Content-Type": {"text/plain"}, "X-Request-Id": {"a"}},
 		},
+		{
+			name: "h2c upgrade: HTTP2-Settings goes even when Connection does not name it",
+			in:   http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2c"}, "Http2-Settings": {"AAMAAABkAAQCAAAAAAIAAAAA"}, "X-Keep": {"1"}},
+			want: http.Header{"X-Keep": {"1"}},
+		},
 		{name: "empty", in: http.Header{}, want: http.Header{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,6 +85,9 @@ func TestIsUpgrade(t *testing.T) {
 		{"Connection: upgrade without Upgrade", http.Header{"Connection": {"upgrade"}}, "", false},
 		{"token is a substring only", http.Header{"Connection": {"upgraded"}, "Upgrade": {"websocket"}}, "", false},
 		{"empty", http.Header{}, "", false},
+		{"empty Upgrade value", http.Header{"Connection": {"upgrade"}, "Upgrade": {" "}}, "", false},
+		// Several fields become one list, which no configured type matches.
+		{"two Upgrade fields", http.Header{"Connection": {"upgrade"}, "Upgrade": {"websocket", "h2c"}}, "websocket, h2c", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			proto, ok := IsUpgrade(tc.h)
@@ -87,6 +95,19 @@ func TestIsUpgrade(t *testing.T) {
 				t.Errorf("IsUpgrade = %q, %v; want %q, %v", proto, ok, tc.proto, tc.ok)
 			}
 		})
+	}
+}
+
+func TestSetAndStripUpgrade(t *testing.T) {
+	h := http.Header{"X-Keep": {"1"}}
+	SetUpgrade(h, "websocket")
+	want := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "X-Keep": {"1"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("SetUpgrade: got %v, want %v", h, want)
+	}
+	StripUpgrade(h)
+	if want := (http.Header{"X-Keep": {"1"}}); !reflect.DeepEqual(h, want) {
+		t.Fatalf("StripUpgrade: got %v, want %v", h, want)
 	}
 }
 
@@ -161,7 +182,7 @@ func TestCount(t *testing.T) {
 
 // hopByHopNames lists the names that must never survive RemoveHopByHop
 // (Te survives only as exactly "trailers").
-var hopByHopNames = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Trailer", "Transfer-Encoding", "Upgrade"}
+var hopByHopNames = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Trailer", "Transfer-Encoding", "Upgrade", "Http2-Settings"}
 
 func FuzzRemoveHopByHop(f *testing.F) {
 	f.Add("x-foo, keep-alive", "x-foo", "trailers", "1")
@@ -175,6 +196,7 @@ func FuzzRemoveHopByHop(f *testing.F) {
 		h["Te"] = []string{te}
 		h["Upgrade"] = []string{value}
 		h["Keep-Alive"] = []string{value}
+		h["Http2-Settings"] = []string{value}
 		h["X-End-To-End"] = []string{"kept"}
 		named := map[string]bool{}
 		for n := range strings.SplitSeq(conn, ",") {

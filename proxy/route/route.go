@@ -106,6 +106,9 @@ type Route struct {
 	Fault *fault.Fault
 	// Mirrors are the route's request mirror policies (ActionRoute only).
 	Mirrors []MirrorPolicy
+	// Upgrades are the route's upgrade_configs, which override the
+	// listener's (config.UpgradeAllowed); nil when it has none.
+	Upgrades []config.UpgradeConfig
 
 	match matcher
 
@@ -235,6 +238,7 @@ func (rt *Route) compileRouteAction(a *config.RouteAction, path string, opts Opt
 		return fmt.Errorf("%s: host_rewrite_literal and auto_host_rewrite are mutually exclusive", path)
 	}
 	rt.HostRewrite, rt.AutoHostRewrite = a.HostRewriteLiteral, a.AutoHostRewrite
+	rt.Upgrades = a.UpgradeConfigs
 
 	rt.Timeout = DefaultTimeout
 	if a.Timeout != nil {
