@@ -37,6 +37,9 @@ type Provider struct {
 	prop propagation.TextMapPropagator
 	gate *gate
 	exp  *countingExporter
+	// sampler is the provider's sampler, which RootDecision consults
+	// without starting a span.
+	sampler requestIDSampler
 }
 
 // Option adjusts Setup beyond Config; tests use them.
@@ -128,12 +131,13 @@ func Setup(ctx context.Context, cfg Config, opts ...Option) (*Provider, error) {
 		sdktrace.WithExportTimeout(b.ExportTimeout.D()),
 	)
 	g.next = bsp
+	sampler := RequestIDSampler(*rc.SamplingRatio).(requestIDSampler)
 	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(RequestIDSampler(*rc.SamplingRatio)),
+		sdktrace.WithSampler(sampler),
 		sdktrace.WithResource(res),
 		sdktrace.WithSpanProcessor(g),
 	)
-	return &Provider{cfg: rc, tp: tp, prop: prop, gate: g, exp: cexp}, nil
+	return &Provider{cfg: rc, tp: tp, prop: prop, gate: g, exp: cexp, sampler: sampler}, nil
 }
 
 // queueHeadroom is the room the SDK's queue has beyond the gate's capacity,
@@ -217,6 +221,19 @@ func (p *Provider) TracerProvider() trace.TracerProvider {
 		return noop.NewTracerProvider()
 	}
 	return p.tp
+}
+
+// RootDecision reports the sampling decision for a span with no parent
+// and no forcing that carries request ID id, as the provider's sampler
+// would make it (RequestIDSampler, rule 3), without starting a span: a
+// proxy learns that a request is not traced before it pays for a span.
+// ok is false when id cannot decide (the sampler then falls back to the
+// trace ID) or p is nil.
+func (p *Provider) RootDecision(id string) (sampled, ok bool) {
+	if p == nil {
+		return false, false
+	}
+	return p.sampler.decideByRequestID(id)
 }
 
 // Propagator returns the configured composite propagator.

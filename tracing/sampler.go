@@ -89,8 +89,8 @@ func (s requestIDSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.S
 		if a.Key != AttrRequestID {
 			continue
 		}
-		if v, ok := requestid.Mod(a.Value.AsString(), requestIDBuckets); ok {
-			if v < s.threshold {
+		if sampled, ok := s.decideByRequestID(a.Value.AsString()); ok {
+			if sampled {
 				return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample}
 			}
 			return sdktrace.SamplingResult{Decision: sdktrace.Drop}
@@ -98,6 +98,13 @@ func (s requestIDSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.S
 		break
 	}
 	return s.fallback.ShouldSample(p)
+}
+
+// decideByRequestID is rule 3: Envoy's decision from x-request-id. ok is
+// false when id cannot decide (empty, or not hexadecimal where it must be).
+func (s requestIDSampler) decideByRequestID(id string) (sampled, ok bool) {
+	v, ok := requestid.Mod(id, requestIDBuckets)
+	return ok && v < s.threshold, ok
 }
 
 // Description implements sdktrace.Sampler.

@@ -10,6 +10,9 @@ package tracer
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -50,6 +53,13 @@ type Tracer struct {
 	prop     propagation.TextMapPropagator
 	nodeID   string
 	zone     string
+	// contextKeys are the canonical names of the headers the propagators
+	// read: a request carrying none of them has no parent to continue.
+	contextKeys []string
+	// onlyTraceContext: the propagators write nothing for an unsampled
+	// root but traceparent (W3C tracecontext, with or without baggage),
+	// which the fast path then formats itself.
+	onlyTraceContext bool
 }
 
 // New returns a Tracer on p, tagging spans with the proxy's node ID and zone
@@ -58,7 +68,17 @@ func New(p *tracing.Provider, nodeID, zone string) *Tracer {
 	if p == nil {
 		return nil
 	}
-	return &Tracer{provider: p, tracer: p.Tracer(Instrumentation), prop: p.Propagator(), nodeID: nodeID, zone: zone}
+	t := &Tracer{provider: p, tracer: p.Tracer(Instrumentation), prop: p.Propagator(), nodeID: nodeID, zone: zone}
+	t.onlyTraceContext = true
+	for _, f := range t.prop.Fields() {
+		t.contextKeys = append(t.contextKeys, canonicalKey(f))
+		switch f {
+		case "traceparent", "tracestate", "baggage":
+		default:
+			t.onlyTraceContext = false
+		}
+	}
+	return t
 }
 
 // Provider returns the provider the Tracer records to.
@@ -113,16 +133,25 @@ func SpanName(authority string) string { return authority }
 // the configured propagation formats), or starts a trace, and starts the
 // request's server span. ctx is the request's context; the returned one
 // holds the span and is the parent of its client spans. The span is
-// non-recording when the request is not sampled; it always carries a valid
-// span context, which client spans pass on so the next hop keeps the
-// decision.
+// non-recording when the request is not sampled, and nil when it is a root
+// request (no trace context, no forcing) that its x-request-id leaves
+// untraced: the fast path, which costs no span and no allocation. Either
+// way StartClient passes the decision on, so the next hop keeps it.
 func (t *Tracer) StartServer(ctx context.Context, in Inbound) (context.Context, trace.Span, Reason) {
 	if t == nil {
 		return ctx, nil, NotTraceable
 	}
-	ctx = t.prop.Extract(ctx, headerCarrier(in.Header))
 	clientForced := len(in.Header[HeaderClientTraceID]) > 0 && in.Header[HeaderClientTraceID][0] != ""
 	serviceForced := in.Internal && forceTrace(in.Header)
+	if !clientForced && !serviceForced && !t.carriesContext(in.Header) {
+		if sampled, ok := t.provider.RootDecision(in.RequestID); ok && !sampled {
+			// The common case at a low sampling ratio: a root request
+			// that x-request-id leaves untraced. No span, no context,
+			// no allocation; StartClient passes the decision on.
+			return ctx, nil, NotTraceable
+		}
+	}
+	ctx = t.prop.Extract(ctx, headerCarrier(in.Header))
 	if clientForced || serviceForced {
 		ctx = tracing.WithForcedSampling(ctx)
 	}
@@ -145,6 +174,16 @@ func (t *Tracer) StartServer(ctx context.Context, in Inbound) (context.Context, 
 		reason = Sampling
 	}
 	return ctxOut, span, reason
+}
+
+// carriesContext reports whether h has any header the propagators read.
+func (t *Tracer) carriesContext(h http.Header) bool {
+	for _, k := range t.contextKeys {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // forceTrace reports whether x-envoy-force-trace is set. Envoy acts on the
@@ -232,6 +271,8 @@ func (t *Tracer) StartClient(ctx context.Context, out Outbound) trace.Span {
 	if !parent.IsRecording() {
 		if parent.SpanContext().IsValid() {
 			t.prop.Inject(ctx, headerCarrier(out.Header))
+		} else {
+			t.injectUnsampledRoot(ctx, out.Header)
 		}
 		return nil
 	}
@@ -256,6 +297,46 @@ func (t *Tracer) StartClient(ctx context.Context, out Outbound) trace.Span {
 	span.SetAttributes(attrs...)
 	t.prop.Inject(cctx, headerCarrier(out.Header))
 	return span
+}
+
+// injectUnsampledRoot passes on the decision of a request that
+// StartServer left untraced without a span (its fast path): a fresh trace
+// and span ID, not sampled, so that the next hop does not start a trace of
+// its own. Each attempt gets its own IDs; nothing is recorded under them.
+func (t *Tracer) injectUnsampledRoot(ctx context.Context, h http.Header) {
+	tid, sid := newTraceID(), newSpanID()
+	if !t.onlyTraceContext {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, Remote: true})
+		t.prop.Inject(trace.ContextWithSpanContext(ctx, sc), headerCarrier(h))
+		return
+	}
+	// W3C traceparent, version 00, flags 00 (not sampled): what
+	// propagation.TraceContext writes for this context, formatted here
+	// without building the context first.
+	var b [55]byte
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	copy(b[52:], "-00")
+	h["Traceparent"] = []string{string(b[:])}
+}
+
+// newTraceID and newSpanID return random, valid (non-zero) IDs from the
+// runtime's per-thread generator, which takes no lock.
+func newTraceID() (id trace.TraceID) {
+	for !id.IsValid() {
+		binary.LittleEndian.PutUint64(id[:8], rand.Uint64())
+		binary.LittleEndian.PutUint64(id[8:], rand.Uint64())
+	}
+	return id
+}
+
+func newSpanID() (id trace.SpanID) {
+	for !id.IsValid() {
+		binary.LittleEndian.PutUint64(id[:], rand.Uint64())
+	}
+	return id
 }
 
 // EndClient records how an attempt ended and ends its span: status is the

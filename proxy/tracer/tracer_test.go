@@ -3,12 +3,15 @@ package tracer
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hopwatch/hopwatch/proxy/requestid"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
@@ -52,12 +55,71 @@ func TestDecisions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr, _ := newTestTracer(t, tc.ratio)
 			_, span, reason := tr.StartServer(context.Background(), Inbound{Header: tc.hdr, RequestID: "4d2c3b1a-0000-4000-8000-000000000000", Internal: tc.internal, Name: "h"})
-			defer span.End()
+			recording := false
+			if span != nil {
+				defer span.End()
+				recording = span.IsRecording()
+			}
 			if reason != tc.want {
 				t.Errorf("reason %d, want %d", reason, tc.want)
 			}
-			if span.IsRecording() != (tc.want != NotTraceable) {
-				t.Errorf("recording %v for reason %d", span.IsRecording(), reason)
+			if recording != (tc.want != NotTraceable) {
+				t.Errorf("recording %v for reason %d", recording, reason)
+			}
+		})
+	}
+}
+
+// TestUnsampledRootFastPath: a root request that its x-request-id leaves
+// untraced gets no span at all, yet every attempt passes a valid,
+// unsampled context upstream in each configured format, so the next hop
+// does not start a trace of its own. A request that carries any trace
+// context (baggage included) takes the full path.
+func TestUnsampledRootFastPath(t *testing.T) {
+	const rid = "4d2c3b1a-0000-4000-8000-000000000000" // decides "not sampled" below ratio 1
+	for _, props := range [][]string{{"tracecontext", "baggage"}, {"b3", "jaeger"}, {"tracecontext", "b3multi"}} {
+		t.Run(strings.Join(props, ","), func(t *testing.T) {
+			tr, exp := newTestTracer(t, 0.25, props...)
+			p := tr.Provider()
+			if sampled, ok := p.RootDecision(rid); !ok || sampled {
+				t.Fatalf("RootDecision(%q) = %v, %v; the test needs an unsampled, decidable ID", rid, sampled, ok)
+			}
+			ctx, span, reason := tr.StartServer(context.Background(), Inbound{Header: http.Header{}, RequestID: rid, Name: "h"})
+			if span != nil || reason != NotTraceable {
+				t.Fatalf("span %v, reason %d: want no span, NotTraceable", span, reason)
+			}
+			var traceIDs []string
+			for attempt := 1; attempt <= 2; attempt++ {
+				h := http.Header{}
+				if cs := tr.StartClient(ctx, Outbound{Header: h, Cluster: "c", Attempt: attempt}); cs != nil {
+					t.Fatal("a client span was started for an unsampled request")
+				}
+				sc := trace.SpanContextFromContext(p.Propagator().Extract(context.Background(), propagation.HeaderCarrier(h)))
+				if !sc.IsValid() || sc.IsSampled() {
+					t.Fatalf("attempt %d sent %v: want a valid, unsampled context", attempt, h)
+				}
+				traceIDs = append(traceIDs, sc.TraceID().String())
+			}
+			if traceIDs[0] == traceIDs[1] {
+				t.Errorf("two attempts share trace ID %s", traceIDs[0])
+			}
+			// Baggage (or any propagated header) takes the full path, so
+			// that what the client sent is passed on.
+			in := http.Header{"Baggage": {"k=v"}}
+			ctx, span, _ = tr.StartServer(context.Background(), Inbound{Header: in, RequestID: rid, Name: "h"})
+			if span == nil && slices.Contains(props, "baggage") {
+				t.Error("a request with baggage took the fast path")
+			}
+			h := http.Header{}
+			tr.StartClient(ctx, Outbound{Header: h, Cluster: "c", Attempt: 1})
+			if slices.Contains(props, "baggage") && h.Get("Baggage") != "k=v" {
+				t.Errorf("baggage not passed on: %v", h)
+			}
+			if err := p.ForceFlush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(exp.GetSpans()); n != 0 {
+				t.Errorf("%d spans exported for unsampled requests", n)
 			}
 		})
 	}
