@@ -71,7 +71,7 @@ func (a EscapedSlashesAction) String() string {
 // hopwatch's default differs from Envoy's, so a config says what it means.
 func ParseEscapedSlashesAction(s string) (a EscapedSlashesAction, ok bool) {
 	for i, name := range escapedSlashesNames {
-		if strings.EqualFold(s, name) {
+		if s == name || strings.EqualFold(s, name) {
 			return EscapedSlashesAction(i), true
 		}
 	}
