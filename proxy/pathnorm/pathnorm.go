@@ -165,6 +165,9 @@ func isNormal(path string, o Options) bool {
 	}
 	for i := 0; i < len(path); i++ {
 		c := path[i]
+		if pathCharClass[c] == pass {
+			continue // letters, digits, "." and most punctuation
+		}
 		switch {
 		case c == '%':
 			if i+2 >= len(path) || !isHex(path[i+1]) || !isHex(path[i+2]) {
@@ -194,7 +197,7 @@ func isNormal(path string, o Options) bool {
 					return false
 				}
 			}
-		case o.NormalizePath && pathCharClass[c] != pass:
+		case o.NormalizePath:
 			return false // "\\", or escaped or refused
 		}
 	}
