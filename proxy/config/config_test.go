@@ -193,7 +193,7 @@ func TestParseErrors(t *testing.T) {
 			edit(t, "stat_prefix: l", "stat_prefx: l"),
 			[]string{
 				"test.yaml:2:5: listeners[0].stat_prefix: required",
-				`test.yaml:4:5: listeners[0]: unknown field "stat_prefx" (did you mean "stat_prefix"?); allowed: access_log, address, limits, name, protocols, rate_limit_service, request_id, server_name, stat_prefix, tls, upgrade_configs, use_remote_address, virtual_hosts, xff_num_trusted_hops`,
+				`test.yaml:4:5: listeners[0]: unknown field "stat_prefx" (did you mean "stat_prefix"?); allowed: access_log, address, limits, merge_slashes, name, normalize_path, path_with_escaped_slashes_action, protocols, rate_limit_service, request_id, server_name, stat_prefix, tls, upgrade_configs, use_remote_address, virtual_hosts, xff_num_trusted_hops`,
 			},
 		},
 		{

@@ -116,6 +116,7 @@ func (c *Config) applyDefaults(explicit func(path string) bool) {
 			setS(&l.AccessLog[j].Format, fieldPath(ap, "format"), "json")
 		}
 		setS(&l.ServerName, fieldPath(lp, "server_name"), DefaultServerName)
+		l.applyPathNormalizationDefaults()
 		l.applyRateLimitDefaults(lp, explicit)
 		l.applyUpgradeDefaults(lp, explicit)
 		for j := range l.VirtualHosts {

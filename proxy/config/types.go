@@ -147,6 +147,9 @@ type Listener struct {
 	AccessLog []AccessLog `yaml:"access_log"`
 	// ServerName is sent as the Server response header. Default "hopwatch".
 	ServerName string `yaml:"server_name"`
+	// PathNormalization holds normalize_path, merge_slashes and
+	// path_with_escaped_slashes_action, as keys of the listener.
+	PathNormalization `yaml:",inline"`
 	// VirtualHosts route requests by :authority.
 	VirtualHosts []VirtualHost `yaml:"virtual_hosts"`
 	// RateLimitService is the global rate-limit service that rate_limits

@@ -344,6 +344,7 @@ func (v *validator) listener(lp string, l *Listener) {
 	if l.XffNumTrustedHops < 0 {
 		v.errorf(fieldPath(lp, "xff_num_trusted_hops"), "must not be negative, got %d", l.XffNumTrustedHops)
 	}
+	v.pathNormalization(lp, &l.PathNormalization)
 	for i, a := range l.AccessLog {
 		ap := indexPath(fieldPath(lp, "access_log"), i)
 		if a.Path == "" {

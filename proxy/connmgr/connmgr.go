@@ -288,6 +288,9 @@ func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *confi
 		m.startSpan(s, req, snap, rid, fwd.Internal)
 	}
 
+	if normalizePath(w, req, info, lc, snap.Stats, serverName, prepare) {
+		return router.Outcome{}
+	}
 	vh := snap.Routes.SelectVirtualHost(req.Host)
 	var rt *route.Route
 	if vh != nil {

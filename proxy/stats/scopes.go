@@ -219,6 +219,10 @@ type HTTPConnManagerStats struct {
 	RqRedirect                           *Counter `stat:"rq_redirect" help:"Requests answered with a redirect (router)"`
 	RqDirectResponse                     *Counter `stat:"rq_direct_response" help:"Requests answered with a direct response (router)"`
 
+	// Path normalisation (normalize_path, path_with_escaped_slashes_action).
+	DownstreamRqFailedPathNormalization      *Counter `stat:"downstream_rq_failed_path_normalization" help:"Requests refused with 400 because their path could not be normalised"`
+	DownstreamRqRedirectedWithNormalizedPath *Counter `stat:"downstream_rq_redirected_with_normalized_path" help:"Requests redirected to their normalised path"`
+
 	// Responses are downstream_rq_completed, downstream_rq_<N>xx and
 	// downstream_rq_time (Envoy has no per-code downstream counters).
 	Responses *CodeStats `codes:"" stem:"downstream_rq" parts:"classes,completed,time"`
