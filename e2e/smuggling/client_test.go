@@ -83,13 +83,12 @@ type result struct {
 
 // exchange is what the client saw on the probe's connection.
 type exchange struct {
-	status    int    // the first final status, 0 when none arrived
-	finals    int    // final responses read
-	later     []int  // the statuses of final responses after the first
-	closed    bool   // the server closed the connection
-	reset     string // HTTP/2: RST_STREAM or GOAWAY error code
-	note      string // anything else worth reporting
-	readError error
+	status int    // the first final status, 0 when none arrived
+	finals int    // final responses read
+	later  []int  // the statuses of final responses after the first
+	closed bool   // the server closed the connection
+	reset  string // HTTP/2: RST_STREAM or GOAWAY error code
+	note   string // anything else worth reporting
 }
 
 // run sends the probe on one listener of tg and checks every invariant.

@@ -302,7 +302,7 @@ func readChunked(br *bufio.Reader) ([]byte, error) {
 		}
 		size, err := strconv.ParseUint(string(line[:len(line)-2]), 16, 32)
 		if err != nil {
-			return body, fmt.Errorf("chunk size line %q: %v", clip(line, 40), err)
+			return body, fmt.Errorf("chunk size line %q: %w", clip(line, 40), err)
 		}
 		if size == 0 {
 			for { // trailers, then the final CRLF
