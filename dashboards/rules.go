@@ -294,7 +294,6 @@ func recName(h hop, metric, op string, w time.Duration) string {
 	return h.level + ":" + h.recPrefix + metric + ":" + op + promDuration(w)
 }
 
-
 func (b ruleBuilder) recordings() []Rule {
 	var rs []Rule
 	for _, h := range sloHops {
