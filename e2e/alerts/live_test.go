@@ -92,24 +92,12 @@ type amAlert struct {
 	} `json:"status"`
 }
 
-// activeAlerts returns the names of the active alerts Alertmanager holds
-// for the cluster, with their alerts.
+// activeAlerts returns the active alerts Alertmanager holds for the
+// cluster, by name.
 func activeAlerts(ctx context.Context, amURL string) (map[string]amAlert, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, amURL+"/api/v2/alerts?active=true&silenced=false&inhibited=false", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("alertmanager: %s", resp.Status)
-	}
 	var as []amAlert
-	if err := json.NewDecoder(resp.Body).Decode(&as); err != nil {
-		return nil, fmt.Errorf("alertmanager: %w", err)
+	if err := e2etest.GetJSON(ctx, amURL+"/api/v2/alerts?active=true&silenced=false&inhibited=false", &as); err != nil {
+		return nil, err
 	}
 	got := map[string]amAlert{}
 	for _, a := range as {
@@ -122,15 +110,6 @@ func activeAlerts(ctx context.Context, amURL string) (map[string]amAlert, error)
 
 // promHasData reports whether an instant query returns a sample.
 func promHasData(ctx context.Context, promURL, query string) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, promURL+"/api/v1/query?query="+url.QueryEscape(query), nil)
-	if err != nil {
-		return false, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
 	var r struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
@@ -138,7 +117,7 @@ func promHasData(ctx context.Context, promURL, query string) (bool, error) {
 			Result []json.RawMessage `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+	if err := e2etest.GetJSON(ctx, promURL+"/api/v1/query?query="+url.QueryEscape(query), &r); err != nil {
 		return false, err
 	}
 	if r.Status != "success" {
