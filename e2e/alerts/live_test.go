@@ -214,8 +214,12 @@ scrape_configs:
 	// and no alert for it has reached Alertmanager.
 	completed := fmt.Sprintf(`envoy_cluster:upstream_rq_completed:rate30s{envoy_cluster_name=%q} > 0`, cluster)
 	prom.WaitFor(t, "recorded requests of "+cluster, 2*time.Minute, func() error {
-		if ok, err := promHasData(ctx, promURL, completed); err != nil || !ok {
-			return fmt.Errorf("no %s yet (%v)", completed, err)
+		ok, err := promHasData(ctx, promURL, completed)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("no %s yet", completed)
 		}
 		return nil
 	})
