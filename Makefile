@@ -48,8 +48,8 @@ test-deps: ## Debian packages the tests run: nginx, HAProxy, Caddy and wrk (the 
 tools-lint:
 	@tools/build.sh golangci-lint
 
-tools-test: ## tools the tests run against: statsd_exporter (sink differential test), Jaeger (tracing e2e), Prometheus (dashboards live proof), Tilt and kustomize (dev environment), envoyproxy/ratelimit (rate-limiting e2e)
-	@tools/build.sh statsd_exporter jaeger prometheus tilt kustomize ratelimit
+tools-test: ## tools the tests run against: statsd_exporter (sink differential test), Jaeger (tracing e2e), Prometheus (dashboards live proof), Tilt and kustomize (dev environment), envoyproxy/ratelimit (rate-limiting e2e), promtool and Alertmanager (alert rules and their live proof)
+	@tools/build.sh statsd_exporter jaeger prometheus tilt kustomize ratelimit promtool alertmanager
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	@for pkg in $$($(GO) list ./...); do \
@@ -60,7 +60,7 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 dashboards: ## generate dashboards/generated/*.json, dashboards/preview/*.png and deploy/grafana/provisioning/
 	$(GO) run ./cmd/dashgen
 
-up: build tools-up ## the dev environment: tilt up over local mode (pipeline, demo, Prometheus, Jaeger; Grafana if on PATH). TILT_ARGS='--port-base=N' moves ports
+up: build tools-up ## the dev environment: tilt up over local mode (pipeline, demo, Prometheus with the alert rules, Alertmanager, Jaeger; Grafana if on PATH). TILT_ARGS='--port-base=N' moves ports
 	tilt up --web-mode=prod -- $(TILT_ARGS)
 
 up-plain: build ## the local pipeline as plain processes, without Tilt (deploy/local/up.sh)
@@ -68,7 +68,7 @@ up-plain: build ## the local pipeline as plain processes, without Tilt (deploy/l
 
 tools-up: # the pinned Tilt unless another tilt is installed, and the tools the Tiltfile runs
 	@if ! command -v tilt >/dev/null 2>&1 || [ "$$(command -v tilt)" = "$(BIN)/tilt" ]; then tools/build.sh tilt; fi
-	@tools/build.sh prometheus jaeger
+	@tools/build.sh prometheus jaeger alertmanager
 
 clean: ## remove build outputs (keeps pinned tools)
 	rm -f $(addprefix $(BIN)/,$(CMDS))

@@ -9,4 +9,11 @@
 // the committed JSON against the builders, lint it with the rules of
 // grafana/dashboard-linter (package dashboards/lint), and e2e/dashboards runs
 // every query against a real Prometheus scraping the real pipeline.
+//
+// Rules (rules.go) builds the recording and alerting rules from the same
+// catalogue with the same checks: SLO burn-rate alerts per upstream cluster
+// and connection manager, cause alerts, and the pipeline's self-alerts.
+// cmd/dashgen writes them to deploy/rules and, as a PrometheusRule, to
+// deploy/k8s/components/prometheusrule; promtool unit-tests them and
+// e2e/alerts proves them live through Alertmanager.
 package dashboards

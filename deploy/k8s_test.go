@@ -781,6 +781,58 @@ func TestServiceMonitorComponent(t *testing.T) {
 	}
 }
 
+// TestPrometheusRuleComponent renders the base with the prometheusrule
+// component and checks that it adds one PrometheusRule whose groups are
+// those of deploy/rules/hopwatch.rules.yml, the file local mode loads.
+func TestPrometheusRuleComponent(t *testing.T) {
+	root := e2etest.RepoRoot(t)
+	dir := t.TempDir()
+	rel := func(p string) string {
+		r, err := filepath.Rel(dir, filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	k := fmt.Sprintf("resources: [%s]\ncomponents: [%s]\n", rel("deploy/k8s"), rel("deploy/k8s/components/prometheusrule"))
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	objs := decodeAll(t, kustomize(t, dir), "PrometheusRule")
+	if len(objs.other) != 1 {
+		t.Fatalf("want one PrometheusRule, got %d objects outside k8s.io/api", len(objs.other))
+	}
+	spec, _ := json.Marshal(objs.other[0]["spec"])
+	raw, err := os.ReadFile(filepath.Join(root, "deploy", "rules", "hopwatch.rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !jsonEqual(t, spec, file) {
+		t.Error("the PrometheusRule's spec differs from deploy/rules/hopwatch.rules.yml: run `make dashboards`")
+	}
+	if !bytes.Contains(spec, []byte("EnvoyClusterErrorBudgetBurn")) {
+		t.Error("the PrometheusRule has no EnvoyClusterErrorBudgetBurn alert")
+	}
+}
+
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	ja, _ := json.Marshal(x)
+	jb, _ := json.Marshal(y)
+	return bytes.Equal(ja, jb)
+}
+
 // TestDockerignoreKeepsBuildInputs checks that the build context has every
 // directory the binaries compile from, and no more than the sources.
 func TestDockerignoreKeepsBuildInputs(t *testing.T) {

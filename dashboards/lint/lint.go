@@ -41,6 +41,9 @@ type Config struct {
 	// IsCounter reports whether a metric name is a counter. Nil falls back
 	// to the linter's heuristic: names ending in _total.
 	IsCounter func(name string) bool
+	// IsKnown reports whether a selector may name a metric (the catalogue,
+	// plus recorded series); used by CheckRuleExpr. Nil allows every name.
+	IsKnown func(name string) bool
 }
 
 // Dashboard is the part of Grafana's dashboard JSON the rules read.
@@ -416,4 +419,41 @@ func insideRate(path []parser.Node) bool {
 		}
 	}
 	return false
+}
+
+// CheckRuleExpr checks a Prometheus rule expression (a recording or
+// alerting rule's expr) with the dashboard rules that apply outside
+// Grafana: it parses (rule-promql), every selector names a known metric
+// (rule-known-name, cfg.IsKnown), and counters appear only inside rate,
+// irate or increase (rule-counter-agg). Rules have no dashboard variables,
+// so the job, instance and $__rate_interval rules do not apply.
+func CheckRuleExpr(expr, where string, cfg Config) []Problem {
+	isCounter := cfg.IsCounter
+	if isCounter == nil {
+		isCounter = func(name string) bool { return strings.HasSuffix(name, "_total") }
+	}
+	var ps []Problem
+	report := func(rule, format string, args ...any) {
+		ps = append(ps, Problem{Dashboard: "rules", Where: where, Rule: rule, Message: fmt.Sprintf(format, args...)})
+	}
+	e, err := parser.NewParser(parser.Options{}).ParseExpr(expr)
+	if err != nil {
+		report("rule-promql", "%q does not parse: %v", expr, err)
+		return ps
+	}
+	parser.Inspect(e, func(n parser.Node, path []parser.Node) error {
+		vs, ok := n.(*parser.VectorSelector)
+		if !ok {
+			return nil
+		}
+		name := SelectorName(vs)
+		if cfg.IsKnown != nil && !cfg.IsKnown(name) {
+			report("rule-known-name", "selector %s names %q, which is neither catalogued nor recorded", vs.String(), name)
+		}
+		if name != "" && isCounter(name) && !insideRate(path) {
+			report("rule-counter-agg", "counter %s is used outside rate, irate or increase", name)
+		}
+		return nil
+	})
+	return ps
 }

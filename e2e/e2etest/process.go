@@ -3,6 +3,7 @@ package e2etest
 import (
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -48,6 +49,23 @@ func (p *Process) Kill() {
 	default:
 		_ = p.cmd.Process.Kill()
 		<-p.done
+	}
+}
+
+// Terminate sends SIGTERM, so that a process that supervises others (such
+// as deploy/local/up.sh) can stop them, and waits up to limit before it
+// kills it. A process that has already exited is left alone.
+func (p *Process) Terminate(limit time.Duration) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(limit):
+		p.Kill()
 	}
 }
 

@@ -32,7 +32,7 @@ import (
 
 // numPorts is the Tiltfile's PORT_TABLE length; offsets follow its order.
 const (
-	numPorts  = 19
+	numPorts  = 20
 	offStatsd = 11
 )
 
@@ -134,7 +134,7 @@ func TestTiltfileLocalModeParses(t *testing.T) {
 		"statsd-sink": "pipeline", "front-proxy": "pipeline", "sidecar-frontend": "pipeline",
 		"sidecar-catalog": "pipeline", "sidecar-inventory": "pipeline", "pipeline-check": "pipeline",
 		"frontend": "demo", "catalog": "demo", "inventory": "demo", "load": "demo",
-		"prometheus": "infra", "jaeger": "infra", "grafana": "infra",
+		"prometheus": "infra", "jaeger": "infra", "grafana": "infra", "alertmanager": "infra",
 	}
 	for name, label := range labels {
 		m, ok := find(ms, name)
@@ -229,6 +229,7 @@ func TestTiltCI(t *testing.T) {
 	tilt := pinnedTool(t, "tilt")
 	pinnedTool(t, "prometheus")
 	pinnedTool(t, "jaeger")
+	pinnedTool(t, "alertmanager")
 	root := e2etest.RepoRoot(t)
 
 	binDir := t.TempDir()
