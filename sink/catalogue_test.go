@@ -44,7 +44,8 @@ func fillTemplate(tmpl string, values map[string]string, sanitize bool) string {
 // flusher sends (prefix "envoy"; see proxy/stats/flusher.go: flat name, or
 // tag-extracted name plus |#tag:value,… in the catalogue's tag order), runs
 // both through the sink with --preset=envoy, and requires exactly the
-// catalogue's Prometheus name and labels.
+// catalogue's Prometheus name and labels; a DogStatsD line with a fixed
+// tag (node_id) must keep it as one more label.
 func TestEnvoyPresetMapsCatalogue(t *testing.T) {
 	// The second set has an IPv6 listener address: the proxy keeps its
 	// brackets ([__1]_8443), which SignalFX tag parsing (on by default, as
@@ -92,14 +93,26 @@ func TestEnvoyPresetMapsCatalogue(t *testing.T) {
 			if len(dogTags) > 0 {
 				dog += "|#" + strings.Join(dogTags, ",")
 			}
-			for _, line := range []string{flat, dog} {
-				name, labels, err := mapLine(parsers[vi], m, line)
+			// A proxy with a fixed tag (stats_config.stats_tags) appends
+			// it to the DogStatsD tags; the preset keeps it as a label.
+			sep := ","
+			if len(dogTags) == 0 {
+				sep = "|#"
+			}
+			tagged := dog + sep + "node_id:front-proxy"
+			withNode := append(slices.Clone(wantLabels), aggregate.Label{Name: "node_id", Value: "front-proxy"})
+			slices.SortFunc(withNode, func(a, b aggregate.Label) int { return strings.Compare(a.Name, b.Name) })
+			for _, c := range []struct {
+				line   string
+				labels []aggregate.Label
+			}{{flat, wantLabels}, {dog, wantLabels}, {tagged, withNode}} {
+				name, labels, err := mapLine(parsers[vi], m, c.line)
 				if err != nil {
-					t.Errorf("%s (family %s): %v", line, f.Name, err)
+					t.Errorf("%s (family %s): %v", c.line, f.Name, err)
 					continue
 				}
-				if name != wantName || fmt.Sprint(labels) != fmt.Sprint(wantLabels) {
-					t.Errorf("%s (family %s)\n got %s%v\nwant %s%v", line, f.Name, name, labels, wantName, wantLabels)
+				if name != wantName || fmt.Sprint(labels) != fmt.Sprint(c.labels) {
+					t.Errorf("%s (family %s)\n got %s%v\nwant %s%v", c.line, f.Name, name, labels, wantName, c.labels)
 				}
 			}
 		}

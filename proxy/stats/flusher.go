@@ -49,7 +49,13 @@ func NewFlusher(store *Store, cfg FlusherConfig, log *slog.Logger) (*Flusher, er
 	}
 	f := &Flusher{store: store, cfg: cfg, log: log}
 	timer := false
-	for _, sc := range cfg.Sinks {
+	for i, sc := range cfg.Sinks {
+		if sc.Type == SinkStatsD && len(store.fixed) > 0 {
+			// As in Envoy, the configuration stands; but say so, because
+			// whoever set stats_tags expects to see them.
+			log.Warn("a plain statsd sink cannot carry stats_config.stats_tags: its lines are flat names without tags; use type dogstatsd to send them",
+				"sink", fmt.Sprintf("stats_sinks[%d]", i), "address", sc.Address, "tags", len(store.fixed))
+		}
 		s := &sinkState{cfg: sc, dog: sc.Type == SinkDogStatsD, compact: sc.Histograms == HistogramsCompact, self: &store.self, log: log}
 		if sc.Protocol == ProtocolTCP {
 			s.w = &tcpWriter{addr: sc.Address}
