@@ -420,11 +420,18 @@ func TestUp(t *testing.T) {
 			metric{"envoy_http_downstream_rq_xx", map[string]string{"envoy_http_conn_manager_prefix": "catalog_ingress", "envoy_response_code_class": "2"}},
 			// The front proxy is in zone-a and the frontend in zone-b.
 			metric{"envoy_cluster_zone_zone_a_zone_b_upstream_rq", map[string]string{"envoy_cluster_name": "frontend", "envoy_response_code": "200"}},
+			// Every series carries its proxy (DogStatsD with a node_id
+			// fixed tag), so one gauge per proxy, not one for all four.
+			metric{"envoy_cluster_upstream_rq_total", map[string]string{"envoy_cluster_name": "frontend", "node_id": "front-proxy"}},
+			metric{"envoy_cluster_upstream_rq_total", map[string]string{"envoy_cluster_name": "inventory_app", "node_id": "inventory-sidecar"}},
 		)
+		for _, node := range []string{"front-proxy", "frontend-sidecar", "catalog-sidecar", "inventory-sidecar"} {
+			want = append(want, metric{"envoy_server_live", map[string]string{"node_id": node}})
+		}
 		waitMetrics(t, p, 30*time.Second, want)
 
 		code, body, _, err := get(p.url(offFrontAdmin, "/stats/prometheus"))
-		if err != nil || code != http.StatusOK || !strings.Contains(body, `envoy_cluster_upstream_rq_total{envoy_cluster_name="frontend"}`) {
+		if err != nil || code != http.StatusOK || !strings.Contains(body, `envoy_cluster_upstream_rq_total{envoy_cluster_name="frontend",node_id="front-proxy"}`) {
 			t.Errorf("front proxy admin /stats/prometheus: status %d, err %v, no frontend cluster stats", code, err)
 		}
 	})
