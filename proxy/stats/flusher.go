@@ -27,8 +27,11 @@ type Flusher struct {
 
 	mu           sync.Mutex // serialises Flush and drains
 	lastCounters []uint64
-	lastHists    []histState
-	mean, val    []byte // scratch for compact lines
+	// announced is how many counters (in creation order) have had their
+	// first flush; the ones after it are sent even if they did not move.
+	announced int
+	lastHists []histState
+	mean, val []byte // scratch for compact lines
 }
 
 // histState is what a compact sink already sent of one histogram.
@@ -124,12 +127,14 @@ func (f *Flusher) Flush(ctx context.Context) {
 	for len(f.lastCounters) < len(counters) {
 		f.lastCounters = append(f.lastCounters, 0)
 	}
+	announced := f.announced
+	f.announced = len(counters)
 	for i, c := range counters {
 		v := c.Value()
 		d := v - f.lastCounters[i]
 		f.lastCounters[i] = v
-		if d == 0 {
-			continue // Envoy skips counters that did not move
+		if d == 0 && (!f.cfg.AnnounceCounters || i < announced || !c.visible()) {
+			continue // counters that did not move are skipped
 		}
 		for _, s := range f.sinks {
 			s.line(ctx, &c.meta, d, "|c")
