@@ -160,8 +160,12 @@ clusters:
 		t.Fatalf("the proxy counted %d connect failures for %d requests, want exactly %d", got, n, n)
 	}
 	prom.WaitFor(t, sel+" scraped at N", 30*time.Second, func() error {
-		if v, err := instant(promURL, sel); err != nil || v != n {
-			return fmt.Errorf("%s = %v (%v), want %d", sel, v, err, n)
+		v, err := instant(promURL, sel)
+		if err != nil {
+			return err
+		}
+		if v != n {
+			return fmt.Errorf("%s = %v, want %d", sel, v, n)
 		}
 		return nil
 	})
