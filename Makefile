@@ -41,9 +41,9 @@ bench-sink: build tools-test ## statsd-sink vs statsd_exporter on identical stre
 tools: ## build every pinned dev tool into ./bin (skips tools already at their pinned version)
 	tools/build.sh $(notdir $(patsubst %/,%,$(wildcard tools/*/)))
 
-test-deps: ## Debian packages the tests run: nginx, HAProxy, Caddy and wrk (the proxy benchmark's peers; their configs are validated by the real programs), and redis-server (the rate-limit service's store in e2e/ratelimit)
+test-deps: ## Debian packages the tests run: nginx, HAProxy, Caddy and wrk (the proxy benchmark's peers; their configs are validated by the real programs), redis-server (the rate-limit service's store in e2e/ratelimit) and jq (the Tiltfile's pipeline-check reads Jaeger's traces with it)
 	@bench/proxy/install-peers.sh
-	@bench/proxy/install-peers.sh redis-server
+	@bench/proxy/install-peers.sh redis-server jq
 
 tools-lint:
 	@tools/build.sh golangci-lint

@@ -20,6 +20,20 @@ var (
 	lblCode     = promIdent(stats.TagResponseCode)
 )
 
+// LabelNode is the label that names the emitting proxy: the fixed tag
+// node_id (stats_config.stats_tags), which DogStatsD carries to the sink
+// and /stats/prometheus shows. Panels that must tell proxies apart group
+// by it: gauges, which the sink would otherwise overwrite proxy by proxy
+// if they shared a name, and the per-instance panels, where the scrape
+// target (instance) is the sink, not the proxy. Series from proxies
+// without the tag group under an empty node_id.
+const LabelNode = "node_id"
+
+// perNode prefixes groupBy with LabelNode, and a legend with its value.
+func perNode(groupBy []string, legend string) ([]string, string) {
+	return append([]string{LabelNode}, groupBy...), "{{" + LabelNode + "}} " + legend
+}
+
 // Response class matchers: "success" excluding 4xx counts 4xx as success
 // (the client's fault); including 4xx counts them as failures.
 var (
@@ -38,6 +52,8 @@ func proxyOverview(c *catalog, opts Options) board {
 	lsnCx := c.stat("listener.{envoy.listener_address}.downstream_cx_active")
 	lsnOverflow := c.stat("listener.{envoy.listener_address}.downstream_cx_overflow")
 	cm := []string{lblConnMgr}
+	nodeCM, nodeCMLeg := perNode(cm, "{{"+lblConnMgr+"}}")
+	nodeLsn, nodeLsnLeg := perNode([]string{lblListener}, "{{"+lblListener+"}}")
 	ratio := func(num, den string) string { return num + " / " + den }
 	return board{
 		uid: UIDOverview, file: "proxy-overview.json", title: "hopwatch / Proxy overview",
@@ -67,20 +83,20 @@ func proxyOverview(c *catalog, opts Options) board {
 				description: "Responses per second by status class (downstream_rq_1xx … 5xx). 5xx are the proxy's or upstreams' failures, 4xx the clients'.",
 				targets:     []target{{c.rate(s, rqXX, []string{lblConnMgr, lblClass}), "{{" + lblClass + "}}xx {{" + lblConnMgr + "}}"}}},
 			{title: "Active downstream connections", unit: unitCount, w: 8,
-				description: "Open downstream connections per connection manager (downstream_cx_active).",
-				targets:     []target{{c.gauge(s, cxActive, cm), "{{" + lblConnMgr + "}}"}}},
+				description: "Open downstream connections per proxy (node_id) and connection manager (downstream_cx_active).",
+				targets:     []target{{c.gauge(s, cxActive, nodeCM), nodeCMLeg}}},
 			{title: "Active downstream requests", unit: unitCount, w: 8,
-				description: "Requests in flight per connection manager (downstream_rq_active). Growth without more traffic means a slow upstream.",
-				targets:     []target{{c.gauge(s, rqActive, cm), "{{" + lblConnMgr + "}}"}}},
+				description: "Requests in flight per proxy (node_id) and connection manager (downstream_rq_active). Growth without more traffic means a slow upstream.",
+				targets:     []target{{c.gauge(s, rqActive, nodeCM), nodeCMLeg}}},
 			{title: "Requests per instance", unit: unitReqPerSec, w: 8,
-				description: "Requests per second by scrape target (instance) and connection manager, to spot one proxy taking more than its share.",
-				targets:     []target{{c.rate(s, rqTotal, []string{VarInstance, lblConnMgr}), "{{" + VarInstance + "}} {{" + lblConnMgr + "}}"}}},
+				description: "Requests per second by emitting proxy (node_id, its stats_tags fixed tag) and connection manager, to spot one proxy taking more than its share. Behind statsd-sink the scrape target (instance) is the sink, so node_id is what names the proxy.",
+				targets:     []target{{c.rate(s, rqTotal, nodeCM), nodeCMLeg}}},
 			{title: "Responses per listener", unit: unitReqPerSec, w: 8,
 				description: "Responses per second by listener address and status class (listener.<address>.http.<prefix>.downstream_rq_<class>xx).",
 				targets:     []target{{c.rate(s, lsnXX, []string{lblListener, lblClass}), "{{" + lblListener + "}} {{" + lblClass + "}}xx"}}},
 			{title: "Active connections per listener", unit: unitCount, w: 8,
-				description: "Open connections per listener address (listener.<address>.downstream_cx_active).",
-				targets:     []target{{c.gauge(s, lsnCx, []string{lblListener}), "{{" + lblListener + "}}"}}},
+				description: "Open connections per proxy (node_id) and listener address (listener.<address>.downstream_cx_active).",
+				targets:     []target{{c.gauge(s, lsnCx, nodeLsn), nodeLsnLeg}}},
 			{title: "Listener connection overflow", unit: unitOpsPerSec, w: 8, thresholds: []step{{0, "green"}, {0.001, "red"}},
 				description: "Connections refused per second because the listener reached max_connections (downstream_cx_overflow). Anything above zero means clients are being turned away.",
 				targets:     []target{{c.rate(s, lsnOverflow, []string{lblListener}), "{{" + lblListener + "}}"}}},

@@ -10,6 +10,9 @@ func upstreamClusters(c *catalog, opts Options) board {
 	cl := []string{lblCluster}
 	leg := "{{" + lblCluster + "}}"
 	withLeg := func(prefix string) string { return prefix + " " + leg }
+	// Gauges are per proxy: each proxy's view of a cluster is its own.
+	nodeCl, nodeLeg := perNode(cl, leg)
+	withNodeLeg := func(prefix string) string { return prefix + " " + nodeLeg }
 	return board{
 		uid: UIDUpstream, file: "upstream-clusters.json", title: "hopwatch / Upstream clusters",
 		description: "Service-to-service traffic per upstream cluster: rate, success, latency, response codes, connections, pending requests, retries, timeouts, membership, health checks, outlier ejections and circuit breakers.",
@@ -40,7 +43,7 @@ func upstreamClusters(c *catalog, opts Options) board {
 			{title: "Upstream connections", unit: unitCount, w: 8,
 				description: "Open upstream connections (upstream_cx_active) and new connections per second (upstream_cx_total).",
 				targets: []target{
-					{c.gauge(s, st("upstream_cx_active"), cl), withLeg("active")},
+					{c.gauge(s, st("upstream_cx_active"), nodeCl), withNodeLeg("active")},
 					{c.rate(s, st("upstream_cx_total"), cl), withLeg("new/s")},
 				}},
 			{title: "Connection failures", unit: unitOpsPerSec, w: 8, thresholds: []step{{0, "green"}, {0.001, "red"}},
@@ -57,7 +60,7 @@ func upstreamClusters(c *catalog, opts Options) board {
 				}},
 			{title: "Pending requests", unit: unitCount, w: 8,
 				description: "Requests waiting for an upstream connection (upstream_rq_pending_active).",
-				targets:     []target{{c.gauge(s, st("upstream_rq_pending_active"), cl), leg}}},
+				targets:     []target{{c.gauge(s, st("upstream_rq_pending_active"), nodeCl), nodeLeg}}},
 			{title: "Pending overflow", unit: unitOpsPerSec, w: 8, thresholds: []step{{0, "green"}, {0.001, "red"}},
 				description: "Requests failed per second because the pending queue was full (upstream_rq_pending_overflow).",
 				targets:     []target{{c.rate(s, st("upstream_rq_pending_overflow"), cl), leg}}},
@@ -76,7 +79,7 @@ func upstreamClusters(c *catalog, opts Options) board {
 				}},
 			{title: "Healthy members", unit: unitPercent, w: 8, thresholds: successSteps, min: ptr(0.0), max: ptr(1.0),
 				description: "Share of the cluster's hosts that are healthy (membership_healthy / membership_total). Below 95 % is red: load concentrates on fewer hosts.",
-				targets:     []target{{c.gauge(s, st("membership_healthy"), cl) + " / " + c.gauge(s, st("membership_total"), cl), leg}}},
+				targets:     []target{{c.gauge(s, st("membership_healthy"), nodeCl) + " / " + c.gauge(s, st("membership_total"), nodeCl), nodeLeg}}},
 			{title: "Health check failures", unit: unitOpsPerSec, w: 8, thresholds: []step{{0, "green"}, {0.001, "red"}},
 				description: "Active health checks per second that failed (health_check.failure) or failed on the network (health_check.network_failure).",
 				targets: []target{
@@ -86,16 +89,16 @@ func upstreamClusters(c *catalog, opts Options) board {
 			{title: "Outlier ejections", unit: unitCount, w: 8, thresholds: []step{{0, "green"}, {1, "red"}},
 				description: "Hosts ejected now by outlier detection (outlier_detection.ejections_active) and ejections enforced per interval (ejections_enforced_total).",
 				targets: []target{
-					{c.gauge(s, st("outlier_detection.ejections_active"), cl), withLeg("ejected now")},
+					{c.gauge(s, st("outlier_detection.ejections_active"), nodeCl), withNodeLeg("ejected now")},
 					{c.increase(s, st("outlier_detection.ejections_enforced_total"), cl), withLeg("enforced")},
 				}},
 			{title: "Open circuit breakers", unit: unitCount, w: 8, thresholds: []step{{0, "green"}, {1, "red"}},
 				description: "Circuit breakers open now at the default priority (circuit_breakers.default.*_open is 1 while open): connections, pending requests, requests, retries.",
 				targets: []target{
-					{c.gauge(s, st("circuit_breakers.default.cx_open"), cl), withLeg("cx")},
-					{c.gauge(s, st("circuit_breakers.default.rq_pending_open"), cl), withLeg("pending")},
-					{c.gauge(s, st("circuit_breakers.default.rq_open"), cl), withLeg("rq")},
-					{c.gauge(s, st("circuit_breakers.default.rq_retry_open"), cl), withLeg("retry")},
+					{c.gauge(s, st("circuit_breakers.default.cx_open"), nodeCl), withNodeLeg("cx")},
+					{c.gauge(s, st("circuit_breakers.default.rq_pending_open"), nodeCl), withNodeLeg("pending")},
+					{c.gauge(s, st("circuit_breakers.default.rq_open"), nodeCl), withNodeLeg("rq")},
+					{c.gauge(s, st("circuit_breakers.default.rq_retry_open"), nodeCl), withNodeLeg("retry")},
 				}},
 		},
 	}

@@ -102,7 +102,8 @@ func New(path string, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := stats.NewStore(stats.Config{HistogramBuckets: cfg.StatsConfig.HistogramBuckets, MaxStats: cfg.StatsConfig.MaxStats})
+	store, err := stats.NewStore(stats.Config{HistogramBuckets: cfg.StatsConfig.HistogramBuckets, MaxStats: cfg.StatsConfig.MaxStats,
+		FixedTags: cfg.StatsConfig.FixedTags()})
 	if err != nil {
 		return nil, fmt.Errorf("%s: stats_config: %w", path, err)
 	}

@@ -37,6 +37,8 @@ func (s *Server) startFlusher(ctx context.Context) error {
 		FlushInterval:      sc.FlushInterval.D(),
 		TimerQueueSize:     sc.TimerQueueSize,
 		TimerDrainInterval: sc.TimerDrainInterval.D(),
+		// Zero from the first scrape: see docs/config.md, stats_sinks.
+		AnnounceCounters: true,
 	}
 	for _, sk := range s.cfg.StatsSinks {
 		fc.Sinks = append(fc.Sinks, stats.SinkConfig{

@@ -44,7 +44,8 @@ func fillTemplate(tmpl string, values map[string]string, sanitize bool) string {
 // flusher sends (prefix "envoy"; see proxy/stats/flusher.go: flat name, or
 // tag-extracted name plus |#tag:value,… in the catalogue's tag order), runs
 // both through the sink with --preset=envoy, and requires exactly the
-// catalogue's Prometheus name and labels.
+// catalogue's Prometheus name and labels; a DogStatsD line with a fixed
+// tag (node_id) must keep it as one more label.
 func TestEnvoyPresetMapsCatalogue(t *testing.T) {
 	// The second set has an IPv6 listener address: the proxy keeps its
 	// brackets ([__1]_8443), which SignalFX tag parsing (on by default, as
@@ -92,14 +93,26 @@ func TestEnvoyPresetMapsCatalogue(t *testing.T) {
 			if len(dogTags) > 0 {
 				dog += "|#" + strings.Join(dogTags, ",")
 			}
-			for _, line := range []string{flat, dog} {
-				name, labels, err := mapLine(parsers[vi], m, line)
+			// A proxy with a fixed tag (stats_config.stats_tags) appends
+			// it to the DogStatsD tags; the preset keeps it as a label.
+			sep := ","
+			if len(dogTags) == 0 {
+				sep = "|#"
+			}
+			tagged := dog + sep + "node_id:front-proxy"
+			withNode := append(slices.Clone(wantLabels), aggregate.Label{Name: "node_id", Value: "front-proxy"})
+			slices.SortFunc(withNode, func(a, b aggregate.Label) int { return strings.Compare(a.Name, b.Name) })
+			for _, c := range []struct {
+				line   string
+				labels []aggregate.Label
+			}{{flat, wantLabels}, {dog, wantLabels}, {tagged, withNode}} {
+				name, labels, err := mapLine(parsers[vi], m, c.line)
 				if err != nil {
-					t.Errorf("%s (family %s): %v", line, f.Name, err)
+					t.Errorf("%s (family %s): %v", c.line, f.Name, err)
 					continue
 				}
-				if name != wantName || fmt.Sprint(labels) != fmt.Sprint(wantLabels) {
-					t.Errorf("%s (family %s)\n got %s%v\nwant %s%v", line, f.Name, name, labels, wantName, wantLabels)
+				if name != wantName || fmt.Sprint(labels) != fmt.Sprint(c.labels) {
+					t.Errorf("%s (family %s)\n got %s%v\nwant %s%v", c.line, f.Name, name, labels, wantName, c.labels)
 				}
 			}
 		}
@@ -107,14 +120,98 @@ func TestEnvoyPresetMapsCatalogue(t *testing.T) {
 }
 
 // mapLine ingests one line into a fresh store and returns the one series
-// it created.
+// its sample went to (the others the line created are its entity's
+// families at 0, see TestEntityFamiliesAtZero).
 func mapLine(parser statsd.Parser, m *mapping.Mapper, line string) (string, []aggregate.Label, error) {
 	store := aggregate.New(aggregate.Options{Shards: 1})
 	p := NewPipeline(parser, m, store, NewMetrics(nil), nil, 16)
 	p.NewWorker().HandleLine([]byte(line))
-	fams := store.Snapshot()
-	if len(fams) != 1 || len(fams[0].Series) != 1 {
-		return "", nil, fmt.Errorf("want one series, got %d families", len(fams))
+	var name string
+	var labels []aggregate.Label
+	n := 0
+	for _, f := range store.Snapshot() {
+		for _, se := range f.Series {
+			if se.Value != 0 || se.Count != 0 {
+				name, labels = f.Name, se.Labels
+				n++
+			}
+		}
 	}
-	return fams[0].Name, fams[0].Series[0].Labels, nil
+	if n != 1 {
+		return "", nil, fmt.Errorf("want one series with the sample, got %d", n)
+	}
+	return name, labels, nil
+}
+
+// TestEntityFamiliesAtZero: the first series of a cluster (here a
+// per-code counter from a DogStatsD line with a node_id tag) brings every
+// counter and histogram family the catalogue defines for a cluster, at 0,
+// with the cluster's and node's labels and without the code; within the
+// zero limit, and not again for the next series of the same cluster.
+func TestEntityFamiliesAtZero(t *testing.T) {
+	m, err := mapping.Load(mapping.Options{Preset: "envoy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, f := range stats.Catalogue() {
+		if f.Kind != stats.KindGauge && slices.Equal(f.Tags, []string{stats.TagClusterName}) && !strings.Contains(f.PrometheusName, "{") {
+			want++
+		}
+	}
+	if want < 50 {
+		t.Fatalf("the catalogue has %d cluster counter and histogram families; expected the proxy's full set", want)
+	}
+	node := aggregate.Label{Name: "node_id", Value: "p"}
+	cl := aggregate.Label{Name: "envoy_cluster_name", Value: "b"}
+
+	store := aggregate.New(aggregate.Options{Shards: 1})
+	p := NewPipeline(statsd.NewParser(), m, store, NewMetrics(nil), nil, 16)
+	w := p.NewWorker()
+	w.HandleLine([]byte("envoy.cluster.upstream_rq:1|c|#envoy.response_code:503,envoy.cluster_name:b,node_id:p"))
+	if got := store.Len(); got != 1+want {
+		t.Errorf("%d series after one line, want it and %d families at 0", got, want)
+	}
+	byName := map[string]aggregate.FamilySnapshot{}
+	for _, f := range store.Snapshot() {
+		byName[f.Name] = f
+	}
+	for _, name := range []string{"envoy_cluster_upstream_cx_connect_fail", "envoy_cluster_upstream_rq_retry", "envoy_cluster_upstream_rq_timeout", "envoy_cluster_upstream_rq_time", "envoy_cluster_upstream_cx_connect_ms"} {
+		f, ok := byName[name]
+		if !ok || len(f.Series) != 1 {
+			t.Errorf("%s: not created at 0 (%+v)", name, f)
+			continue
+		}
+		se := f.Series[0]
+		if fmt.Sprint(se.Labels) != fmt.Sprint([]aggregate.Label{cl, node}) || se.Value != 0 || se.Count != 0 {
+			t.Errorf("%s = %+v, want 0 with labels %v", name, se, []aggregate.Label{cl, node})
+		}
+	}
+	if f := byName["envoy_cluster_upstream_rq_time"]; f.Kind != aggregate.KindHistogram || !slices.Equal(f.Buckets, mapping.EnvoyBuckets) {
+		t.Errorf("envoy_cluster_upstream_rq_time is a %v with buckets %v, want a histogram with Envoy's", f.Kind, f.Buckets)
+	}
+	if _, ok := byName["envoy_cluster_membership_healthy"]; ok {
+		t.Error("a gauge was created at 0: a gauge's 0 would be a false reading")
+	}
+
+	// The next series of the cluster adds only itself.
+	w.HandleLine([]byte("envoy.cluster.upstream_rq:1|c|#envoy.response_code:200,envoy.cluster_name:b,node_id:p"))
+	if got := store.Len(); got != 2+want {
+		t.Errorf("%d series after a second code, want %d", got, 2+want)
+	}
+
+	// The zero limit bounds them: by default half the global budget.
+	small := aggregate.New(aggregate.Options{Shards: 1, MaxSeries: 20})
+	p = NewPipeline(statsd.NewParser(), m, small, NewMetrics(nil), nil, 16)
+	w = p.NewWorker()
+	w.HandleLine([]byte("envoy.cluster.upstream_rq:1|c|#envoy.response_code:503,envoy.cluster_name:b"))
+	w.HandleLine([]byte("envoy.cluster.upstream_rq:1|c|#envoy.response_code:503,envoy.cluster_name:c"))
+	if got := small.Len(); got != 11 {
+		t.Errorf("with a global budget of 20, %d series; want 10 (half) and then only the second line's", got)
+	}
+	p.SetZeroSeriesLimit(0)
+	w.HandleLine([]byte("envoy.cluster.upstream_rq:1|c|#envoy.response_code:503,envoy.cluster_name:d"))
+	if got := small.Len(); got != 12 {
+		t.Errorf("with zeros off, %d series; want one more", got)
+	}
 }

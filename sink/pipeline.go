@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"hash/maphash"
+	"slices"
 	"sort"
 	"sync/atomic"
 
@@ -23,6 +24,8 @@ type Pipeline struct {
 	relay     *Relay
 	cacheSize int
 	seed      maphash.Seed
+	// zeroSeriesLimit: see SetZeroSeriesLimit; -1 is the default.
+	zeroSeriesLimit atomic.Int64
 }
 
 // NewPipeline wires a parser, a mapper and a store. cacheSize bounds each
@@ -30,6 +33,7 @@ type Pipeline struct {
 func NewPipeline(p statsd.Parser, m *mapping.Mapper, store *aggregate.Store, metrics *Metrics, relay *Relay, cacheSize int) *Pipeline {
 	pl := &Pipeline{parser: p, store: store, metrics: metrics, relay: relay, cacheSize: cacheSize, seed: maphash.MakeSeed()}
 	pl.mapper.Store(m)
+	pl.zeroSeriesLimit.Store(-1)
 	return pl
 }
 
@@ -92,6 +96,9 @@ type Worker struct {
 	skey   []byte
 	local  counters
 	labels []aggregate.Label
+	// Scratch for createZeros.
+	zlabels []aggregate.Label
+	zkey    []byte
 }
 
 var _ ingest.Handler = (*Worker)(nil)
@@ -268,7 +275,74 @@ func (w *Worker) resolve(s *statsd.Sample) (entry, bool) {
 	if se.Kind() != kind || se.IsSet() != (s.Type == statsd.TypeSet) {
 		return entry{info: w.intern(infoOf(res, outcomeConflict))}, true
 	}
+	if out == aggregate.Created && res.Zeros != nil {
+		w.createZeros(res, labels)
+	}
 	return entry{series: se, info: w.intern(infoOf(res, outcomeSeries))}, true
+}
+
+// createZeros creates, at 0, every counter and histogram family of the
+// entity a new series belongs to (mapping.Zeros): the first stat the sink
+// sees of a cluster, connection manager or listener brings all of its
+// families, with the series' labels minus the per-code ones. A proxy that
+// sends a counter only once it moved (Envoy), or a stat the proxy cannot
+// announce (a histogram without samples), so still has its series from
+// the first scrape. Each is an ordinary new series: the cardinality
+// budgets apply, and zeros are made only while the store holds fewer
+// series than the zero limit (SetZeroSeriesLimit: by default half the
+// global budget), so that real series keep room. Runs only when a series
+// is created, so it costs nothing once the entity is known.
+func (w *Worker) createZeros(res *mapping.Result, labels []aggregate.Label) {
+	limit := w.p.zeroLimit()
+	if limit <= 0 || w.p.store.Len() >= limit {
+		return
+	}
+	z := res.Zeros
+	ls := w.zlabels[:0]
+	for _, l := range labels {
+		if !slices.Contains(z.Drop, l.Name) {
+			ls = append(ls, l)
+		}
+	}
+	w.zlabels = ls
+	for _, f := range z.Families {
+		spec := &aggregate.Spec{Help: res.Help, Kind: aggregate.KindCounter, TTL: res.TTL}
+		if f.Histogram {
+			spec.Kind, spec.Buckets = aggregate.KindHistogram, mapping.EnvoyBuckets
+		}
+		w.zkey = aggregate.AppendKey(w.zkey[:0], f.Name, ls)
+		if w.p.store.Lookup(w.zkey) != nil {
+			continue
+		}
+		if w.p.store.Len() >= limit {
+			return
+		}
+		// A refusal by the budgets loses no data (nothing was sent), so it
+		// is not counted as an overflow.
+		w.p.store.GetOrCreate(w.zkey, func() *aggregate.Spec { return spec })
+	}
+}
+
+// DefaultZeroSeriesLimit bounds the series createZeros makes when the
+// store has no global budget (sink.max-series=0).
+const DefaultZeroSeriesLimit = 500_000
+
+// SetZeroSeriesLimit sets how many series the store may hold for
+// createZeros to add more: 0 turns entity families at 0 off, a negative
+// value restores the default (half the store's global budget, so that
+// real series always have the other half; DefaultZeroSeriesLimit without
+// one).
+func (p *Pipeline) SetZeroSeriesLimit(n int) { p.zeroSeriesLimit.Store(int64(n)) }
+
+func (p *Pipeline) zeroLimit() int {
+	switch n := p.zeroSeriesLimit.Load(); {
+	case n >= 0:
+		return int(n)
+	case p.store.MaxSeries() > 0:
+		return p.store.MaxSeries() / 2
+	default:
+		return DefaultZeroSeriesLimit
+	}
 }
 
 func summaryOpts(o mapping.SummaryOptions) aggregate.SummaryOptions {

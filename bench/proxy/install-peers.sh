@@ -3,9 +3,10 @@
 # the proxy benchmark's peers and load generator (default: nginx, haproxy,
 # caddy, wrk), when they are missing. Used by run.sh and by `make test-deps`
 # (the peers' config-validation tests run the real programs; e2e/ratelimit
-# runs redis-server, which `make test-deps` asks for by name). Needs root.
+# runs redis-server and the Tiltfile's pipeline-check runs jq, which
+# `make test-deps` asks for by name). Needs root.
 set -euo pipefail
-declare -A pkg=([wrk]=wrk [nginx]=nginx-light [haproxy]=haproxy [caddy]=caddy [redis-server]=redis-server)
+declare -A pkg=([wrk]=wrk [nginx]=nginx-light [haproxy]=haproxy [caddy]=caddy [redis-server]=redis-server [jq]=jq)
 cmds=("$@")
 ((${#cmds[@]})) || cmds=(nginx haproxy caddy wrk)
 missing=()

@@ -5,11 +5,13 @@
 #                 ─► catalog sidecar :10002 ─► catalog app :8082
 #                 ─► inventory sidecar :10003 ─► inventory app :8083
 #
-# Every proxy flushes its stats every 5 s to statsd-sink (--preset=envoy) on
-# 127.0.0.1:8125, which serves them at 127.0.0.1:9102/metrics. When
-# bin/jaeger exists (`make tools`), Jaeger runs too and the demo apps send it
-# their spans. `demo load` sends a modest, bounded load through the front
-# proxy. Prometheus, Grafana and Tilt are not part of this step.
+# Every proxy flushes its stats every 5 s as DogStatsD, tagged with its
+# node_id, to statsd-sink (--preset=envoy) on 127.0.0.1:8125, which serves
+# them at 127.0.0.1:9102/metrics. When bin/jaeger exists (`make tools`),
+# Jaeger runs too and the proxies and demo apps send it their spans (the
+# proxies trace either way: their access logs carry trace IDs). `demo load`
+# sends a modest, bounded load through the front proxy. Prometheus, Grafana
+# and Tilt are not part of this step.
 #
 # It stops everything it started on Ctrl-C, SIGTERM or SIGHUP (and exits 0),
 # and stops everything and exits 1 when any process dies unexpectedly. The
@@ -319,7 +321,8 @@ load_pid=$!
 
 if ((jaeger)); then
 	jaeger_line="$loop:${port[jaeger_ui]}/search
-                            API: $loop:${port[jaeger_ui]}/api/traces?service=frontend&limit=5
+                            API: $loop:${port[jaeger_ui]}/api/traces?service=front-proxy&limit=5
+                            (13 spans a request: every proxy and every app)
                             (a Jaeger built from its Go module has no web UI assets:
                             / then shows a placeholder page, but the API works)"
 else
@@ -339,8 +342,10 @@ hopwatch is up. Logs: ${logs#"$root"/}/*.log
   Jaeger UI                 $jaeger_line
 
 What to look at:
-  - The sink turns the proxies' 5 s StatsD flushes into Envoy's Prometheus names:
+  - The sink turns the proxies' 5 s DogStatsD flushes into Envoy's Prometheus names:
       curl -s $loop:${port[sink_web]}/metrics | grep -E '^envoy_cluster_upstream_rq(_total)?\\{'
+    Every series names its proxy (node_id="front-proxy", "catalog-sidecar", ...):
+      curl -s $loop:${port[sink_web]}/metrics | grep '^envoy_server_live'
   - Cross-zone stats (front proxy in zone-a, frontend in zone-b):
       curl -s '$loop:${port[front_proxy_admin]}/stats?filter=zone'
   - Retries: make the catalog fail 30% of requests; its sidecar retries them:

@@ -220,8 +220,8 @@ func leftovers(dirs ...string) map[int]string {
 // only when every resource is ready within the time limit, and the
 // pipeline-check resource is ready only when Prometheus holds
 // envoy_cluster_upstream_rq_total from statsd-sink for every demo cluster
-// and Jaeger holds a trace from the frontend through the catalog to the
-// inventory (see the Tiltfile). Afterwards no process may be left.
+// and Jaeger holds one trace with every proxy's server and client spans and
+// every app's spans in parent order (the Tiltfile, deploy/local/full-trace.jq). Afterwards no process may be left.
 func TestTiltCI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the whole pipeline under Tilt (a few minutes); not in -short")
@@ -241,7 +241,7 @@ func TestTiltCI(t *testing.T) {
 	if !ok {
 		t.Fatalf("the Tiltfile has no pipeline-check resource; resources: %v", names(ms))
 	}
-	for _, want := range []string{"envoy_cluster_upstream_rq_total", "inventory_app", `\"serviceName\":\"inventory\"`, "ReadinessProbe"} {
+	for _, want := range []string{"envoy_cluster_upstream_rq_total", "inventory_app", "service=front-proxy", "deploy/local/full-trace.jq", "ReadinessProbe"} {
 		if !bytes.Contains(check.DeployTarget, []byte(want)) {
 			t.Errorf("pipeline-check's readiness probe does not look for %s:\n%s", want, check.DeployTarget)
 		}
@@ -286,7 +286,7 @@ func TestTiltCI(t *testing.T) {
 	// The probe's own report of what it found, logged by Tilt when it passed.
 	for _, want := range []string{
 		"pipeline OK: Prometheus has envoy_cluster_upstream_rq_total from statsd-sink for clusters frontend, frontend_app, catalog_app and inventory_app",
-		"Jaeger has a trace frontend → catalog → inventory",
+		"Jaeger has a trace front-proxy → frontend-sidecar → frontend → catalog-sidecar → catalog → inventory-sidecar → inventory, server and client spans in parent order",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("tilt ci succeeded, but pipeline-check never reported %q:\n%s", want, tail(out.String(), 100))

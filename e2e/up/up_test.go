@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -418,15 +420,23 @@ func TestUp(t *testing.T) {
 			metric{"envoy_http_downstream_rq_xx", map[string]string{"envoy_http_conn_manager_prefix": "catalog_ingress", "envoy_response_code_class": "2"}},
 			// The front proxy is in zone-a and the frontend in zone-b.
 			metric{"envoy_cluster_zone_zone_a_zone_b_upstream_rq", map[string]string{"envoy_cluster_name": "frontend", "envoy_response_code": "200"}},
+			// Every series carries its proxy (DogStatsD with a node_id
+			// fixed tag), so one gauge per proxy, not one for all four.
+			metric{"envoy_cluster_upstream_rq_total", map[string]string{"envoy_cluster_name": "frontend", "node_id": "front-proxy"}},
+			metric{"envoy_cluster_upstream_rq_total", map[string]string{"envoy_cluster_name": "inventory_app", "node_id": "inventory-sidecar"}},
 		)
+		for _, node := range []string{"front-proxy", "frontend-sidecar", "catalog-sidecar", "inventory-sidecar"} {
+			want = append(want, metric{"envoy_server_live", map[string]string{"node_id": node}})
+		}
 		waitMetrics(t, p, 30*time.Second, want)
 
 		code, body, _, err := get(p.url(offFrontAdmin, "/stats/prometheus"))
-		if err != nil || code != http.StatusOK || !strings.Contains(body, `envoy_cluster_upstream_rq_total{envoy_cluster_name="frontend"}`) {
+		if err != nil || code != http.StatusOK || !strings.Contains(body, `envoy_cluster_upstream_rq_total{envoy_cluster_name="frontend",node_id="front-proxy"}`) {
 			t.Errorf("front proxy admin /stats/prometheus: status %d, err %v, no frontend cluster stats", code, err)
 		}
 	})
 
+	var traceID string // of the request request_id_ties_hops sends
 	t.Run("request_id_ties_hops", func(t *testing.T) {
 		code, body, h, err := get(p.url(offFrontProxy, "/"))
 		if err != nil || code != http.StatusOK {
@@ -447,12 +457,25 @@ func TestUp(t *testing.T) {
 				}
 			}
 			if len(missing) == 0 {
-				return
+				break
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("request ID %s is not in the logs of %v", id, missing)
 			}
 			time.Sleep(250 * time.Millisecond)
+		}
+		// Every proxy traces (deploy/local/*.yaml, tracing:), so each
+		// proxy's access-log line of this request names one trace, the
+		// same at every hop, whether or not Jaeger runs.
+		for _, name := range []string{"front-proxy", "sidecar-frontend", "sidecar-catalog", "sidecar-inventory"} {
+			got := accessLogTraceID(t, filepath.Join(p.logDir, name+".log"), id)
+			if got == "" {
+				t.Errorf("%s's access-log line for request %s has no trace_id", name, id)
+			} else if traceID == "" {
+				traceID = got
+			} else if got != traceID {
+				t.Errorf("%s's access-log line for request %s has trace_id %s, the front proxy's has %s", name, id, got, traceID)
+			}
 		}
 	})
 
@@ -484,10 +507,42 @@ func TestUp(t *testing.T) {
 			for {
 				_, body, _, err := get(p.url(offJaegerUI, "/api/services"))
 				if err == nil && strings.Contains(body, `"frontend"`) && strings.Contains(body, `"catalog"`) && strings.Contains(body, `"inventory"`) {
-					return
+					break
 				}
 				if time.Now().After(deadline) {
 					t.Fatalf("Jaeger's /api/services lacks the demo services: %s (err %v)", body, err)
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			if traceID == "" {
+				t.Fatal("request_id_ties_hops found no trace ID to look up")
+			}
+			// The trace of that one request holds every proxy's server
+			// and client span and every app's spans.
+			want := map[string]bool{}
+			for _, svc := range []string{"front-proxy", "frontend-sidecar", "catalog-sidecar", "inventory-sidecar"} {
+				want[svc+" server"], want[svc+" client"] = true, true
+			}
+			for _, svc := range []string{"frontend", "catalog", "inventory"} {
+				want[svc+" server"] = true
+			}
+			want["frontend client"], want["catalog client"] = true, true
+			var missing []string
+			deadline = time.Now().Add(30 * time.Second) // the apps export every few seconds
+			for {
+				missing = missing[:0]
+				got := jaegerSpanKinds(p.url(offJaegerUI, "/api/traces/"+traceID))
+				for k := range want {
+					if !got[k] {
+						missing = append(missing, k)
+					}
+				}
+				if len(missing) == 0 {
+					return
+				}
+				if time.Now().After(deadline) {
+					slices.Sort(missing)
+					t.Fatalf("Jaeger's trace %s lacks spans %v", traceID, missing)
 				}
 				time.Sleep(500 * time.Millisecond)
 			}
@@ -616,4 +671,51 @@ func TestParseExposition(t *testing.T) {
 	}, "m", map[string]string{"c": "a"}); !ok || v != 5 {
 		t.Errorf("find summed %v (found %v), want 5", v, ok)
 	}
+}
+
+// accessLogTraceID returns the trace_id of the JSON access-log line in
+// path that carries request ID id, or "" when there is none.
+func accessLogTraceID(t *testing.T, path, id string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range bytes.Lines(b) {
+		var entry struct {
+			RequestID string  `json:"request_id"`
+			TraceID   *string `json:"trace_id"`
+		}
+		if json.Unmarshal(line, &entry) != nil || entry.RequestID != id {
+			continue
+		}
+		if entry.TraceID != nil {
+			return *entry.TraceID
+		}
+		return ""
+	}
+	return ""
+}
+
+// jaegerSpanKinds fetches one trace from Jaeger's query API and returns
+// the "<service> <span.kind>" pairs of its spans (empty while Jaeger does
+// not have it).
+func jaegerSpanKinds(url string) map[string]bool {
+	got := map[string]bool{}
+	_, body, _, err := get(url)
+	if err != nil {
+		return got
+	}
+	var r struct {
+		Data []e2etest.JaegerTrace `json:"data"`
+	}
+	if json.Unmarshal([]byte(body), &r) != nil || len(r.Data) != 1 {
+		return got
+	}
+	tr := r.Data[0]
+	tr.ResolveServices()
+	for _, s := range tr.Spans {
+		got[s.Service+" "+s.Kind()] = true
+	}
+	return got
 }

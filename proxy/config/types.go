@@ -7,7 +7,10 @@
 // that a hand-written file stays short. docs/config.md is the reference.
 package config
 
-import "github.com/hopwatch/hopwatch/tracing"
+import (
+	"github.com/hopwatch/hopwatch/proxy/stats"
+	"github.com/hopwatch/hopwatch/tracing"
+)
 
 // Config is the root of a hopwatch-proxy configuration file.
 type Config struct {
@@ -64,6 +67,37 @@ type StatsConfig struct {
 	// TimerDrainInterval is how often queued timer samples are sent.
 	// Default: 250ms, or the flush interval if shorter.
 	TimerDrainInterval Duration `yaml:"timer_drain_interval"`
+	// StatsTags are Envoy's tag specifiers; hopwatch takes those with a
+	// fixed_value, a tag added to every stat (the node's identity, say):
+	// DogStatsD sinks send it as a tag, /stats/prometheus as a label.
+	// Plain StatsD cannot carry tags. Names never change.
+	StatsTags []TagSpecifier `yaml:"stats_tags"`
+	// UseAllDefaultTags is Envoy's switch for its default tag extractors
+	// (envoy.cluster_name, envoy.response_code, ...). Default true, and
+	// hopwatch accepts only true: the catalogue of metric names, the
+	// sink's Envoy preset and the dashboards rely on those tags.
+	UseAllDefaultTags *bool `yaml:"use_all_default_tags"`
+}
+
+// TagSpecifier is one entry of stats_config.stats_tags, in Envoy's shape.
+type TagSpecifier struct {
+	// TagName is the tag's name (a DogStatsD tag key; as a Prometheus
+	// label, '.' becomes '_'). Required.
+	TagName string `yaml:"tag_name"`
+	// FixedValue is the value every stat gets. Required.
+	FixedValue string `yaml:"fixed_value"`
+	// Regex is Envoy's custom tag extractor. hopwatch does not support it
+	// (its stats are created with their tags already known) and says so.
+	Regex string `yaml:"regex"`
+}
+
+// FixedTags returns the stats_tags as the stats store takes them.
+func (c StatsConfig) FixedTags() []stats.Tag {
+	var tags []stats.Tag
+	for _, t := range c.StatsTags {
+		tags = append(tags, stats.Tag{Name: t.TagName, Value: t.FixedValue})
+	}
+	return tags
 }
 
 // StatsSink is one StatsD or DogStatsD destination.

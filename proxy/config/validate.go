@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/tracing"
 )
 
@@ -197,6 +198,26 @@ func (v *validator) stats(c *Config) {
 	}
 	if sc.TimerQueueSize < 0 {
 		v.errorf("stats_config.timer_queue_size", "must be 0 or more; got %d", sc.TimerQueueSize)
+	}
+	if sc.UseAllDefaultTags != nil && !*sc.UseAllDefaultTags {
+		v.errorf("stats_config.use_all_default_tags", "false is not supported: hopwatch always applies Envoy's default tag extractors, which its metric names, the sink's Envoy preset and the dashboards rely on; remove the key or set it to true")
+	}
+	labels := map[string]string{}
+	for i, t := range sc.StatsTags {
+		tp := indexPath("stats_config.stats_tags", i)
+		if t.Regex != "" {
+			v.errorf(fieldPath(tp, "regex"), "custom tag extraction is not supported: hopwatch applies Envoy's default extractors only; use fixed_value to add a tag to every stat")
+			continue
+		}
+		if err := stats.CheckFixedTagName(t.TagName); err != nil {
+			v.errorf(fieldPath(tp, "tag_name"), "%v", err)
+		} else {
+			label := strings.ReplaceAll(t.TagName, ".", "_")
+			v.unique(labels, label, fieldPath(tp, "tag_name"), "tag (as a Prometheus label)")
+		}
+		if err := stats.CheckFixedTagValue(t.FixedValue); err != nil {
+			v.errorf(fieldPath(tp, "fixed_value"), "%v", err)
+		}
 	}
 	for i := range c.StatsSinks {
 		s := &c.StatsSinks[i]

@@ -27,8 +27,11 @@ type Flusher struct {
 
 	mu           sync.Mutex // serialises Flush and drains
 	lastCounters []uint64
-	lastHists    []histState
-	mean, val    []byte // scratch for compact lines
+	// announced is how many counters (in creation order) have had their
+	// first flush; the ones after it are sent even if they did not move.
+	announced int
+	lastHists []histState
+	mean, val []byte // scratch for compact lines
 }
 
 // histState is what a compact sink already sent of one histogram.
@@ -49,7 +52,13 @@ func NewFlusher(store *Store, cfg FlusherConfig, log *slog.Logger) (*Flusher, er
 	}
 	f := &Flusher{store: store, cfg: cfg, log: log}
 	timer := false
-	for _, sc := range cfg.Sinks {
+	for i, sc := range cfg.Sinks {
+		if sc.Type == SinkStatsD && len(store.fixed) > 0 {
+			// As in Envoy, the configuration stands; but say so, because
+			// whoever set stats_tags expects to see them.
+			log.Warn("a plain statsd sink cannot carry stats_config.stats_tags: its lines are flat names without tags; use type dogstatsd to send them",
+				"sink", fmt.Sprintf("stats_sinks[%d]", i), "address", sc.Address, "tags", len(store.fixed))
+		}
 		s := &sinkState{cfg: sc, dog: sc.Type == SinkDogStatsD, compact: sc.Histograms == HistogramsCompact, self: &store.self, log: log}
 		if sc.Protocol == ProtocolTCP {
 			s.w = &tcpWriter{addr: sc.Address}
@@ -118,12 +127,14 @@ func (f *Flusher) Flush(ctx context.Context) {
 	for len(f.lastCounters) < len(counters) {
 		f.lastCounters = append(f.lastCounters, 0)
 	}
+	announced := f.announced
+	f.announced = len(counters)
 	for i, c := range counters {
 		v := c.Value()
 		d := v - f.lastCounters[i]
 		f.lastCounters[i] = v
-		if d == 0 {
-			continue // Envoy skips counters that did not move
+		if d == 0 && (!f.cfg.AnnounceCounters || i < announced || !c.visible()) {
+			continue // counters that did not move are skipped
 		}
 		for _, s := range f.sinks {
 			s.line(ctx, &c.meta, d, "|c")

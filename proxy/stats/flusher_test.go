@@ -398,3 +398,52 @@ func TestFlusherConfigValidation(t *testing.T) {
 		t.Error("1ms flush interval accepted")
 	}
 }
+
+// TestAnnounceCounters: with AnnounceCounters, a counter's first flush
+// sends it even at 0, once; unmoved counters are skipped afterwards, a
+// counter created later is announced in its own first flush, and per-code
+// counters that never counted stay hidden.
+func TestAnnounceCounters(t *testing.T) {
+	u := newUDPServer(t)
+	s := newTestStore(t, Config{})
+	f, err := NewFlusher(s, FlusherConfig{Sinks: []SinkConfig{{Address: u.addr()}}, AnnounceCounters: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	c := s.ClusterStats("b")
+	c.UpstreamRqTotal.Add(3)
+
+	first := lines(flushAndRead(t, f, u))
+	for _, want := range []string{"envoy.cluster.b.upstream_rq_total:3|c", "envoy.cluster.b.upstream_cx_connect_fail:0|c",
+		"envoy.cluster.b.upstream_rq_timeout:0|c", "envoy.cluster.b.upstream_rq_retry:0|c", "envoy.cluster.b.upstream_rq_5xx:0|c"} {
+		if !slices.Contains(first, want) {
+			t.Errorf("first flush lacks %q", want)
+		}
+	}
+	for _, l := range first {
+		if strings.HasPrefix(l, "envoy.cluster.b.upstream_rq_503:") || strings.HasPrefix(l, "envoy.cluster.b.upstream_rq_200:") {
+			t.Errorf("first flush announces the unused per-code counter %q", l)
+		}
+	}
+	zeros := 0
+	for _, l := range first {
+		if strings.HasSuffix(l, ":0|c") {
+			zeros++
+		}
+	}
+	if zeros < 50 {
+		t.Errorf("first flush announces %d counters at 0, want every counter of cluster b", zeros)
+	}
+
+	c.UpstreamCxConnectFail.Inc()
+	if got, want := lines(flushAndRead(t, f, u)), []string{"envoy.statsd.lines_sent:" + strconv.Itoa(len(first)) + "|c", "envoy.cluster.b.upstream_cx_connect_fail:1|c"}; !slices.Equal(got, want) {
+		t.Errorf("second flush: %q, want %q", got, want)
+	}
+
+	s.ClusterStats("later")
+	third := lines(flushAndRead(t, f, u))
+	if !slices.Contains(third, "envoy.cluster.later.upstream_rq_timeout:0|c") || slices.Contains(third, "envoy.cluster.b.upstream_rq_timeout:0|c") {
+		t.Errorf("third flush should announce cluster later's counters and only those: %q", third)
+	}
+}

@@ -122,6 +122,14 @@ type FlusherConfig struct {
 	TimerDrainInterval time.Duration `yaml:"timer_drain_interval"`
 	// Sinks are the StatsD/DogStatsD destinations.
 	Sinks []SinkConfig `yaml:"stats_sinks"`
+	// AnnounceCounters sends each counter once at 0 (":0|c") in its first
+	// flush, even though it did not move; later flushes skip unmoved
+	// counters as before. Every receiver then holds the series at 0
+	// before its first increment, so rate() and increase() see that
+	// increment and panels show 0 rather than "No data". Per-code
+	// counters that never counted stay hidden, as in the admin listings.
+	// The proxy turns it on; Envoy sends a counter only once it was used.
+	AnnounceCounters bool `yaml:"-"`
 }
 
 // WithDefaults returns c with defaults applied, sinks included.

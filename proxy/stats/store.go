@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,9 @@ type Config struct {
 	// MaxStats caps the number of stats; constructors past it hand out a
 	// shared overflow stat and count stats.overflow. Default DefaultMaxStats.
 	MaxStats int `yaml:"max_stats"`
+	// FixedTags are added to every stat after its extracted tags
+	// (stats_config.stats_tags with fixed_value; see fixedtags.go).
+	FixedTags []Tag `yaml:"-"`
 }
 
 // Validate reports the first problem with c, naming the field.
@@ -41,7 +45,7 @@ func (c Config) Validate() error {
 	if c.MaxStats < 0 {
 		return fmt.Errorf("stats_config.max_stats: %d is negative", c.MaxStats)
 	}
-	return nil
+	return checkFixedTags(c.FixedTags)
 }
 
 // Store holds every stat of one proxy. Stats are created only from
@@ -52,6 +56,7 @@ func (c Config) Validate() error {
 type Store struct {
 	bounds   []float64
 	maxStats int
+	fixed    []Tag // added to every stat's tags
 	start    time.Time
 
 	// timerQueue is set while a timer-mode StatsD sink runs.
@@ -84,6 +89,7 @@ func NewStore(cfg Config) (*Store, error) {
 		start:    time.Now(),
 		byName:   map[string]Stat{},
 		scopes:   map[string]any{},
+		fixed:    slices.Clone(cfg.FixedTags),
 	}
 	if len(cfg.HistogramBuckets) > 0 {
 		s.bounds = append([]float64(nil), cfg.HistogramBuckets...)
@@ -329,6 +335,10 @@ func (s *Store) register(kind Kind, m meta, ignoreCap bool) (Stat, error) {
 		}
 	}
 	m.promName = prometheusName(m.tagExtracted)
+	if len(s.fixed) > 0 {
+		// A copy: m.tags may be shared with the builder's other stats.
+		m.tags = append(slices.Clip(m.tags), s.fixed...)
+	}
 	var pl, dt strings.Builder
 	for i, t := range m.tags {
 		if i > 0 {

@@ -217,6 +217,10 @@ func (s *Store) Epoch() uint64 { return s.epoch.Load() }
 // Len is the number of live series, overflow series included.
 func (s *Store) Len() int { return int(s.series.Load()) }
 
+// MaxSeries is the global cardinality budget (Options.MaxSeries; 0 is
+// unlimited).
+func (s *Store) MaxSeries() int { return s.opts.MaxSeries }
+
 // Families is the number of metric names.
 func (s *Store) Families() int {
 	s.famMu.Lock()

@@ -34,6 +34,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	fams := h.Gather()
 	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
+	if format.FormatType() == expfmt.TypeOpenMetrics && openMetricsClash(fams) {
+		// Envoy's names have counters X and X_total side by side
+		// (envoy_cluster_upstream_rq{code} and envoy_cluster_upstream_rq_total),
+		// which OpenMetrics would both call X. Envoy serves the text format
+		// only; so does the sink then, which every scraper accepts.
+		format = expfmt.NewFormat(expfmt.TypeTextPlain)
+	}
 	if format.FormatType() == expfmt.TypeTextPlain || format.FormatType() == expfmt.TypeUnknown {
 		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 		bw := bufio.NewWriterSize(w, 64<<10)
@@ -54,6 +61,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.OnScrape != nil {
 		h.OnScrape(time.Since(start))
 	}
+}
+
+// openMetricsClash reports whether two families would get the same
+// OpenMetrics name: a counter's is its name without _total.
+func openMetricsClash(fams []aggregate.FamilySnapshot) bool {
+	names := make(map[string]bool, len(fams))
+	for i := range fams {
+		names[fams[i].Name] = true
+	}
+	for i := range fams {
+		if base, ok := strings.CutSuffix(fams[i].Name, "_total"); ok && fams[i].Kind == aggregate.KindCounter && names[base] {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteText writes families in the Prometheus text format 0.0.4, byte for

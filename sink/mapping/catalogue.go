@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -161,6 +162,7 @@ type catalogueFamily struct {
 	prom      template // Prometheus name; zone stats keep placeholders
 	tags      []string // Envoy tag names, in catalogue order
 	labels    []string // their Prometheus label names
+	zeros     *Zeros   // the entity's families to create at 0; nil for none
 }
 
 // catalogueTables index the catalogue: flat names by their first segment
@@ -179,9 +181,11 @@ type catalogueTables struct {
 
 func newCatalogueTables(fams []stats.Family) *catalogueTables {
 	ct := &catalogueTables{flat: map[string][]*catalogueFamily{}, extExact: map[string]*catalogueFamily{}}
+	zeros := zeroSets(fams)
 	for _, f := range fams {
 		cf := &catalogueFamily{flat: parseTemplate(f.Name), ext: parseTemplate(f.TagExtractedName),
 			prom: parseTemplate(f.PrometheusName), tags: f.Tags, labels: f.PrometheusLabels}
+		cf.zeros = zeros[entityKey(f.Tags)]
 		scope, _, _ := strings.Cut(f.Name, ".")
 		if strings.HasPrefix(scope, "{") {
 			// Rooted at a tag value (<stat_prefix>.http_local_rate_limit.*):
@@ -209,21 +213,89 @@ func newCatalogueTables(fams []stats.Family) *catalogueTables {
 	return ct
 }
 
+// Zeros are the counter and histogram families the catalogue defines for
+// one kind of entity (a cluster, a connection manager, a listener, ...):
+// those whose tags are exactly the entity's. When the sink first sees a
+// series of an entity, it creates these families for it at 0 (see
+// sink.Pipeline), so that a panel shows 0 rather than "No data" and
+// rate() and increase() see the first increment. Families with a status
+// code or class among their tags, and zone families, are left out: which
+// codes and zones will appear is not known in advance.
+type Zeros struct {
+	// Families are the families to create, by Prometheus name.
+	Families []ZeroFamily
+	// Drop are the labels of the series that found the entity which the
+	// entity's own families do not have (envoy_response_code, ...);
+	// every other label (the entity's, and extra tags such as node_id)
+	// is kept.
+	Drop []string
+}
+
+// ZeroFamily is one family of Zeros.
+type ZeroFamily struct {
+	Name      string
+	Histogram bool // else a counter
+}
+
+// codeTags vary per series of an entity, so they do not identify one.
+var codeTags = []string{stats.TagResponseCode, stats.TagResponseCodeClass}
+
+// entityKey names the entity a family's series belong to: its tags
+// without the code tags, sorted; "" for families of no entity.
+func entityKey(tags []string) string {
+	var ts []string
+	for _, t := range tags {
+		if !slices.Contains(codeTags, t) {
+			ts = append(ts, t)
+		}
+	}
+	sort.Strings(ts)
+	return strings.Join(ts, "\x00")
+}
+
+// zeroSets groups the catalogue's counter and histogram families by
+// entity (families whose tags are exactly the entity's, whose names have
+// no zone placeholder), and fills in which labels a series of each entity
+// may carry beyond them.
+func zeroSets(fams []stats.Family) map[string]*Zeros {
+	out := map[string]*Zeros{}
+	for _, f := range fams {
+		key := entityKey(f.Tags)
+		if key == "" || f.Kind == stats.KindGauge || strings.Contains(f.PrometheusName, "{") || len(f.Tags) != strings.Count(key, "\x00")+1 {
+			continue
+		}
+		z := out[key]
+		if z == nil {
+			z = &Zeros{}
+			for _, t := range codeTags {
+				z.Drop = append(z.Drop, promLabelName(t))
+			}
+			out[key] = z
+		}
+		z.Families = append(z.Families, ZeroFamily{Name: f.PrometheusName, Histogram: f.Kind == stats.KindHistogram})
+	}
+	return out
+}
+
+// promLabelName is a tag name as a Prometheus label (envoy.cluster_name →
+// envoy_cluster_name).
+func promLabelName(tag string) string { return strings.ReplaceAll(tag, ".", "_") }
+
 // lookup matches stat (the name after the prefix) against the catalogue:
 // DogStatsD names first (exact, then zone templates), then flat names of
 // the stat's scope, then (if none matched) the families rooted at a tag
 // value. Among flat matches the shortest leftmost value wins
 // (cluster "a" with stat canary.upstream_rq_200 over cluster "a.canary"),
 // then catalogue order. It returns the Prometheus name and labels.
-func (ct *catalogueTables) lookup(stat string) (name string, labels []Label, ok bool) {
+func (ct *catalogueTables) lookup(stat string) (name string, labels []Label, zeros *Zeros, ok bool) {
 	if cf := ct.extExact[stat]; cf != nil {
-		return renderProm(cf.prom, nil), nil, true
+		return renderProm(cf.prom, nil), nil, cf.zeros, true
 	}
 	var c captures
 	for _, cf := range ct.extTmpl {
 		c = captures{}
 		if cf.ext.match(stat, &c) {
-			return renderProm(cf.prom, &c), nil, true
+			return renderProm(cf.prom, &c), nil, cf.zeros, true
 		}
 	}
 	scope, _, _ := strings.Cut(stat, ".")
@@ -254,14 +326,14 @@ func (ct *catalogueTables) lookup(stat string) (name string, labels []Label, ok 
 		}
 	}
 	if best == nil {
-		return "", nil, false
+		return "", nil, nil, false
 	}
 	for i, tag := range best.tags {
 		v, _ := bestC.get(tag)
 		labels = append(labels, Label{Name: best.labels[i], Value: v})
 	}
 	sort.Slice(labels, func(i, j int) bool { return labels[i].Name < labels[j].Name })
-	return renderProm(best.prom, &bestC), labels, true
+	return renderProm(best.prom, &bestC), labels, best.zeros, true
 }
 
 // renderProm fills a Prometheus name template's placeholders (zones),

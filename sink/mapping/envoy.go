@@ -65,8 +65,10 @@ func (e *Envoy) Map(name string, t statsd.Type) *Result {
 	if !ok || stat == "" {
 		return nil
 	}
-	if n, labels, ok := e.cat.lookup(stat); ok {
-		return envoyResult(n, labels, t)
+	if n, labels, zeros, ok := e.cat.lookup(stat); ok {
+		r := envoyResult(n, labels, t)
+		r.Zeros = zeros
+		return r
 	}
 	return e.extract(stat, t)
 }

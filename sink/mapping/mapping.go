@@ -79,6 +79,9 @@ type Result struct {
 	Observer Observer
 	Buckets  []float64
 	Summary  SummaryOptions
+	// Zeros, from the Envoy preset, are the families of the entity this
+	// series belongs to, which the sink creates at 0 with the series.
+	Zeros *Zeros
 }
 
 // DefaultHelp is statsd_exporter's HELP text for metrics without one.
