@@ -32,6 +32,11 @@ func (s *Stats) requestFinished(info *streaminfo.Info, aborted bool) {
 	if info.ResponseFlags.Has(streaminfo.StreamIdleTimeout) {
 		h.DownstreamRqIdleTimeout.Inc()
 	}
+	if info.ResponseFlags.Has(streaminfo.DownstreamProtocolError) {
+		// The request broke the protocol (a malformed body, too many
+		// headers): its connection cannot go on, as Envoy counts it.
+		h.DownstreamCxProtocolError.Inc()
+	}
 	if info.ResponseCode == 0 {
 		// Nothing was sent (the client left first): Envoy counts no code.
 		return
