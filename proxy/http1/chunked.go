@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Limits of the chunked decoder. A chunk-size line (size and extensions)
@@ -278,22 +280,10 @@ func trimBWS(s []byte) []byte {
 // tokenLen returns the length of the token (RFC 9110 tchar) s starts with.
 func tokenLen(s []byte) int {
 	i := 0
-	for i < len(s) && isTchar(s[i]) {
+	for i < len(s) && httpguts.IsTokenRune(rune(s[i])) {
 		i++
 	}
 	return i
-}
-
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }
 
 // quotedStringLen returns the length of the quoted-string (RFC 9110
