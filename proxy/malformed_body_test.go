@@ -12,13 +12,16 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // malformedBodyConfig has a streamed route (no retries: the body goes
 // upstream as it arrives) and a retried route (the body is buffered for
 // replay before any upstream is contacted), both to one cluster whose
 // outlier detection would eject its only host after three gateway
-// failures or 5xx in a row.
+// failures or 5xx in a row. Both are mirrored to a shadow cluster.
 const malformedBodyConfig = `
 admin: {address: "127.0.0.1:0"}
 lifecycle: {drain_time: 0s, watch_config: false}
@@ -32,13 +35,16 @@ listeners:
         domains: ["*"]
         routes:
           - match: {prefix: /stream}
-            route: {cluster: up, timeout: 15s}
+            route: {cluster: up, timeout: 15s, request_mirror_policies: [{cluster: shadow}]}
           - match: {prefix: /retry}
             route:
               cluster: up
               timeout: 15s
               retry_policy: {retry_on: [5xx, reset, connect-failure], num_retries: 2, retry_back_off: {base_interval: 1ms}}
+              request_mirror_policies: [{cluster: shadow}]
 clusters:
+  - name: shadow
+    endpoints: [{address: "{{SHADOW}}"}]
   - name: up
     endpoints: [{address: "{{UP}}"}]
     outlier_detection:
@@ -154,11 +160,11 @@ func (u *recordingUpstream) waitClosed(t *testing.T, id int64) {
 // downstream_rq_4xx counted, and nothing charged to the upstream host: no
 // 5xx, no timeout, no outlier ejection after more requests than its
 // thresholds. The upstream connection that carried the partial request is
-// closed and never reused.
+// closed and never reused, and no shadow is sent the broken body.
 func TestMalformedRequestBody(t *testing.T) {
 	t.Parallel()
-	up := newRecordingUpstream(t)
-	h := startProxy(t, malformedBodyConfig, "{{UP}}", up.addr)
+	up, shadow := newRecordingUpstream(t), newRecordingUpstream(t)
+	h := startProxy(t, malformedBodyConfig, "{{UP}}", up.addr, "{{SHADOW}}", shadow.addr)
 	addr := h.srv.ListenerAddr("ingress").String()
 
 	const hidden = "GET /stream/hidden HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -292,6 +298,13 @@ func TestMalformedRequestBody(t *testing.T) {
 	}
 
 	total := uint64(n)
+	// Every valid request was mirrored; no malformed one was, complete
+	// or truncated.
+	for _, r := range shadow.waitRequests(t, 2*n) {
+		if !strings.HasSuffix(r.path, "/before") && !strings.HasSuffix(r.path, "/after") {
+			t.Errorf("the shadow cluster was sent %s (body error %v)", r.path, r.bodyErr)
+		}
+	}
 	h.waitStat("http.ingress_http.downstream_cx_protocol_error", total)
 	h.waitStat("http.ingress_http.downstream_rq_4xx", total)
 	for _, name := range []string{
@@ -313,7 +326,7 @@ func TestMalformedRequestBody(t *testing.T) {
 func TestClientGoneMidBodyIsNotUpstreamFailure(t *testing.T) {
 	t.Parallel()
 	up := newRecordingUpstream(t)
-	h := startProxy(t, malformedBodyConfig, "{{UP}}", up.addr)
+	h := startProxy(t, malformedBodyConfig, "{{UP}}", up.addr, "{{SHADOW}}", closedPort(t))
 	addr := h.srv.ListenerAddr("ingress").String()
 	for i := range 4 {
 		rid := fmt.Sprintf("gone-%d", i)
@@ -360,6 +373,87 @@ func drainStarted(c chan int64) {
 		case <-c:
 		default:
 			return
+		}
+	}
+}
+
+// TestMalformedRequestBodyHTTP2: over HTTP/2 (h2c with prior knowledge),
+// a stream that ends its body before its declared content-length is the
+// client's fault too: 400 on that stream, flag DPE with Envoy's HTTP/2
+// details, nothing charged to the host, and the upstream connection that
+// carried the partial request closed.
+func TestMalformedRequestBodyHTTP2(t *testing.T) {
+	t.Parallel()
+	up := newRecordingUpstream(t)
+	h := startProxy(t, malformedBodyConfig, "{{UP}}", up.addr, "{{SHADOW}}", closedPort(t))
+	addr := h.srv.ListenerAddr("ingress").String()
+
+	c := dialSend(t, addr, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var hb strings.Builder
+	enc := hpack.NewEncoder(&hb)
+	for _, f := range [][2]string{
+		{":method", "POST"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/stream/x"},
+		{"content-length", "40000"}, {"x-request-id", "h2-short"},
+	} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte(hb.String()), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	// More than the upstream writer buffers, so that the request is
+	// upstream before its body ends short.
+	chunk := []byte(strings.Repeat("x", 10000))
+	for range 2 {
+		if err := fr.WriteData(1, false, chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-up.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
+	pooled := int64(1) // the upstream's first connection
+	if err := fr.WriteData(1, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	status := ""
+	for status == "" {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading the answer: %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == 1 {
+				status = f.PseudoValue("status")
+			}
+		case *http2.RSTStreamFrame:
+			t.Fatalf("stream reset (%v), want a 400", f.ErrCode)
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY (%v), want a 400", f.ErrCode)
+		}
+	}
+	if status != "400" {
+		t.Fatalf(":status %s, want 400", status)
+	}
+	line := h.logLine("h2-short")
+	if f := flags(line); !hasFlag(f, "DPE") || hasFlag(f, "UT") || hasFlag(f, "DC") {
+		t.Errorf("access-log flags %q, want DPE alone; line %v", f, line)
+	}
+	if d := line["response_code_details"]; d != "http2.violation.of.messaging.rule" {
+		t.Errorf("response_code_details %v, want http2.violation.of.messaging.rule", d)
+	}
+	up.waitClosed(t, pooled)
+	h.waitStat("http.ingress_http.downstream_rq_4xx", 1)
+	for _, name := range []string{"cluster.up.upstream_rq_5xx", "cluster.up.upstream_rq_timeout"} {
+		if got := h.stat(name); got != 0 {
+			t.Errorf("%s = %d, want 0", name, got)
 		}
 	}
 }
