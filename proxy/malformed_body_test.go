@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -451,6 +452,62 @@ func TestMalformedRequestBodyHTTP2(t *testing.T) {
 	}
 	up.waitClosed(t, pooled)
 	h.waitStat("http.ingress_http.downstream_rq_4xx", 1)
+	for _, name := range []string{"cluster.up.upstream_rq_5xx", "cluster.up.upstream_rq_timeout"} {
+		if got := h.stat(name); got != 0 {
+			t.Errorf("%s = %d, want 0", name, got)
+		}
+	}
+}
+
+// TestMalformedBodyAfterResponseStarted: when the upstream answers before
+// the body ends (full duplex) and the body then turns out malformed, the
+// response cannot become a 400: the downstream stream is reset (the
+// connection closes before the response's last chunk), the access log
+// says DPE, and the host is not charged.
+func TestMalformedBodyAfterResponseStarted(t *testing.T) {
+	t.Parallel()
+	bodyEnded := make(chan error, 1)
+	early := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.EnableFullDuplex() // answer while the body still arrives
+		_, _ = io.WriteString(w, "early ")
+		_ = rc.Flush()
+		_, err := io.Copy(io.Discard, r.Body)
+		bodyEnded <- err
+		_, _ = io.WriteString(w, "late")
+	}))
+	h := startProxy(t, malformedBodyConfig, "{{UP}}", early, "{{SHADOW}}", closedPort(t))
+	addr := h.srv.ListenerAddr("ingress").String()
+
+	c := dialSend(t, addr, "POST /stream/x HTTP/1.1\r\nHost: a\r\nX-Request-Id: started\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("early "))
+	if _, err := io.ReadFull(res.Body, buf); err != nil || string(buf) != "early " {
+		t.Fatalf("first bytes of the response: %q, %v", buf, err)
+	}
+	if _, err := io.WriteString(c, "zz\r\nxx\r\n0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(res.Body)
+	if err == nil {
+		t.Fatalf("the response ended cleanly with %q; want it cut off (stream reset)", rest)
+	}
+	select {
+	case err := <-bodyEnded:
+		if err == nil {
+			t.Error("the upstream read a complete body, want its connection closed mid-body")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream was still reading the body 10s after it broke")
+	}
+	line := h.logLine("started")
+	if f := flags(line); !hasFlag(f, "DPE") || hasFlag(f, "UC") || hasFlag(f, "UT") {
+		t.Errorf("access-log flags %q, want DPE and no upstream flag; line %v", f, line)
+	}
 	for _, name := range []string{"cluster.up.upstream_rq_5xx", "cluster.up.upstream_rq_timeout"} {
 		if got := h.stat(name); got != 0 {
 			t.Errorf("%s = %d, want 0", name, got)
