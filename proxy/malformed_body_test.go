@@ -452,6 +452,7 @@ func TestMalformedRequestBodyHTTP2(t *testing.T) {
 	}
 	up.waitClosed(t, pooled)
 	h.waitStat("http.ingress_http.downstream_rq_4xx", 1)
+	h.waitStat("http.ingress_http.downstream_cx_protocol_error", 1)
 	for _, name := range []string{"cluster.up.upstream_rq_5xx", "cluster.up.upstream_rq_timeout"} {
 		if got := h.stat(name); got != 0 {
 			t.Errorf("%s = %d, want 0", name, got)

@@ -358,6 +358,7 @@ func (pc *http1Conn) writeRequest(req *http.Request) error {
 // partial request has been closed.
 type RequestBodyError struct{ Err error }
 
+// Error says the request body failed and why.
 func (e *RequestBodyError) Error() string { return "reading the request body: " + e.Err.Error() }
 
 // Unwrap returns the body's read error.

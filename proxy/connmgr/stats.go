@@ -32,9 +32,7 @@ func (s *Stats) requestFinished(info *streaminfo.Info, aborted bool) {
 	if info.ResponseFlags.Has(streaminfo.StreamIdleTimeout) {
 		h.DownstreamRqIdleTimeout.Inc()
 	}
-	if info.ResponseFlags.Has(streaminfo.DownstreamProtocolError) {
-		// The request broke the protocol (a malformed body, too many
-		// headers): its connection cannot go on, as Envoy counts it.
+	if info.DownstreamCodecError {
 		h.DownstreamCxProtocolError.Inc()
 	}
 	if info.ResponseCode == 0 {

@@ -34,6 +34,7 @@ type BodyError struct {
 	Offset int64
 }
 
+// Error names the problem and where it is.
 func (e *BodyError) Error() string {
 	return ErrMalformedBody.Error() + ": " + e.Reason + " at byte " + strconv.FormatInt(e.Offset, 10)
 }

@@ -570,6 +570,7 @@ func clientBodyFailed(w http.ResponseWriter, fr *Request, err error, responseSta
 		// send an empty 200.
 		return Outcome{Abort: true}
 	}
+	info.DownstreamCodecError = true
 	details := "http1.codec_error"
 	if fr.Downstream.ProtoMajor == 2 {
 		details = "http2.violation.of.messaging.rule"
@@ -591,7 +592,7 @@ func clientBodyFailed(w http.ResponseWriter, fr *Request, err error, responseSta
 	info.ResponseFlags.Set(streaminfo.DownstreamProtocolError)
 	info.ResponseCodeDetails = details
 	info.ResponseCode = http.StatusBadRequest
-	msg := "malformed request body: " + err.Error()
+	msg := "request body: " + err.Error()
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		msg = "incomplete request body: the client ended it before its end"
 	}
