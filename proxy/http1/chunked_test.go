@@ -13,8 +13,8 @@ import (
 
 // decodeChunked reads a whole chunked body from s with the server's buffer
 // size, through reads of at most step bytes, and returns the data, the
-// error (nil at a clean end) and what is left unread after it.
-func decodeChunked(s string, step int) ([]byte, error, string) {
+// rest left unread after a clean end, and the error (nil at a clean end).
+func decodeChunked(s string, step int) ([]byte, string, error) {
 	br := bufio.NewReaderSize(strings.NewReader(s), bufferSize)
 	cr := newChunkedReader(br)
 	var out []byte
@@ -24,10 +24,10 @@ func decodeChunked(s string, step int) ([]byte, error, string) {
 		out = append(out, p[:n]...)
 		if err == io.EOF { //nolint:errorlint // the reader returns io.EOF itself
 			rest, _ := io.ReadAll(br)
-			return out, nil, string(rest)
+			return out, string(rest), nil
 		}
 		if err != nil {
-			return out, err, ""
+			return out, "", err
 		}
 	}
 }
@@ -50,7 +50,7 @@ func TestChunkedReaderAccepts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, step := range []int{1, 3, 32 << 10} {
-				got, err, rest := decodeChunked(tt.in, step)
+				got, rest, err := decodeChunked(tt.in, step)
 				if err != nil {
 					t.Fatalf("reads of %d: %v", step, err)
 				}
@@ -92,7 +92,7 @@ func TestChunkedReaderRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err, _ := decodeChunked(tt.in, 32<<10)
+			_, _, err := decodeChunked(tt.in, 32<<10)
 			var be *BodyError
 			if !errors.As(err, &be) || !errors.Is(err, ErrMalformedBody) {
 				t.Fatalf("err = %v, want a *BodyError", err)
@@ -104,7 +104,7 @@ func TestChunkedReaderRefuses(t *testing.T) {
 	}
 	// A body cut short is not malformed: the client's connection ended.
 	for _, in := range []string{"", "5", "5\r\nhel", "5\r\nhello", "5\r\nhello\r", "5;a=\"x"} {
-		if _, err, _ := decodeChunked(in, 32<<10); !errors.Is(err, io.ErrUnexpectedEOF) {
+		if _, _, err := decodeChunked(in, 32<<10); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("%q: err = %v, want io.ErrUnexpectedEOF", in, err)
 		}
 	}
@@ -231,8 +231,8 @@ func FuzzChunkedBody(f *testing.F) {
 		tbr := bufio.NewReaderSize(bytes.NewReader(data), bufferSize)
 		tdata, terr := io.ReadAll(httputil.NewChunkedReader(tbr))
 		trest, _ := io.ReadAll(tbr)
-		odata, oerr, orest := decodeChunked(string(data), 32<<10)
-		if o1, e1, r1 := decodeChunked(string(data), 1); !bytes.Equal(o1, odata) || (e1 == nil) != (oerr == nil) || r1 != orest {
+		odata, orest, oerr := decodeChunked(string(data), 32<<10)
+		if o1, r1, e1 := decodeChunked(string(data), 1); !bytes.Equal(o1, odata) || (e1 == nil) != (oerr == nil) || r1 != orest {
 			t.Fatalf("one-byte reads differ: %q %v %q; whole reads %q %v %q\ninput %q", o1, e1, r1, odata, oerr, orest, data)
 		}
 		var be *BodyError
