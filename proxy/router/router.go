@@ -594,7 +594,7 @@ func clientBodyFailed(w http.ResponseWriter, fr *Request, err error, responseSta
 	info.ResponseCode = http.StatusBadRequest
 	msg := "request body: " + err.Error()
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		msg = "incomplete request body: the client ended it before its end"
+		msg = "incomplete request body: the client closed its side before the body ended"
 	}
 	WriteLocalReply(w, http.StatusBadRequest, msg, fr.ServerName, prepare)
 	return Outcome{}
