@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -512,6 +513,60 @@ func TestMalformedBodyAfterResponseStarted(t *testing.T) {
 	for _, name := range []string{"cluster.up.upstream_rq_5xx", "cluster.up.upstream_rq_timeout"} {
 		if got := h.stat(name); got != 0 {
 			t.Errorf("%s = %d, want 0", name, got)
+		}
+	}
+}
+
+// TestMalformedRequestBodyTLS: HTTP/1.1 over TLS gets the same answer: a
+// malformed chunked body is refused with 400 and Connection: close, the
+// connection is closed, and the request hidden after the body is never
+// served, on the streamed route and the retried one.
+func TestMalformedRequestBodyTLS(t *testing.T) {
+	t.Parallel()
+	up := newRecordingUpstream(t)
+	certFile, keyFile, pool, _ := selfSigned(t, t.TempDir())
+	cfg := strings.Replace(malformedBodyConfig, "stat_prefix: ingress_http",
+		"stat_prefix: ingress_http\n    tls: {cert_file: \"{{CERT}}\", key_file: \"{{KEY}}\"}", 1)
+	h := startProxy(t, cfg, "{{UP}}", up.addr, "{{SHADOW}}", closedPort(t), "{{CERT}}", certFile, "{{KEY}}", keyFile)
+	addr := h.srv.ListenerAddr("ingress").String()
+	const hidden = "GET /stream/hidden HTTP/1.1\r\nHost: a\r\n\r\n"
+	for i, tc := range []struct{ path, tail string }{
+		{"/stream/x", "zz\r\nxx\r\n0\r\n\r\n" + hidden},
+		{"/stream/x", "ffffffffffffffffff\r\nxx\r\n0\r\n\r\n" + hidden},
+		{"/retry/x", "zz\r\nxx\r\n0\r\n\r\n" + hidden},
+		{"/retry/x", "3\r\nabc\n0\r\n\r\n" + hidden},
+	} {
+		rid := fmt.Sprintf("tls-%d", i)
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		start := time.Now()
+		req := "POST " + tc.path + " HTTP/1.1\r\nHost: a\r\nX-Request-Id: " + rid + "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n" + tc.tail
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c)
+		_ = c.Close()
+		out := string(b)
+		if err != nil {
+			t.Fatalf("%s %q: reading until the proxy closes: %v (got %q)", tc.path, tc.tail, err, out)
+		}
+		if !strings.HasPrefix(out, "HTTP/1.1 400 ") || strings.Count(out, "HTTP/1.1 ") != 1 ||
+			!strings.Contains(strings.ToLower(out), "\r\nconnection: close\r\n") {
+			t.Errorf("%s %q: answered %q, want one 400 with Connection: close", tc.path, tc.tail, out)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("400 took %v: the request waited for a timeout", took)
+		}
+		if f := flags(h.logLine(rid)); !hasFlag(f, "DPE") {
+			t.Errorf("access-log flags %q, want DPE", f)
+		}
+	}
+	for _, r := range up.waitRequests(t, 0) {
+		if strings.HasSuffix(r.path, "hidden") {
+			t.Errorf("the request hidden after a malformed body reached the upstream")
 		}
 	}
 }
