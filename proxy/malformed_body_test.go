@@ -250,7 +250,7 @@ func TestMalformedRequestBody(t *testing.T) {
 				rid := fmt.Sprintf("malformed-%d", n)
 				streamed := route == "/stream"
 				out, took := send(t, route+"/x", rid, sh.chunked, sh.tail, sh.halfClose, streamed)
-				t.Logf("answer: %q", out)
+				t.Logf("answered in %v: %q", took, out)
 				if !strings.HasPrefix(out, "HTTP/1.1 400 ") {
 					t.Fatalf("after %v the proxy answered %q, want 400", took, out)
 				}
