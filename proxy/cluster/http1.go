@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -261,6 +262,9 @@ type http1Conn struct {
 
 	idleSince time.Time
 	reused    bool
+	// bodyErr is set by the body writer when reading the request body
+	// failed; such a connection is closed and never pooled again.
+	bodyErr atomic.Pointer[RequestBodyError]
 }
 
 // limitedReader bounds the bytes read while response headers are parsed,
@@ -306,7 +310,7 @@ func (pc *http1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 		// The body may still be arriving from the client while the
 		// upstream answers: write it concurrently.
 		writeDone = make(chan error, 1)
-		go func() { writeDone <- pc.writeRequest(req) }()
+		go func() { writeDone <- pc.writeStreamed(req) }()
 	} else if err := pc.writeRequest(req); err != nil {
 		return nil, pc.fail(ctx, stop, err, false)
 	}
@@ -346,12 +350,67 @@ func (pc *http1Conn) writeRequest(req *http.Request) error {
 	return http1.WriteRequest(pc.bw, req)
 }
 
+// RequestBodyError is the transport's error for an exchange that failed
+// because the request body could not be read from its source (for a
+// proxied request, the client sent a malformed or truncated body, or went
+// away). The upstream is not at fault, and the connection that carried the
+// partial request has been closed.
+type RequestBodyError struct{ Err error }
+
+// Error says the request body failed and why.
+func (e *RequestBodyError) Error() string { return "reading the request body: " + e.Err.Error() }
+
+// Unwrap returns the body's read error.
+func (e *RequestBodyError) Unwrap() error { return e.Err }
+
+// sourceBody is a request body whose read errors are told apart from
+// errors writing to the upstream connection.
+type sourceBody struct {
+	rc  io.ReadCloser
+	err error // first read error other than io.EOF
+}
+
+func (b *sourceBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF && b.err == nil { //nolint:errorlint // io.EOF is returned unwrapped by contract
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *sourceBody) Close() error { return b.rc.Close() }
+
+// writeStreamed writes a request whose body is sent concurrently with
+// reading the response. When reading the body fails, the upstream has a
+// partial request and would wait for the rest, and the response read with
+// it, until a timeout: the connection is closed at once, which ends both,
+// and the exchange fails with a *RequestBodyError. A failure to write to
+// the upstream closes nothing here: an upstream that answered early and
+// closed its side still has its response read.
+func (pc *http1Conn) writeStreamed(req *http.Request) error {
+	src := &sourceBody{rc: req.Body}
+	out := *req
+	out.Body = src
+	err := pc.writeRequest(&out)
+	if err != nil && src.err != nil {
+		berr := &RequestBodyError{Err: src.err}
+		pc.bodyErr.Store(berr)
+		pc.conn.Close()
+		return berr
+	}
+	return err
+}
+
 // fail closes the connection after a failed exchange and returns the error
-// the router classifies: the context's when it was cancelled, errStaleConn
-// when a reused connection failed before any response byte.
+// the router classifies: a *RequestBodyError when the request body failed,
+// the context's when it was cancelled, errStaleConn when a reused
+// connection failed before any response byte.
 func (pc *http1Conn) fail(ctx context.Context, stop func() bool, err error, reading bool) error {
 	stop()
 	pc.conn.Close()
+	if berr := pc.bodyErr.Load(); berr != nil {
+		return berr
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("upstream exchange cancelled: %w", context.Cause(ctx))
 	}
@@ -437,6 +496,10 @@ func (b *http1Body) Read(p []byte) (int, error) {
 	}
 	if err != nil {
 		b.finish(false)
+		if berr := b.pc.bodyErr.Load(); berr != nil {
+			// The body writer closed the connection under the response.
+			return n, berr
+		}
 	}
 	return n, err
 }

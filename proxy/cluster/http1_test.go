@@ -557,3 +557,83 @@ func TestHTTP1ConnectionNamedHeadersWithClose(t *testing.T) {
 		})
 	}
 }
+
+// failingBody yields some bytes, then the error a downstream codec gives
+// for a malformed body.
+type failingBody struct {
+	first []byte
+	gate  chan struct{} // closed when the body may fail
+	err   error
+}
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	if len(b.first) > 0 {
+		n := copy(p, b.first)
+		b.first = b.first[n:]
+		return n, nil
+	}
+	<-b.gate
+	return 0, b.err
+}
+
+func (b *failingBody) Close() error { return nil }
+
+// TestHTTP1RequestBodyReadFailure: when reading a streamed request body
+// fails (the client's fault), the exchange fails at once with a
+// *RequestBodyError, instead of waiting for a response the upstream cannot
+// give to half a request; the upstream sees its connection closed, and the
+// next request goes on a new connection.
+func TestHTTP1RequestBodyReadFailure(t *testing.T) {
+	bodyFailed := make(chan error, 1)
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			_, err := io.Copy(io.Discard, r.Body)
+			bodyFailed <- err
+			return
+		}
+		fmt.Fprint(w, "ok")
+	}, func(s *http.Server) {
+		// Bounds the handler's body read, so that a failing test ends.
+		s.ReadTimeout = 15 * time.Second
+	})
+	tr := newTestHTTP1(t, time.Hour)
+	if _, body := do(t, tr, newReq(t, http.MethodGet, srv.URL, nil)); body != "ok" {
+		t.Fatalf("first request: %q", body)
+	}
+	readErr := errors.New(`invalid chunk size "zz"`)
+	body := &failingBody{first: []byte("hello"), gate: make(chan struct{}), err: readErr}
+	req := newReq(t, http.MethodPost, srv.URL, nil)
+	req.Body, req.ContentLength = body, -1
+	time.AfterFunc(100*time.Millisecond, func() { close(body.gate) })
+	done := make(chan error, 1)
+	go func() {
+		res, err := tr.RoundTrip(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		var berr *RequestBodyError
+		if !errors.As(err, &berr) || !errors.Is(err, readErr) {
+			t.Fatalf("err = %v, want a *RequestBodyError wrapping the body's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RoundTrip still waiting for a response 10s after the request body failed")
+	}
+	select {
+	case err := <-bodyFailed:
+		if err == nil {
+			t.Error("the upstream read a complete body; want its connection closed mid-body")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream's body read never ended")
+	}
+	if _, body := do(t, tr, newReq(t, http.MethodGet, srv.URL, nil)); body != "ok" {
+		t.Fatalf("next request: %q", body)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("connections = %d, want 2 (the one that carried the partial request is never reused)", n)
+	}
+}

@@ -32,6 +32,9 @@ func (s *Stats) requestFinished(info *streaminfo.Info, aborted bool) {
 	if info.ResponseFlags.Has(streaminfo.StreamIdleTimeout) {
 		h.DownstreamRqIdleTimeout.Inc()
 	}
+	if info.DownstreamCodecError {
+		h.DownstreamCxProtocolError.Inc()
+	}
 	if info.ResponseCode == 0 {
 		// Nothing was sent (the client left first): Envoy counts no code.
 		return

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 )
 
@@ -177,5 +176,3 @@ func (b *requestBody) Close() error {
 	// a handler closing it early only stops further reads.
 	return nil
 }
-
-func newChunkedReader(br *bufio.Reader) io.Reader { return httputil.NewChunkedReader(br) }

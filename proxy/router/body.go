@@ -2,9 +2,13 @@ package router
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"sync"
+	"syscall"
 )
 
 // requestBody decides how the request body can be sent upstream, once or
@@ -21,6 +25,59 @@ type requestBody struct {
 	replayable bool
 	// empty reports a request with no body at all.
 	empty bool
+	// client is the downstream body as read by every consumer (buffering,
+	// the single streamed attempt, the shadow tee); nil when empty.
+	client *clientBody
+}
+
+// clientBody is the downstream request body as the router reads it: it
+// records the first read error other than io.EOF, so that a failed upstream
+// exchange can be charged to the client that sent a malformed or truncated
+// body, without guessing from error strings, whatever the downstream
+// protocol and whichever transport read it.
+type clientBody struct {
+	rc  io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+// Read implements io.Reader.
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF { //nolint:errorlint // io.EOF is returned unwrapped by contract
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// Close implements io.Closer.
+func (b *clientBody) Close() error { return b.rc.Close() }
+
+// readErr returns the first error reading the downstream body, or nil.
+func (b *clientBody) readErr() error {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// failed returns the first error reading the request body, or nil.
+func (b *requestBody) failed() error { return b.client.readErr() }
+
+// clientGone reports whether a request body read failed because the client
+// went away (its stream or connection reset, its context cancelled), which
+// Envoy records as a downstream disconnect (DC), rather than because it sent
+// a malformed or truncated body (a downstream protocol error, DPE).
+func clientGone(down *http.Request, err error) bool {
+	return down.Context().Err() != nil || errors.Is(err, context.Canceled) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, http.ErrBodyReadAfterClose)
 }
 
 // newRequestBody prepares req's body. limit is the replay buffer size; a
@@ -31,24 +88,25 @@ func newRequestBody(req *http.Request, limit int) (*requestBody, error) {
 	if req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0 {
 		return &requestBody{replayable: true, empty: true}, nil
 	}
+	client := &clientBody{rc: req.Body}
 	if limit <= 0 || req.ContentLength > int64(limit) {
-		return &requestBody{stream: req.Body, streamLen: req.ContentLength}, nil
+		return &requestBody{stream: client, streamLen: req.ContentLength, client: client}, nil
 	}
 	// Read at most limit+1 bytes: if the body ends within the limit it is
 	// replayable, otherwise what was read is stitched back in front of the
 	// rest for a single streamed attempt.
 	buf := bytes.NewBuffer(make([]byte, 0, min(max(req.ContentLength, 512), int64(limit)+1)))
-	n, err := io.CopyN(buf, req.Body, int64(limit)+1)
+	n, err := io.CopyN(buf, client, int64(limit)+1)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	if n <= int64(limit) {
-		return &requestBody{buffered: buf.Bytes(), replayable: true, empty: n == 0}, nil
+		return &requestBody{buffered: buf.Bytes(), replayable: true, empty: n == 0, client: client}, nil
 	}
 	return &requestBody{stream: struct {
 		io.Reader
 		io.Closer
-	}{io.MultiReader(bytes.NewReader(buf.Bytes()), req.Body), req.Body}, streamLen: req.ContentLength}, nil
+	}{io.MultiReader(bytes.NewReader(buf.Bytes()), client), client}, streamLen: req.ContentLength, client: client}, nil
 }
 
 // forAttempt returns the body and its length for one upstream attempt. The

@@ -84,6 +84,10 @@ type Request struct {
 	// Shadow is what the route's request mirror policies need; its zero
 	// value disables shadowing (see shadow.go).
 	Shadow ShadowEnv
+
+	// body is the request body as Forward prepared it; it knows whether
+	// reading it from the client failed.
+	body *requestBody
 }
 
 // UpstreamStats are the stats that requests forwarded to one cluster update.
@@ -125,10 +129,11 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 	}
 	body, err := newRequestBody(down, limit)
 	if err != nil {
-		info.ResponseFlags.Set(streaminfo.DownstreamConnectionTermination)
-		info.ResponseCodeDetails = "downstream_remote_disconnect"
-		return Outcome{}
+		// Buffering for retries read the body up front and the client
+		// failed to send it: no upstream was involved.
+		return clientBodyFailed(w, fr, err, false)
 	}
+	fr.body = body
 	if len(rt.Mirrors) > 0 {
 		startShadows(fr, body)
 	}
@@ -230,6 +235,16 @@ func Forward(w http.ResponseWriter, fr *Request) Outcome {
 		fr.beginAttempt()
 		res, err := fr.Cluster.Transport().RoundTrip(out)
 		fr.releaseRetry(&retryHeld)
+		if berr := body.failed(); err != nil && berr != nil {
+			// The exchange failed because the client's body did: its
+			// fault, not the host's. No outlier or retry accounting, and
+			// the transport has closed the connection that carried the
+			// partial request.
+			a.failure = "downstream request body: " + berr.Error()
+			a.finish(fr, host)
+			fr.recordFailure(causeClientBody, 0)
+			return clientBodyFailed(w, fr, berr, false)
+		}
 		failure, cause := classify(a.ctx, reqCtx, down.Context(), err)
 		if err != nil && cause == causeNone && errors.Is(err, cluster.ErrOverflow) {
 			// Too many requests wait for a connection (max_pending_requests).
@@ -471,6 +486,8 @@ func describeFailure(f retry.Failure, c failureCause) string {
 		return "per-try timeout"
 	case causeIdleTimeout:
 		return "stream idle timeout"
+	case causeClientBody:
+		return "downstream request body failed"
 	}
 	return "upstream " + f.String()
 }
@@ -481,6 +498,9 @@ const (
 	causeRouteTimeout
 	causePerTryTimeout
 	causeIdleTimeout
+	// causeClientBody: the client's request body failed (malformed,
+	// truncated, or the client went away while sending it).
+	causeClientBody
 )
 
 // classify maps a RoundTrip error to a retry failure kind and, where a
@@ -532,6 +552,52 @@ func backoff(ctx context.Context, p *retry.Policy, attempt int) bool {
 func discard(body io.ReadCloser) {
 	_, _ = io.CopyN(io.Discard, body, 4096)
 	_ = body.Close()
+}
+
+// clientBodyFailed ends a request whose body the client failed to send. A
+// client that went away is a downstream disconnect (DC) and gets nothing;
+// a malformed or truncated body is a downstream protocol error (DPE), as
+// Envoy's codec reports it: 400 while no response has started, a reset
+// once one has. The downstream connection cannot carry another request
+// (its framing is lost), so an HTTP/1 reply says Connection: close. The
+// upstream host is never charged: no 5xx, no outlier failure, no retry.
+func clientBodyFailed(w http.ResponseWriter, fr *Request, err error, responseStarted bool) Outcome {
+	info := fr.Info
+	if clientGone(fr.Downstream, err) {
+		info.ResponseFlags.Set(streaminfo.DownstreamConnectionTermination)
+		info.ResponseCodeDetails = "downstream_remote_disconnect"
+		// Nothing may be written: the handler returning normally would
+		// send an empty 200.
+		return Outcome{Abort: true}
+	}
+	info.DownstreamCodecError = true
+	details := "http1.codec_error"
+	if fr.Downstream.ProtoMajor == 2 {
+		details = "http2.violation.of.messaging.rule"
+	}
+	if responseStarted {
+		info.ResponseFlags.Set(streaminfo.DownstreamProtocolError)
+		info.ResponseCodeDetails = details
+		return Outcome{Abort: true}
+	}
+	prepare := fr.PrepareResponse
+	if fr.Downstream.ProtoMajor == 1 {
+		prepare = func(h http.Header) {
+			if fr.PrepareResponse != nil {
+				fr.PrepareResponse(h)
+			}
+			h["Connection"] = []string{"close"}
+		}
+	}
+	info.ResponseFlags.Set(streaminfo.DownstreamProtocolError)
+	info.ResponseCodeDetails = details
+	info.ResponseCode = http.StatusBadRequest
+	msg := "request body: " + err.Error()
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		msg = "incomplete request body: the client closed its side before the body ended"
+	}
+	WriteLocalReply(w, http.StatusBadRequest, msg, fr.ServerName, prepare)
+	return Outcome{}
 }
 
 // failureReply answers for an upstream failure before response headers.
@@ -641,6 +707,11 @@ func respond(w http.ResponseWriter, fr *Request, res *http.Response, a *attempt)
 	err := copyBody(w, res.Body, *bufp, flushEach, flusher, a)
 	_ = res.Body.Close()
 	if err != nil {
+		if berr := fr.body.failed(); berr != nil && !errors.Is(err, errDownstreamWrite) {
+			// The transport cut the upstream exchange short because the
+			// client's body failed while the response was flowing back.
+			return clientBodyFailed(w, fr, berr, true)
+		}
 		switch cause := context.Cause(a.ctx); {
 		case errors.Is(cause, errRouteTimeout):
 			info.ResponseFlags.Set(streaminfo.UpstreamRequestTimeout)

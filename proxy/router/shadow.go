@@ -409,6 +409,13 @@ func (t *shadowTee) Read(p []byte) (int, error) {
 		}
 		t.buf = append(t.buf, p[:n]...)
 	}
+	if err != nil && err != io.EOF { //nolint:errorlint // io.EOF is returned unwrapped by contract
+		// The client's body failed (malformed, truncated): the copy is
+		// not the request the client meant, and a shadow must never be
+		// sent it as if it were complete. Nor is it abandoned for size.
+		t.state, t.buf = teeAbandoned, nil
+		return n, err
+	}
 	if err == io.EOF || t.want >= 0 && int64(len(t.buf)) == t.want {
 		t.state = teeDone
 		t.done(t.buf)

@@ -142,7 +142,28 @@ func TestShadowTeeError(t *testing.T) {
 	if !errors.Is(err, boom) || !bytes.Equal(b, []byte("partial")) {
 		t.Fatalf("ReadAll = %q, %v", b, err)
 	}
+
+	// A source that reports EOF after its error (a malformed chunk, then
+	// whatever the next read finds) still never completes the copy: what
+	// was read is not the body the client meant.
+	steps := []error{nil, boom, io.EOF}
+	seq := readerFunc(func(p []byte) (int, error) {
+		err := steps[0]
+		steps = steps[1:]
+		if err == nil {
+			return copy(p, "partial"), nil
+		}
+		return 0, err
+	})
+	tee = newShadowTee(io.NopCloser(seq), -1, 100, func([]byte) { t.Error("done after an error") }, func() { t.Error("abandoned after an error") })
+	for range 3 {
+		_, _ = tee.Read(make([]byte, 64))
+	}
 }
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // FuzzShadowHost: whatever the authority, the shadow host is it with
 // "-shadow" inserted once, before the port when there is one.

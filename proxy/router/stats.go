@@ -120,7 +120,7 @@ func (fr *Request) recordFailure(cause failureCause, f retry.Failure) {
 		}
 	case cause == causePerTryTimeout:
 		cs.UpstreamRqPerTryTimeout.Inc()
-	case cause == causeDownstreamGone || cause == causeIdleTimeout:
+	case cause == causeDownstreamGone || cause == causeIdleTimeout || cause == causeClientBody:
 		cs.UpstreamRqTxReset.Inc()
 	case f == retry.Reset || f == retry.RefusedStream:
 		cs.UpstreamRqRxReset.Inc()

@@ -145,6 +145,10 @@ type Info struct {
 	ResponseFlags Flags
 	// ResponseCodeDetails is Envoy's short reason, such as "via_upstream".
 	ResponseCodeDetails string
+	// DownstreamCodecError: the client broke the protocol's framing in
+	// the middle of its request (a malformed or truncated body), so its
+	// connection cannot go on; counted in downstream_cx_protocol_error.
+	DownstreamCodecError bool
 
 	BytesReceived int64
 	BytesSent     int64
