@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 	"github.com/hopwatch/hopwatch/proxy"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 )
@@ -264,17 +265,9 @@ func rawOrigin(t *testing.T, serve func(c net.Conn)) string {
 	return ln.Addr().String()
 }
 
-// closedPort returns a loopback address on which nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
+// closedPort returns a loopback address that refuses connections for the
+// rest of the test (e2etest.RefusingAddr).
+func closedPort(t *testing.T) string { return e2etest.RefusingAddr(t) }
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and localhost
 // to dir and returns the file paths and a pool that trusts it.

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 	"github.com/hopwatch/hopwatch/proxy/config"
 )
 
@@ -276,16 +277,9 @@ func (o *recordingObserver) reports() ([]error, []string) {
 	return append([]error(nil), o.errs...), append([]string(nil), o.addr...)
 }
 
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// closedPort returns a loopback address that refuses connections for the
+// rest of the test (e2etest.RefusingAddr).
+func closedPort(t *testing.T) string { return e2etest.RefusingAddr(t) }
 
 // silentListener accepts connections and never writes, so a TLS handshake
 // with it can only time out.
