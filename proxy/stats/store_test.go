@@ -202,6 +202,7 @@ func TestCatalogueMatchesStore(t *testing.T) {
 	s.RouteStats("v", "r")
 	s.ServerStats()
 	s.TracerStats()
+	s.HTTP2CodecStats()
 	s.LocalRateLimitStats("lrl")
 	used := map[string]bool{}
 	var all []Stat
