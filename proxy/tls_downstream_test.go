@@ -76,9 +76,14 @@ func (p *pathRecorder) saw(path string) bool {
 func edgeProxy(t *testing.T) (*harness, *pathRecorder) {
 	t.Helper()
 	rec := &pathRecorder{}
-	up := upstream(t, rec)
+	return edgeProxyWith(t, rec), rec
+}
+
+// edgeProxyWith starts edgeConfig in front of an upstream served by up.
+func edgeProxyWith(t *testing.T, up http.Handler) *harness {
+	t.Helper()
 	certFile, keyFile, _, _ := selfSigned(t, t.TempDir())
-	return startProxy(t, edgeConfig, "{{UP}}", up, "{{CERT}}", certFile, "{{KEY}}", keyFile), rec
+	return startProxy(t, edgeConfig, "{{UP}}", upstream(t, up), "{{CERT}}", certFile, "{{KEY}}", keyFile)
 }
 
 // dialEdge opens a connection to the named listener of edgeConfig: TLS
@@ -216,16 +221,16 @@ func TestTLSDownstreamClientDisconnect(t *testing.T) {
 	t.Parallel()
 	started := make(chan struct{}, 1)
 	cancelled := make(chan struct{}, 1)
-	slow := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		started <- struct{}{}
 		select {
 		case <-r.Context().Done():
 			cancelled <- struct{}{}
 		case <-time.After(20 * time.Second):
 		}
-	}))
+	})
 	certFile, keyFile, _, _ := selfSigned(t, t.TempDir())
-	h := startProxy(t, strings.ReplaceAll(edgeConfig, "timeout: 2s", "timeout: 30s"), "{{UP}}", slow, "{{CERT}}", certFile, "{{KEY}}", keyFile)
+	h := startProxy(t, strings.ReplaceAll(edgeConfig, "timeout: 2s", "timeout: 30s"), "{{UP}}", upstream(t, slow), "{{CERT}}", certFile, "{{KEY}}", keyFile)
 	c := dialEdge(t, h, "tls", "GET /up/slow HTTP/1.1\r\nHost: a\r\nX-Request-Id: tls-dc\r\n\r\n")
 	select {
 	case <-started:
@@ -306,6 +311,80 @@ func TestHTTP2CodecStats(t *testing.T) {
 	h.waitStat("http2.trailers", 1)
 	h.waitStat("http2.rx_reset", 1)
 	h.waitStat("http.plain_http.downstream_cx_http2_total", 1)
+}
+
+// TestHTTP2HandoverOnReload: a reload that changes the listener's server
+// settings hands the socket to new servers and shuts the old HTTP/2
+// server down gracefully: its connection gets GOAWAY while a request is
+// in flight, the request still completes, and then the connection closes.
+func TestHTTP2HandoverOnReload(t *testing.T) {
+	t.Parallel()
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	h := edgeProxyWith(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+		_, _ = io.WriteString(w, "late")
+	}))
+	c := dialEdge(t, h, "plain", http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/up/slow"}} {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
+	h.writeConfig(strings.ReplaceAll(edgeConfig, "read_header_timeout: 1s", "read_header_timeout: 2s"))
+	if err := h.srv.Reload(t.Context()); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	var goAway, released, answered bool
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			if !goAway || !answered {
+				t.Fatalf("reading frames (GOAWAY %v, answered %v): %v", goAway, answered, err)
+			}
+			break // closed after the last stream: the graceful end
+		}
+		switch f := f.(type) {
+		case *http2.GoAwayFrame:
+			goAway = true
+			if f.ErrCode != http2.ErrCodeNo || answered {
+				t.Fatalf("GOAWAY %v after the answer %v; want NO_ERROR while the request is in flight", f.ErrCode, answered)
+			}
+		case *http2.DataFrame:
+			answered = answered || f.StreamID == 1 && f.StreamEnded()
+		case *http2.RSTStreamFrame:
+			t.Fatalf("stream %d reset (%v) during the handover", f.StreamID, f.ErrCode)
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		}
+		if goAway && !released {
+			released = true
+			close(release)
+		}
+	}
+	// New connections are served by the new servers.
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &protos}}
+	defer hc.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, h.url("plain", "/up/again"), nil)
+	if res, body := doWith(t, hc, req); res.StatusCode != http.StatusOK || body != "late" {
+		t.Errorf("after the handover: %d %q", res.StatusCode, body)
+	}
 }
 
 // TestHTTP2OverTLSAndH2CStillServed: both HTTP/2 paths of one listener
