@@ -44,9 +44,14 @@ func newH2Server(cfg *config.Listener, h http.Handler, log *slog.Logger, st func
 	s := &h2Server{h: h, stats: st, conns: map[net.Conn]struct{}{}}
 	s.srv = &http2.Server{
 		MaxDecoderHeaderTableSize: 4096,
-		MaxReadFrameSize:          1 << 20,
-		IdleTimeout:               cfg.Limits.IdleTimeout.D(),
-		CountError:                s.countError,
+		// RFC 9113's initial SETTINGS_MAX_FRAME_SIZE, which Envoy and
+		// HAProxy keep. A larger value (net/http's 1 MiB) lets a client
+		// send one HEADERS frame of up to that size before the header
+		// list limit applies, and fails h2spec http2/4.2/3, which
+		// expects a frame over 16 KiB to be refused.
+		MaxReadFrameSize: 16 << 10,
+		IdleTimeout:      cfg.Limits.IdleTimeout.D(),
+		CountError:       s.countError,
 	}
 	s.base = &http.Server{
 		Handler:        h,
