@@ -25,8 +25,14 @@ import (
 //
 // x/net tracks its connections only to send them GOAWAY; h2Server tracks
 // them too, so that shutdown can wait for them and close can close them.
+//
+// x/net marks http2.Server deprecated in favour of net/http's server,
+// which serves HTTP/2 only from the connections it accepts itself and only
+// recognises TLS on a bare *tls.Conn. The listener accepts, handshakes and
+// sniffs each connection itself and wraps it (h2Conn) to count frames, so
+// it needs ServeConn.
 type h2Server struct {
-	srv *http2.Server
+	srv *http2.Server //nolint:staticcheck // see the type's comment
 	// base carries what x/net reads from an http.Server (MaxHeaderBytes,
 	// ErrorLog) and, through ConfigureServer, its graceful shutdown hook:
 	// base.Shutdown sends GOAWAY to every connection srv serves. base
@@ -42,24 +48,30 @@ type h2Server struct {
 
 func newH2Server(cfg *config.Listener, h http.Handler, log *slog.Logger, st func() *Stats) (*h2Server, error) {
 	s := &h2Server{h: h, stats: st, conns: map[net.Conn]struct{}{}}
-	s.srv = &http2.Server{
-		MaxDecoderHeaderTableSize: 4096,
-		// RFC 9113's initial SETTINGS_MAX_FRAME_SIZE, which Envoy and
-		// HAProxy keep. A larger value (net/http's 1 MiB) lets a client
-		// send one HEADERS frame of up to that size before the header
-		// list limit applies, and fails h2spec http2/4.2/3, which
-		// expects a frame over 16 KiB to be refused.
-		MaxReadFrameSize: 16 << 10,
-		IdleTimeout:      cfg.Limits.IdleTimeout.D(),
-		CountError:       s.countError,
-	}
-	s.base = &http.Server{
+	s.srv = &http2.Server{} //nolint:staticcheck // see h2Server
+	// base carries the settings (x/net reads them from base.HTTP2, and
+	// ConfigureServer copies IdleTimeout).
+	//
+	// base never accepts a connection: the listener's deadline from accept
+	// bounds the connection preface, and HTTP/2 has no request head of
+	// its own to time.
+	s.base = &http.Server{ //nolint:gosec // see above
 		Handler:        h,
 		MaxHeaderBytes: cfg.Limits.MaxRequestHeadersKB * 1024,
 		IdleTimeout:    cfg.Limits.IdleTimeout.D(),
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		HTTP2: &http.HTTP2Config{
+			MaxDecoderHeaderTableSize: 4096,
+			// RFC 9113's initial SETTINGS_MAX_FRAME_SIZE, which Envoy and
+			// HAProxy keep. A larger value (net/http's 1 MiB) lets a client
+			// send one HEADERS frame of up to that size before the header
+			// list limit applies, and fails h2spec http2/4.2/3, which
+			// expects a frame over 16 KiB to be refused.
+			MaxReadFrameSize: 16 << 10,
+			CountError:       s.countError,
+		},
 	}
-	if err := http2.ConfigureServer(s.base, s.srv); err != nil {
+	if err := http2.ConfigureServer(s.base, s.srv); err != nil { //nolint:staticcheck // see h2Server
 		return nil, fmt.Errorf("listener %q: HTTP/2 server: %w", cfg.Name, err)
 	}
 	return s, nil
@@ -83,10 +95,7 @@ func (s *h2Server) serveConn(c *h2Conn) {
 	if st := s.stats(); st != nil && st.HTTP2 != nil {
 		c.codec = st.HTTP2()
 	}
-	// ServeConn is deprecated in favour of http.Server.Serve, which cannot
-	// take a connection that the listener has already accepted, handshaken
-	// and sniffed.
-	s.srv.ServeConn(nc, &http2.ServeConnOpts{Context: ctx, Handler: s.h, BaseConfig: s.base}) //nolint:staticcheck // see above
+	s.srv.ServeConn(nc, &http2.ServeConnOpts{Context: ctx, Handler: s.h, BaseConfig: s.base}) //nolint:staticcheck // see h2Server
 }
 
 func (s *h2Server) track(c net.Conn) bool {
