@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/tls"
 	"io"
@@ -27,7 +28,7 @@ listeners:
     address: "127.0.0.1:0"
     stat_prefix: plain_http
     access_log: [{path: "{{LOG}}"}]
-    limits: {read_header_timeout: 1s}
+    limits: {read_header_timeout: 1s, idle_timeout: 1s}
     virtual_hosts: &vhosts
       - name: all
         domains: ["*"]
@@ -39,7 +40,7 @@ listeners:
     stat_prefix: tls_http
     tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}
     access_log: [{path: "{{LOG}}"}]
-    limits: {read_header_timeout: 1s}
+    limits: {read_header_timeout: 1s, idle_timeout: 1s}
     virtual_hosts: *vhosts
 clusters:
   - name: up
@@ -214,6 +215,30 @@ func TestReadHeaderTimeoutFromAccept(t *testing.T) {
 	})
 }
 
+// TestTLSDownstreamIdleTimeout: the HTTP/1 codec's connection hooks work
+// on TLS: a kept-alive TLS connection with no next request is closed by
+// idle_timeout and counted, with the proxy as the side that closed it.
+func TestTLSDownstreamIdleTimeout(t *testing.T) {
+	t.Parallel()
+	h, _ := edgeProxy(t)
+	c := dialEdge(t, h, "tls", "GET /up/keep HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(res.Body); res.StatusCode != 200 || string(b) != "up" || res.Close {
+		t.Fatalf("first request: %d %q close=%v", res.StatusCode, b, res.Close)
+	}
+	if _, err := br.ReadByte(); err != io.EOF { //nolint:errorlint // io.EOF is returned unwrapped
+		t.Fatalf("idle kept-alive TLS connection: read %v, want io.EOF once idle_timeout closes it", err)
+	}
+	h.waitStat("http.tls_http.downstream_cx_idle_timeout", 1)
+	h.waitStat("http.tls_http.downstream_cx_destroy_local", 1)
+	h.waitStat("http.tls_http.downstream_cx_ssl_total", 1)
+	h.waitStat("http.tls_http.downstream_cx_ssl_active", 0)
+}
+
 // TestTLSDownstreamClientDisconnect: over TLS, as over plaintext, a client
 // that hangs up while its request waits for the upstream cancels the
 // upstream request (the HTTP/1 codec reads through TLS to notice).
@@ -343,7 +368,7 @@ func TestHTTP2HandoverOnReload(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request never reached the upstream")
 	}
-	h.writeConfig(strings.ReplaceAll(edgeConfig, "read_header_timeout: 1s", "read_header_timeout: 2s"))
+	h.writeConfig(strings.ReplaceAll(edgeConfig, "read_header_timeout: 1s,", "read_header_timeout: 2s,"))
 	if err := h.srv.Reload(t.Context()); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
