@@ -135,6 +135,9 @@ type conn struct {
 	bodyDone atomic.Bool
 	// endedRemote and endedActive say how the connection ended (Ended).
 	endedRemote, endedActive bool
+	// firstDeadline is when the first request's head must be complete
+	// (zero: no ReadHeaderTimeout).
+	firstDeadline time.Time
 
 	// contMu orders a "100 Continue" written by the body reader against
 	// the start of the final response.
@@ -178,6 +181,13 @@ func (s *Server) ServeConn(nc net.Conn, br *bufio.Reader) {
 	if ra := nc.RemoteAddr(); ra != nil {
 		c.remoteAddr = ra.String()
 	}
+	if s.ReadHeaderTimeout > 0 {
+		start := time.Now()
+		if s.ConnAccepted != nil {
+			start = s.ConnAccepted(nc)
+		}
+		c.firstDeadline = start.Add(s.ReadHeaderTimeout)
+	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		state, err := c.handshake(tc)
 		if err != nil {
@@ -201,8 +211,8 @@ func (s *Server) ServeConn(nc net.Conn, br *bufio.Reader) {
 // TLS state.
 func (c *conn) handshake(tc *tls.Conn) (*tls.ConnectionState, error) {
 	if !tc.ConnectionState().HandshakeComplete {
-		if d := c.srv.firstHeaderDeadline(tc); !d.IsZero() {
-			_ = tc.SetDeadline(d)
+		if !c.firstDeadline.IsZero() {
+			_ = tc.SetDeadline(c.firstDeadline)
 		}
 		if err := tc.HandshakeContext(c.ctx); err != nil {
 			return nil, err
@@ -211,19 +221,6 @@ func (c *conn) handshake(tc *tls.Conn) (*tls.ConnectionState, error) {
 	}
 	state := tc.ConnectionState()
 	return &state, nil
-}
-
-// firstHeaderDeadline is when the first request's head must be complete;
-// zero when ReadHeaderTimeout is off.
-func (s *Server) firstHeaderDeadline(nc net.Conn) time.Time {
-	if s.ReadHeaderTimeout <= 0 {
-		return time.Time{}
-	}
-	start := time.Now()
-	if s.ConnAccepted != nil {
-		start = s.ConnAccepted(nc)
-	}
-	return start.Add(s.ReadHeaderTimeout)
 }
 
 // serveOne reads and serves one request. It reports whether the connection
@@ -240,7 +237,7 @@ func (c *conn) serveOne(first bool) bool {
 	case first && s.ReadHeaderTimeout > 0:
 		wait = s.ReadHeaderTimeout
 		headerDeadlineSet = true
-		_ = nc.SetReadDeadline(s.firstHeaderDeadline(nc))
+		_ = nc.SetReadDeadline(c.firstDeadline)
 	case first:
 		wait = 0
 		_ = nc.SetReadDeadline(time.Time{})
