@@ -157,6 +157,27 @@ func TestTLSDownstreamSmuggling(t *testing.T) {
 	}
 }
 
+// TestTLSDownstreamMalformedChunk: a malformed chunk size on a route
+// without retries (the request body streams to the upstream as it
+// arrives) never leaves the connection open for what follows it: the
+// hidden request after it is not served, on either listener.
+func TestTLSDownstreamMalformedChunk(t *testing.T) {
+	t.Parallel()
+	h, rec := edgeProxy(t)
+	for _, listener := range []string{"tls", "plain"} {
+		for _, size := range []string{"ffffffffffffffffff", "zz"} {
+			req := "POST /up/chunk HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + size + "\r\nabc\r\n0\r\n\r\n" + hidden
+			got := exchangeEdge(t, h, listener, req)
+			if n := strings.Count(got, "HTTP/1.1 "); n > 1 {
+				t.Errorf("%s, chunk size %q: %d responses on one connection: %q", listener, size, n, got)
+			}
+		}
+	}
+	if rec.saw("/up/hidden") {
+		t.Errorf("upstream saw %v: the request hidden behind a malformed chunk reached it", rec.paths)
+	}
+}
+
 // TestReadHeaderTimeoutFromAccept: read_header_timeout runs from accept
 // and covers the TLS handshake, the HTTP/2 preface sniffing and the whole
 // first request head; nothing restarts it. A client that trickles its
