@@ -48,8 +48,8 @@ test-deps: ## Debian packages the tests run: nginx, HAProxy, Caddy and wrk (the 
 tools-lint:
 	@tools/build.sh golangci-lint
 
-tools-test: ## tools the tests run against: statsd_exporter (sink differential test), Jaeger (tracing e2e), Prometheus (dashboards live proof), Tilt and kustomize (dev environment), envoyproxy/ratelimit (rate-limiting e2e), promtool and Alertmanager (alert rules and their live proof)
-	@tools/build.sh statsd_exporter jaeger prometheus tilt kustomize ratelimit promtool alertmanager
+tools-test: ## tools the tests run against: statsd_exporter (sink differential test), Jaeger (tracing e2e), Prometheus (dashboards live proof), Tilt and kustomize (dev environment), envoyproxy/ratelimit (rate-limiting e2e), promtool and Alertmanager (alert rules and their live proof), h2spec (HTTP/2 conformance e2e)
+	@tools/build.sh statsd_exporter jaeger prometheus tilt kustomize ratelimit promtool alertmanager h2spec
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	@for pkg in $$($(GO) list ./...); do \

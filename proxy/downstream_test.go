@@ -45,6 +45,13 @@ func dialSend(t *testing.T, addr, req string) net.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sendOn(t, c, req)
+}
+
+// sendOn gives c a 10 s deadline on everything, writes req on it, and
+// closes it when the test ends.
+func sendOn(t *testing.T, c net.Conn, req string) net.Conn {
+	t.Helper()
 	t.Cleanup(func() { _ = c.Close() })
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
@@ -57,7 +64,12 @@ func dialSend(t *testing.T, addr, req string) net.Conn {
 // proxy sent until it closed the connection (bounded by 10 s).
 func rawExchange(t *testing.T, addr, req string) string {
 	t.Helper()
-	c := dialSend(t, addr, req)
+	return readUntilClosed(t, dialSend(t, addr, req))
+}
+
+// readUntilClosed returns everything the proxy sends on c until it closes.
+func readUntilClosed(t *testing.T, c net.Conn) string {
+	t.Helper()
 	b, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatalf("reading until the proxy closes: %v (got %q)", err, b)
@@ -95,9 +107,26 @@ func TestDownstreamCodecRejects(t *testing.T) {
 	// records a codec error.
 	h.waitStat("http.ingress_http.downstream_rq_4xx", 3)
 	h.waitStat("http.ingress_http.downstream_rq_5xx", 1)
+	logged := codecErrorCodes(t, h, len(tests))
+	slices.Sort(logged)
+	if want := []int{400, 400, 431, 501}; !slices.Equal(logged, want) {
+		t.Errorf("codec errors in the access log: %v, want %v", logged, want)
+	}
+
+	// A good request on the same listener still works.
+	if got := rawExchange(t, addr, "GET /direct HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\nok") {
+		t.Errorf("valid request after the refused ones: %q", got)
+	}
+}
+
+// codecErrorCodes waits up to 10 s for want access-log lines of codec
+// errors (details http1.codec_error, which must carry flag DPE) and
+// returns their response codes.
+func codecErrorCodes(t *testing.T, h *harness, want int) []int {
+	t.Helper()
 	var logged []int
 	deadline := time.Now().Add(10 * time.Second)
-	for len(logged) < len(tests) && time.Now().Before(deadline) {
+	for len(logged) < want && time.Now().Before(deadline) {
 		logged = logged[:0]
 		b, _ := os.ReadFile(h.logPath)
 		for line := range strings.Lines(string(b)) {
@@ -112,15 +141,7 @@ func TestDownstreamCodecRejects(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	slices.Sort(logged)
-	if want := []int{400, 400, 431, 501}; !slices.Equal(logged, want) {
-		t.Errorf("codec errors in the access log: %v, want %v", logged, want)
-	}
-
-	// A good request on the same listener still works.
-	if got := rawExchange(t, addr, "GET /direct HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.HasSuffix(got, "\r\n\r\nok") {
-		t.Errorf("valid request after the refused ones: %q", got)
-	}
+	return logged
 }
 
 // TestDownstreamTimeouts: read_header_timeout disconnects a client that

@@ -65,6 +65,7 @@ func (s *Server) listenerStats(lc *config.Listener) func(net.Addr) *listener.Sta
 		return &listener.Stats{
 			Listener: s.store.ListenerStats(addr.String()),
 			HTTP:     s.store.HTTPConnManagerStats(lc.StatPrefix),
+			HTTP2:    s.store.HTTP2CodecStats,
 		}
 	}
 }

@@ -22,11 +22,16 @@
 //     request's context when the client closed.
 //   - The response is buffered until the first body write, flush or the end
 //     of the handler, so a small response leaves in one write(2).
+//
+// A *tls.Conn is served the same way: its requests carry the connection's
+// TLS state in Request.TLS, and the peer-close watcher reads through the
+// TLS layer instead of peeking at the socket.
 package http1
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -59,9 +64,15 @@ const (
 type Server struct {
 	Handler http.Handler
 	// ReadHeaderTimeout bounds the time from a request's first byte (or,
-	// for a connection's first request, from ServeConn) to the end of its
-	// headers. 0 means none.
+	// for a connection's first request, from ConnAccepted, else from
+	// ServeConn) to the end of its headers. 0 means none.
 	ReadHeaderTimeout time.Duration
+	// ConnAccepted, when set, returns when c was accepted. The first
+	// request's ReadHeaderTimeout runs from then, not from ServeConn, so
+	// that what the caller did before (a TLS handshake, sniffing for the
+	// HTTP/2 preface) counts against the same deadline instead of
+	// restarting it.
+	ConnAccepted func(c net.Conn) time.Time
 	// IdleTimeout closes a connection that waits this long for its next
 	// request. 0 means none.
 	IdleTimeout time.Duration
@@ -124,6 +135,9 @@ type conn struct {
 	bodyDone atomic.Bool
 	// endedRemote and endedActive say how the connection ended (Ended).
 	endedRemote, endedActive bool
+	// firstDeadline is when the first request's head must be complete
+	// (zero: no ReadHeaderTimeout).
+	firstDeadline time.Time
 
 	// contMu orders a "100 Continue" written by the body reader against
 	// the start of the final response.
@@ -167,6 +181,23 @@ func (s *Server) ServeConn(nc net.Conn, br *bufio.Reader) {
 	if ra := nc.RemoteAddr(); ra != nil {
 		c.remoteAddr = ra.String()
 	}
+	if s.ReadHeaderTimeout > 0 {
+		start := time.Now()
+		if s.ConnAccepted != nil {
+			start = s.ConnAccepted(nc)
+		}
+		c.firstDeadline = start.Add(s.ReadHeaderTimeout)
+	}
+	if tc, ok := nc.(*tls.Conn); ok {
+		state, err := c.handshake(tc)
+		if err != nil {
+			c.endedRemote = !isTimeout(err)
+			return
+		}
+		// One state per connection, shared by its requests, as net/http
+		// does: the connection manager reads it for X-Forwarded-Proto.
+		c.reqTemplate.TLS = state
+	}
 	c.watch.init(c)
 	for first := true; ; first = false {
 		if !c.serveOne(first) {
@@ -175,22 +206,44 @@ func (s *Server) ServeConn(nc net.Conn, br *bufio.Reader) {
 	}
 }
 
+// handshake completes a TLS handshake the caller has not done yet, within
+// the first request's read-header deadline, and returns the connection's
+// TLS state.
+func (c *conn) handshake(tc *tls.Conn) (*tls.ConnectionState, error) {
+	if !tc.ConnectionState().HandshakeComplete {
+		if !c.firstDeadline.IsZero() {
+			_ = tc.SetDeadline(c.firstDeadline)
+		}
+		if err := tc.HandshakeContext(c.ctx); err != nil {
+			return nil, err
+		}
+		_ = tc.SetWriteDeadline(time.Time{})
+	}
+	state := tc.ConnectionState()
+	return &state, nil
+}
+
 // serveOne reads and serves one request. It reports whether the connection
 // can carry another.
 func (c *conn) serveOne(first bool) bool {
 	s := c.srv
 	nc := c.nc
 	// Wait for the request's first byte: the idle timeout applies, or the
-	// read-header timeout for a connection's first request.
+	// read-header deadline for a connection's first request, which runs
+	// from accept and is never restarted.
 	wait := s.IdleTimeout
 	headerDeadlineSet := false
-	if first {
+	switch {
+	case first && s.ReadHeaderTimeout > 0:
 		wait = s.ReadHeaderTimeout
-		headerDeadlineSet = wait > 0
-	}
-	if wait > 0 {
+		headerDeadlineSet = true
+		_ = nc.SetReadDeadline(c.firstDeadline)
+	case first:
+		wait = 0
+		_ = nc.SetReadDeadline(time.Time{})
+	case wait > 0:
 		_ = nc.SetReadDeadline(time.Now().Add(wait))
-	} else {
+	default:
 		_ = nc.SetReadDeadline(time.Time{})
 	}
 	if c.br.Buffered() == 0 {
@@ -533,9 +586,17 @@ func (s *Server) Close() error {
 // mean the client pipelined its next request, and watching stops. A
 // request that ends sooner costs a timer reset and stop, and no syscall. At the end of
 // the request the watcher is woken through a read deadline in the past.
+//
+// On a TLS connection the socket's bytes are records, not requests: a
+// client's close_notify alert arrives as bytes before its FIN. There the
+// watcher reads through the TLS layer into the connection's reader (as
+// net/http's background read does): EOF or an error means the client is
+// gone, and a pipelined request stays buffered for the next serveOne. A
+// read timeout does not break a tls.Conn, so the same wake-up works.
 type peerCloseWatch struct {
 	c     *conn
 	rc    syscall.RawConn // nil when the connection has no file descriptor
+	tls   bool            // read through c.br instead of peeking at rc
 	timer *time.Timer
 
 	mu       sync.Mutex
@@ -556,6 +617,11 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 func (w *peerCloseWatch) init(c *conn) {
 	w.c = c
+	if _, ok := c.nc.(*tls.Conn); ok {
+		w.tls = true
+		w.done = make(chan struct{}, 1)
+		return
+	}
 	if sc, ok := c.nc.(interface {
 		SyscallConn() (syscall.RawConn, error)
 	}); ok {
@@ -567,7 +633,7 @@ func (w *peerCloseWatch) init(c *conn) {
 }
 
 func (w *peerCloseWatch) arm(bodyDone bool) {
-	if w.rc == nil {
+	if w.done == nil {
 		return
 	}
 	w.mu.Lock()
@@ -599,7 +665,7 @@ func (w *peerCloseWatch) fire() {
 }
 
 func (w *peerCloseWatch) bodyEnded() {
-	if w.rc == nil {
+	if w.done == nil {
 		return
 	}
 	w.mu.Lock()
@@ -615,6 +681,13 @@ func (w *peerCloseWatch) bodyEnded() {
 
 func (w *peerCloseWatch) run() {
 	defer func() { w.done <- struct{}{} }()
+	if w.tls {
+		if _, err := w.c.br.Peek(1); err != nil && !isTimeout(err) {
+			w.peerGone.Store(true)
+			w.c.cancel()
+		}
+		return
+	}
 	gone := false
 	var b [1]byte
 	// The peek comes first: readiness that arrived before this call (the
@@ -639,7 +712,7 @@ func (w *peerCloseWatch) run() {
 // watcher to return. It leaves the read deadline in the past when it had
 // to wake one; the caller sets the next deadline.
 func (w *peerCloseWatch) disarm() {
-	if w.rc == nil {
+	if w.done == nil {
 		return
 	}
 	w.mu.Lock()

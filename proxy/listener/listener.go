@@ -1,11 +1,12 @@
-// Package listener owns the proxy's downstream sockets and the HTTP servers
-// on them: HTTP/1.1, HTTP/2 over TLS (ALPN) and h2c with prior knowledge,
-// TLS termination, header size and count limits, read-header and idle
-// timeouts, and a connection limit.
+// Package listener owns the proxy's downstream sockets and the servers on
+// them: TLS termination, HTTP/1.1 with hopwatch's own codec (proxy/http1)
+// on plaintext and TLS alike, HTTP/2 over TLS (ALPN) and h2c with prior
+// knowledge with golang.org/x/net/http2, header size and count limits, one
+// read-header deadline from accept, idle timeouts, and a connection limit.
 //
-// A socket outlives the http.Server that serves it. A hot reload that
-// changes a listener's HTTP settings starts a new server on the same socket
-// and gracefully shuts the old one down, so no connection is refused and no
+// A socket outlives the servers that serve it. A hot reload that changes a
+// listener's HTTP settings starts new servers on the same socket and
+// gracefully shuts the old ones down, so no connection is refused and no
 // request fails during the handover.
 package listener
 
@@ -25,6 +26,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
 	"github.com/hopwatch/hopwatch/proxy/http1"
@@ -46,25 +49,25 @@ type Listener struct {
 	cert atomic.Pointer[tls.Certificate]
 }
 
-// servers serve one listener configuration. Plaintext HTTP/1 connections go
-// to hopwatch's own server (h1); TLS connections, and plaintext connections
-// that open with the HTTP/2 preface, go to net/http's (h2).
+// servers serve one listener configuration. Every connection is accepted
+// by dispatch, which owns the read-header deadline from accept: it does the
+// TLS handshake, tells HTTP/2 from HTTP/1 (ALPN on TLS, the connection
+// preface on plaintext) and hands the connection to h1, hopwatch's own
+// HTTP/1 codec, or to h2. No HTTP/1 request is parsed by net/http.
 type servers struct {
-	h1 *http1.Server // nil on a TLS or HTTP/2-only listener
-	h2 *http.Server
-	// h2c takes the plaintext connections that h1's dispatcher recognised
-	// as HTTP/2 with prior knowledge; nil when the listener has no HTTP/2.
-	h2c *connQueue
-	// readHeaderTimeout bounds the wait for the bytes that tell HTTP/1
-	// from the HTTP/2 preface.
+	h1  *http1.Server // nil when the listener has no HTTP/1
+	h2  *h2Server     // nil when the listener has no HTTP/2
+	tls *tls.Config   // nil on a plaintext listener
+	// readHeaderTimeout bounds the time from accept to the end of the
+	// first request's head (for HTTP/2, to the end of the preface).
 	readHeaderTimeout time.Duration
+	log               *slog.Logger
 	// view is what these servers accept from; closing it detaches them
 	// from the socket.
 	view net.Listener
 }
 
 func (s *servers) setKeepAlivesEnabled(v bool) {
-	s.h2.SetKeepAlivesEnabled(v)
 	if s.h1 != nil {
 		s.h1.SetKeepAlivesEnabled(v)
 	}
@@ -73,30 +76,36 @@ func (s *servers) setKeepAlivesEnabled(v bool) {
 func (s *servers) shutdown(ctx context.Context) error {
 	_ = s.view.Close()
 	var wg sync.WaitGroup
-	var err1 error
+	var err1, err2 error
 	if s.h1 != nil {
 		wg.Go(func() { err1 = s.h1.Shutdown(ctx) })
 	}
-	err2 := s.h2.Shutdown(ctx)
-	wg.Wait()
-	if s.h2c != nil {
-		_ = s.h2c.Close()
+	if s.h2 != nil {
+		wg.Go(func() { err2 = s.h2.shutdown(ctx) })
 	}
+	wg.Wait()
 	return errors.Join(err1, err2)
 }
 
 func (s *servers) close() {
-	_ = s.h2.Close()
 	if s.h1 != nil {
 		_ = s.h1.Close()
+	}
+	if s.h2 != nil {
+		s.h2.close()
 	}
 }
 
 // Stats are the connection-level stats of a listener: Envoy's
-// listener.<address>.* and the connection half of http.<stat_prefix>.*.
+// listener.<address>.*, the connection half of http.<stat_prefix>.*, and
+// the HTTP/2 codec's http2.*.
 type Stats struct {
 	Listener *stats.ListenerStats
 	HTTP     *stats.HTTPConnManagerStats
+	// HTTP2 returns http2.*; it is called at the first HTTP/2 connection,
+	// so that, as in Envoy, the codec stats exist once HTTP/2 was spoken.
+	// Nil leaves them uncounted.
+	HTTP2 func() *stats.HTTP2CodecStats
 }
 
 // Listen binds cfg.Address and starts serving h on it. statsFor, when not
@@ -205,7 +214,7 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 
 // serve starts a server for cfg on the socket and makes it current.
 func (l *Listener) serve(cfg *config.Listener) error {
-	srv, err := newServer(cfg, l.h, l.log, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return l.cert.Load(), nil })
+	srv, err := newServer(cfg, l.h, l.log, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return l.cert.Load(), nil }, l.sock.stats.Load)
 	if err != nil {
 		return err
 	}
@@ -215,30 +224,12 @@ func (l *Listener) serve(cfg *config.Listener) error {
 	l.cfg = *cfg
 	l.srv = srv
 	l.mu.Unlock()
-	if srv.h1 != nil {
-		go srv.dispatch(view)
-	}
-	go func() {
-		var err error
-		switch {
-		case srv.h2.TLSConfig != nil:
-			err = srv.h2.ServeTLS(view, "", "")
-		case srv.h1 == nil:
-			err = srv.h2.Serve(view)
-		case srv.h2c != nil:
-			err = srv.h2.Serve(srv.h2c)
-		default:
-			return // HTTP/1 only: h1 serves everything
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			l.log.Error("listener stopped", "err", err)
-		}
-	}()
+	go srv.dispatch(view)
 	return nil
 }
 
-// dispatch accepts the plaintext connections of a listener that speaks
-// HTTP/1 and serves each with h1, unless it opens with the HTTP/2 preface.
+// dispatch accepts the listener's connections and serves each on its own
+// goroutine.
 func (s *servers) dispatch(ln net.Listener) {
 	for {
 		c, err := ln.Accept()
@@ -249,53 +240,134 @@ func (s *servers) dispatch(ln net.Listener) {
 	}
 }
 
-// h2Preface starts every HTTP/2 connection ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-// no HTTP/1 method is PRI.
+// h2PrefaceStart starts every HTTP/2 connection's preface
+// (http2.ClientPreface); no HTTP/1 method is PRI.
 const h2PrefaceStart = "PRI "
 
+// serveConn starts the connection's read-header deadline from accept, so
+// that the TLS handshake, the protocol sniffing and the first request head
+// share one budget (no step restarts it), then hands the connection to
+// the server for its protocol.
 func (s *servers) serveConn(c net.Conn) {
+	deadline := s.headerDeadline(c)
+	if !deadline.IsZero() {
+		_ = c.SetReadDeadline(deadline)
+	}
+	if s.tls != nil {
+		s.serveTLS(c, deadline)
+		return
+	}
 	br := bufio.NewReaderSize(c, 4<<10)
-	if s.h2c != nil {
-		if s.readHeaderTimeout > 0 {
-			_ = c.SetReadDeadline(time.Now().Add(s.readHeaderTimeout))
-		}
+	if s.h2 != nil {
 		b, err := br.Peek(len(h2PrefaceStart))
 		if err != nil && len(b) == 0 {
-			// Closed (or timed out) before its first byte: no server saw
-			// it, so its end is counted here.
-			if tc := unwrapTracked(c); tc != nil && tc.st != nil {
-				tc.st.HTTP.RecordDestroy(!isTimeout(err), false)
-			}
-			_ = c.Close()
+			s.endedEarly(c, err)
 			return
 		}
-		if string(b) == h2PrefaceStart {
-			_ = c.SetReadDeadline(time.Time{})
-			if !s.h2c.push(&peekedConn{Conn: c, br: br}) {
-				_ = c.Close()
-			}
+		if string(b) == h2PrefaceStart || s.h1 == nil {
+			s.serveH2(c, br)
 			return
 		}
 	}
 	s.h1.ServeConn(c, br)
 }
 
-// newServer builds the servers for a listener configuration.
-func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) (*servers, error) {
-	h2, err := newNetHTTPServer(cfg, h, log, getCert)
-	if err != nil {
-		return nil, err
+// serveTLS does the handshake within the read-header deadline and serves
+// the connection by its ALPN protocol: "h2" with the HTTP/2 server,
+// "http/1.1" or none with the HTTP/1 codec, as on plaintext.
+func (s *servers) serveTLS(c net.Conn, deadline time.Time) {
+	if !deadline.IsZero() {
+		_ = c.SetWriteDeadline(deadline)
 	}
-	set := &servers{h2: h2, readHeaderTimeout: cfg.Limits.ReadHeaderTimeout.D()}
-	if cfg.TLS != nil || !slices.Contains(cfg.Protocols, "http1") {
+	tc := tls.Server(c, s.tls)
+	if err := tc.Handshake(); err != nil {
+		s.log.Debug("TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		s.endedEarly(c, err)
+		return
+	}
+	_ = c.SetWriteDeadline(time.Time{})
+	if tc.ConnectionState().NegotiatedProtocol == http2.NextProtoTLS || s.h1 == nil {
+		s.serveH2(tc, bufio.NewReaderSize(tc, len(http2.ClientPreface)))
+		return
+	}
+	s.h1.ServeConn(tc, nil)
+}
+
+// serveH2 reads the client's connection preface within the read-header
+// deadline, then lifts the deadline (HTTP/2 connections are bounded by the
+// idle timeout from here) and hands the connection, with the bytes br read
+// ahead, to the HTTP/2 server.
+func (s *servers) serveH2(c net.Conn, br *bufio.Reader) {
+	if _, err := br.Peek(len(http2.ClientPreface)); err != nil {
+		s.endedEarly(c, err)
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	ahead, _ := br.Peek(br.Buffered())
+	tc, _ := c.(*tls.Conn)
+	s.h2.serveConn(newH2Conn(c, tc, bytes.Clone(ahead)))
+}
+
+// headerDeadline is when the connection's first request head (or HTTP/2
+// preface) must be complete: readHeaderTimeout after accept.
+func (s *servers) headerDeadline(c net.Conn) time.Time {
+	if s.readHeaderTimeout <= 0 {
+		return time.Time{}
+	}
+	return acceptedAt(c).Add(s.readHeaderTimeout)
+}
+
+// acceptedAt is when the socket accepted c (now, for a connection the
+// listener did not accept).
+func acceptedAt(c net.Conn) time.Time {
+	if tc := unwrapTracked(c); tc != nil {
+		return tc.start
+	}
+	return time.Now()
+}
+
+// endedEarly closes a connection that ended before any server took it
+// (closed, timed out or failed its handshake before its first request),
+// and counts how it ended.
+func (s *servers) endedEarly(c net.Conn, err error) {
+	if tc := unwrapTracked(c); tc != nil && tc.st != nil {
+		tc.st.HTTP.RecordDestroy(!isTimeout(err), false)
+	}
+	_ = c.Close()
+}
+
+// newServer builds the servers for a listener configuration. stats
+// returns the listener's current stats (nil when stats are off).
+func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), stats func() *Stats) (*servers, error) {
+	set := &servers{readHeaderTimeout: cfg.Limits.ReadHeaderTimeout.D(), log: log}
+	http1On, http2On := slices.Contains(cfg.Protocols, "http1"), slices.Contains(cfg.Protocols, "http2")
+	if cfg.TLS != nil {
+		minVersion := uint16(tls.VersionTLS12)
+		if cfg.TLS.MinVersion == "1.3" {
+			minVersion = tls.VersionTLS13
+		}
+		set.tls = &tls.Config{GetCertificate: getCert, MinVersion: minVersion}
+		if http2On {
+			set.tls.NextProtos = append(set.tls.NextProtos, http2.NextProtoTLS)
+		}
+		if http1On {
+			set.tls.NextProtos = append(set.tls.NextProtos, "http/1.1")
+		}
+	}
+	if http2On {
+		h2, err := newH2Server(cfg, h, log, stats)
+		if err != nil {
+			return nil, err
+		}
+		set.h2 = h2
+	}
+	if !http1On {
 		return set, nil
-	}
-	if slices.Contains(cfg.Protocols, "http2") {
-		set.h2c = newConnQueue()
 	}
 	set.h1 = &http1.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.D(),
+		ConnAccepted:      acceptedAt,
 		IdleTimeout:       cfg.Limits.IdleTimeout.D(),
 		MaxHeaderBytes:    cfg.Limits.MaxRequestHeadersKB * 1024,
 		BaseContext: func(c net.Conn) context.Context {
@@ -350,53 +422,6 @@ func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert f
 // and in the proxy's debug log.
 type RejectionRecorder interface {
 	RecordRejected(remoteAddr string, status int)
-}
-
-// newNetHTTPServer builds net/http's server, which serves TLS connections
-// (HTTP/1.1 and HTTP/2 by ALPN) and h2c.
-func newNetHTTPServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) (*http.Server, error) {
-	var protos http.Protocols
-	for _, p := range cfg.Protocols {
-		switch p {
-		case "http1":
-			protos.SetHTTP1(true)
-		case "http2":
-			if cfg.TLS != nil {
-				protos.SetHTTP2(true)
-			} else {
-				protos.SetUnencryptedHTTP2(true)
-			}
-		}
-	}
-	maxHeader := cfg.Limits.MaxRequestHeadersKB * 1024
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.D(),
-		IdleTimeout:       cfg.Limits.IdleTimeout.D(),
-		MaxHeaderBytes:    maxHeader,
-		Protocols:         &protos,
-		HTTP2: &http.HTTP2Config{
-			MaxDecoderHeaderTableSize: 4096,
-			MaxReadFrameSize:          1 << 20,
-		},
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		// Hand each connection's bookkeeping to its requests, so that the
-		// first request can tell the connection's protocol.
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tc := unwrapTracked(c); tc != nil {
-				return context.WithValue(ctx, connKey{}, tc)
-			}
-			return ctx
-		},
-	}
-	if cfg.TLS != nil {
-		minVersion := uint16(tls.VersionTLS12)
-		if cfg.TLS.MinVersion == "1.3" {
-			minVersion = tls.VersionTLS13
-		}
-		srv.TLSConfig = &tls.Config{GetCertificate: getCert, MinVersion: minVersion}
-	}
-	return srv, nil
 }
 
 // isTimeout reports whether err is a network timeout (a deadline passed).
@@ -496,8 +521,8 @@ func (s *socket) close() {
 	})
 }
 
-// view returns a net.Listener for one server. Closing it (as
-// http.Server.Shutdown does) detaches that server without closing the socket.
+// view returns a net.Listener for one set of servers. Closing it (as
+// their shutdown does) detaches them without closing the socket.
 func (s *socket) view() net.Listener {
 	return &socketView{s: s, closed: make(chan struct{})}
 }
@@ -645,16 +670,22 @@ func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
 }
 
 // unwrapTracked finds the trackedConn under a TLS connection or a
-// connection handed over to the h2c server.
+// connection handed to the HTTP/2 server.
 func unwrapTracked(c net.Conn) *trackedConn {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
+	for {
+		switch cc := c.(type) {
+		case *trackedConn:
+			return cc
+		case *tls.Conn:
+			c = cc.NetConn()
+		case *h2Conn:
+			c = cc.Conn
+		case *tlsH2Conn:
+			c = cc.Conn
+		default:
+			return nil
+		}
 	}
-	if pc, ok := c.(*peekedConn); ok {
-		c = pc.Conn
-	}
-	tc, _ := c.(*trackedConn)
-	return tc
 }
 
 // MarkProtocol tells the listener which protocol the connection carrying
@@ -665,55 +696,3 @@ func MarkProtocol(req *http.Request) {
 		tc.markProtocol(req.ProtoMajor, req.TLS != nil)
 	}
 }
-
-// peekedConn is a connection whose first bytes were read to tell HTTP/1
-// from HTTP/2: reads come through the reader that holds them.
-type peekedConn struct {
-	net.Conn
-	br *bufio.Reader
-}
-
-func (c *peekedConn) Read(p []byte) (int, error) { return c.br.Read(p) }
-
-// connQueue is the net.Listener through which the HTTP/1 dispatcher hands
-// h2c connections to net/http's server.
-type connQueue struct {
-	conns  chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newConnQueue() *connQueue {
-	return &connQueue{conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-// push hands c over; false means the queue was closed and c was not taken.
-func (q *connQueue) push(c net.Conn) bool {
-	select {
-	case q.conns <- c:
-		return true
-	case <-q.closed:
-		return false
-	}
-}
-
-func (q *connQueue) Accept() (net.Conn, error) {
-	select {
-	case c := <-q.conns:
-		return c, nil
-	case <-q.closed:
-		return nil, net.ErrClosed
-	}
-}
-
-func (q *connQueue) Close() error {
-	q.once.Do(func() { close(q.closed) })
-	return nil
-}
-
-func (q *connQueue) Addr() net.Addr { return queueAddr{} }
-
-type queueAddr struct{}
-
-func (queueAddr) Network() string { return "h2c" }
-func (queueAddr) String() string  { return "h2c-handoff" }

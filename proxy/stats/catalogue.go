@@ -71,6 +71,7 @@ func Catalogue() []Family {
 		{localRateLimitScope, &LocalRateLimitStats{}},
 		{serverScope, &ServerStats{}},
 		{tracerScope, &TracerStats{}},
+		{http2Scope, &HTTP2CodecStats{}},
 		{rootScope, &selfStats{}},
 	} {
 		b.fill(reflect.ValueOf(sc.typ).Elem(), templateScope(sc.def))
@@ -90,6 +91,7 @@ var (
 	rootScope     = scopeDef{}
 	serverScope   = scopeDef{flat: "server.", ext: "server."}
 	tracerScope   = scopeDef{flat: "tracing.opentelemetry.", ext: "tracing.opentelemetry."}
+	http2Scope    = scopeDef{flat: "http2.", ext: "http2."}
 	clusterScope  = scopeDef{flat: "cluster.{envoy.cluster_name}.", ext: "cluster.", params: []string{TagClusterName}, tags: []string{TagClusterName}}
 	zoneScope     = scopeDef{flat: "cluster.{envoy.cluster_name}.zone.{from_zone}.{to_zone}.", ext: "cluster.zone.{from_zone}.{to_zone}.", params: []string{TagClusterName, ParamFromZone, ParamToZone}, tags: []string{TagClusterName}}
 	httpScope     = scopeDef{flat: "http.{envoy.http_conn_manager_prefix}.", ext: "http.", params: []string{TagHTTPConnManager}, tags: []string{TagHTTPConnManager}}

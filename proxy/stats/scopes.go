@@ -283,6 +283,46 @@ type TracerStats struct {
 	SpansDropped *Counter `stat:"spans_dropped" help:"Spans that will never reach the collector: the export queue was full, or the export failed or timed out"`
 }
 
+// HTTP2CodecStats are Envoy's downstream HTTP/2 codec stats, rooted at
+// http2.* (no tags: Envoy keeps one set for every downstream connection
+// manager; Prometheus names envoy_http2_<name>). Like Envoy, the proxy
+// creates them with its first HTTP/2 connection.
+//
+// hopwatch serves HTTP/2 with golang.org/x/net/http2, whose Server reports
+// protocol errors through CountError and does not expose frame counts or
+// its flood limits. What each counter counts here:
+//
+//   - rx_reset, tx_reset: RST_STREAM frames received from and sent to
+//     clients, counted from the frames on the connection.
+//   - rx_messaging_error: requests x/net refused as malformed HTTP
+//     messages (RFC 9113 §8: bad pseudo-headers, connection-specific or
+//     invalid header fields, bad trailers, a body longer than its
+//     content-length), each answered with RST_STREAM PROTOCOL_ERROR.
+//   - stream_refused_errors: streams x/net refused with REFUSED_STREAM
+//     (opened past SETTINGS_MAX_CONCURRENT_STREAMS).
+//   - trailers: requests that ended with a trailer HEADERS frame.
+//   - header_overflow, inbound_empty_frames_flood,
+//     inbound_priority_frames_flood, inbound_window_update_frames_flood,
+//     outbound_flood, outbound_control_flood: always 0. x/net answers a
+//     header list over max_request_headers_kb with 431 instead of a reset,
+//     has no limits on empty, PRIORITY or WINDOW_UPDATE frames, and closes
+//     a connection whose queued control frames pass its limit without
+//     reporting it. They are registered so that Envoy dashboards and
+//     alerts find the series.
+type HTTP2CodecStats struct {
+	HeaderOverflow                 *Counter `stat:"header_overflow" help:"Connections reset because the headers were larger than max_request_headers_kb (x/net answers 431 instead: always 0)"`
+	InboundEmptyFramesFlood        *Counter `stat:"inbound_empty_frames_flood" help:"Connections closed for too many consecutive empty inbound frames (no such limit in x/net: always 0)"`
+	InboundPriorityFramesFlood     *Counter `stat:"inbound_priority_frames_flood" help:"Connections closed for too many inbound PRIORITY frames (no such limit in x/net: always 0)"`
+	InboundWindowUpdateFramesFlood *Counter `stat:"inbound_window_update_frames_flood" help:"Connections closed for too many inbound WINDOW_UPDATE frames (no such limit in x/net: always 0)"`
+	OutboundControlFlood           *Counter `stat:"outbound_control_flood" help:"Connections closed for too many queued outbound PING, SETTINGS and RST_STREAM frames (x/net does not report it: always 0)"`
+	OutboundFlood                  *Counter `stat:"outbound_flood" help:"Connections closed for too many queued outbound frames (x/net does not report it: always 0)"`
+	RxMessagingError               *Counter `stat:"rx_messaging_error" help:"Received requests that violated RFC 9113 section 8 and were reset"`
+	RxReset                        *Counter `stat:"rx_reset" help:"RST_STREAM frames received from downstream"`
+	StreamRefusedErrors            *Counter `stat:"stream_refused_errors" help:"Streams refused with REFUSED_STREAM"`
+	Trailers                       *Counter `stat:"trailers" help:"Requests from downstream that carried trailers"`
+	TxReset                        *Counter `stat:"tx_reset" help:"RST_STREAM frames sent downstream"`
+}
+
 // ListenerStats are Envoy's listener.<address>.* stats.
 type ListenerStats struct {
 	DownstreamCxTotal      *Counter   `stat:"downstream_cx_total" help:"Total connections accepted"`

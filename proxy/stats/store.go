@@ -226,6 +226,15 @@ func (s *Store) TracerStats() *TracerStats {
 	})
 }
 
+// HTTP2CodecStats returns http2.*, the downstream HTTP/2 codec stats.
+func (s *Store) HTTP2CodecStats() *HTTP2CodecStats {
+	return lookup(s, "http2", func(b *builder) *HTTP2CodecStats {
+		v := &HTTP2CodecStats{}
+		b.fill(reflect.ValueOf(v).Elem(), newScope(http2Scope))
+		return v
+	})
+}
+
 // SetDaysUntilFirstCertExpiring sets server.days_until_first_cert_expiring.
 func (v *ServerStats) SetDaysUntilFirstCertExpiring(days uint64) {
 	v.DaysUntilFirstCertExpiring.Set(days)

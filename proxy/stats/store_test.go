@@ -202,6 +202,7 @@ func TestCatalogueMatchesStore(t *testing.T) {
 	s.RouteStats("v", "r")
 	s.ServerStats()
 	s.TracerStats()
+	s.HTTP2CodecStats()
 	s.LocalRateLimitStats("lrl")
 	used := map[string]bool{}
 	var all []Stat
@@ -250,6 +251,8 @@ func TestCatalogueMatchesStore(t *testing.T) {
 		"cluster.{envoy.cluster_name}.canary.upstream_rq_time",
 		"cluster.{envoy.cluster_name}.lb_healthy_panic",
 		"server.days_until_first_cert_expiring",
+		"http2.rx_reset",
+		"http2.inbound_window_update_frames_flood",
 	} {
 		if !seen[want] {
 			t.Errorf("catalogue lacks %s", want)
