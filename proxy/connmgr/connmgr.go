@@ -149,7 +149,7 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	outcome := m.handle(s, req, snap, lc)
 	if body != nil {
-		info.BytesReceived += body.n
+		info.BytesReceived += body.n.Load()
 	}
 	info.Duration = time.Since(info.StartTime)
 	if rw.status != 0 {

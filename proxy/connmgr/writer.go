@@ -3,6 +3,7 @@ package connmgr
 import (
 	"io"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
 )
@@ -43,14 +44,17 @@ func (w *responseWriter) Flush() {
 // Unwrap lets http.ResponseController find the server's writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// countingBody counts request body bytes as the upstream reads them.
+// countingBody counts request body bytes as the upstream reads them. The
+// count is atomic: an upstream writer that failed or was abandoned may
+// still be inside Read when the connection manager reads n for the
+// access log.
 type countingBody struct {
 	io.ReadCloser
-	n int64
+	n atomic.Int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
+	b.n.Add(int64(n))
 	return n, err
 }
