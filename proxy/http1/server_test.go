@@ -284,16 +284,24 @@ func TestServerRefusedUploadGetsResponse(t *testing.T) {
 func TestServerAbandonedBodyReader(t *testing.T) {
 	late := make(chan error, 1)
 	release := make(chan struct{})
+	nextStarted := make(chan struct{}, 1)
 	ls := startLoopServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/abandon" {
+		switch r.URL.Path {
+		case "/abandon":
 			body := r.Body
 			go func() {
 				<-release
 				_, err := body.Read(make([]byte, 64))
 				late <- err
 			}()
+			_, _ = io.WriteString(w, "ok /abandon")
+		case "/next":
+			// The server reads the next request only after it has ended
+			// the previous body: from here on, the late reader is late.
+			nextStarted <- struct{}{}
+			b, _ := io.ReadAll(r.Body)
+			_, _ = io.WriteString(w, "ok /next "+string(b))
 		}
-		_, _ = io.WriteString(w, "ok "+r.URL.Path)
 	}))
 	c := ls.dialWire(t)
 	c.send("POST /abandon HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
@@ -301,13 +309,14 @@ func TestServerAbandonedBodyReader(t *testing.T) {
 		t.Fatalf("got %q", r.body)
 	}
 	c.send("POST /next HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+	<-nextStarted
 	close(release)
 	if err := <-late; !errors.Is(err, http.ErrBodyReadAfterClose) {
 		t.Errorf("late Read: %v, want http.ErrBodyReadAfterClose", err)
 	}
 	c.send("world")
-	if r := c.read("POST"); r.body != "ok /next" {
-		t.Errorf("next request: %q", r.body)
+	if r := c.read("POST"); r.body != "ok /next world" {
+		t.Errorf("next request: %q, want its whole body", r.body)
 	}
 }
 
