@@ -57,6 +57,10 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 20s)
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
 	  done; done
 
+security-peers: ## run the smuggling probes against nginx and HAProxy too and rewrite the probe table in docs/security.md
+	@bench/proxy/install-peers.sh nginx haproxy
+	SMUGGLING_PEERS=1 $(GO) test -count=1 -run TestPeers ./e2e/smuggling/
+
 dashboards: ## generate dashboards/generated/*.json, dashboards/preview/*.png and deploy/grafana/provisioning/
 	$(GO) run ./cmd/dashgen
 
