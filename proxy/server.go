@@ -72,10 +72,14 @@ type Server struct {
 
 	draining     atomic.Bool
 	healthFailed atomic.Bool
-	started      time.Time
-	loads        atomic.Uint64
-	rejects      atomic.Uint64
-	lastErr      atomic.Pointer[string]
+	// initialized is set once Start has bound every listener: until then
+	// /ready answers 503 INITIALIZING, as Envoy's does, so that nothing
+	// (a readiness probe, a test) sends traffic to a port not yet bound.
+	initialized atomic.Bool
+	started     time.Time
+	loads       atomic.Uint64
+	rejects     atomic.Uint64
+	lastErr     atomic.Pointer[string]
 
 	// loadedStamp is the configuration file's stamp taken just before New
 	// read it. WatchConfig starts from it rather than from the file as it
@@ -168,6 +172,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.closeUnusedLogs()
 	s.loads.Add(1)
+	s.initialized.Store(true)
 	return nil
 }
 
@@ -435,7 +440,10 @@ func (s *Server) stopLocked(ctx context.Context) {
 
 // State implements admin.Server.
 func (s *Server) State() string {
-	if s.draining.Load() || s.healthFailed.Load() {
+	switch {
+	case !s.initialized.Load():
+		return "INITIALIZING"
+	case s.draining.Load() || s.healthFailed.Load():
 		return "DRAINING"
 	}
 	return "LIVE"

@@ -40,6 +40,8 @@ type LoadResult struct {
 	// Sent counts requests started; Errors those without a response
 	// (connection or timeout errors).
 	Sent, Errors int
+	// ErrorSamples holds the first few errors, for failure messages.
+	ErrorSamples []string
 	// Status counts responses by status code.
 	Status map[int]int
 	// ByUpstream counts responses by their X-Upstream header (the test
@@ -141,6 +143,9 @@ func RunLoad(t testing.TB, l Load) *LoadResult {
 				res.Sent++
 				if err != nil {
 					res.Errors++
+					if len(res.ErrorSamples) < 5 {
+						res.ErrorSamples = append(res.ErrorSamples, err.Error())
+					}
 				} else {
 					res.Status[resp.StatusCode]++
 					res.ByUpstream[resp.Header.Get("X-Upstream")]++

@@ -76,7 +76,7 @@ cluster_manager: {local_cluster_name: self}
 		res := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/balanced"), Requests: n, Workers: 4, Deadline: 40 * time.Second})
 		t.Logf("client: %d sent, status %v, by upstream %v, p50 %v p99 %v", res.Sent, res.Status, res.ByUpstream, res.Percentile(0.5), res.Percentile(0.99))
 		if res.Sent != n || res.Status[200] != n {
-			t.Fatalf("client: %d sent, status %v, %d errors; want %d × 200", res.Sent, res.Status, res.Errors, n)
+			t.Fatalf("client: %d sent, status %v, %d errors %q; want %d × 200", res.Sent, res.Status, res.Errors, res.ErrorSamples, n)
 		}
 		served := map[string]int64{}
 		for _, name := range []string{"a1", "a2", "b1", "b2", "c1", "c2"} {
@@ -124,7 +124,7 @@ cluster_manager: {local_cluster_name: self}
 		res := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/spill"), Requests: n, Workers: 4, Deadline: 40 * time.Second})
 		t.Logf("client: %d sent, status %v, by upstream %v, p50 %v p99 %v", res.Sent, res.Status, res.ByUpstream, res.Percentile(0.5), res.Percentile(0.99))
 		if res.Sent != n || res.Status[200] != n {
-			t.Fatalf("client: %d sent, status %v, %d errors; want %d × 200", res.Sent, res.Status, res.Errors, n)
+			t.Fatalf("client: %d sent, status %v, %d errors %q; want %d × 200", res.Sent, res.Status, res.Errors, res.ErrorSamples, n)
 		}
 		served := map[string]int64{}
 		for _, name := range []string{"as", "bs", "cs1", "cs2", "cs3"} {
