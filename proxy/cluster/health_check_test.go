@@ -310,10 +310,10 @@ func TestHealthCheckTransitionsOverTheNetwork(t *testing.T) {
 				t.Fatalf("flags %q after the first check, want healthy", h.HealthFlags())
 			}
 			tt.fail(srv)
-			waitUntil(t, "host marked unhealthy", func() bool { return h.FailedActiveHealthCheck() })
-			if got := hs.Healthy.Value(); got != 0 {
-				t.Errorf("health_check.healthy = %d, want 0", got)
-			}
+			// The gauge follows the host's flag just after it flips.
+			waitUntil(t, "host marked unhealthy, health_check.healthy 0", func() bool {
+				return h.FailedActiveHealthCheck() && hs.Healthy.Value() == 0
+			})
 			if tt.network {
 				if got := hs.NetworkFailure.Value(); got < 2 {
 					t.Errorf("unhealthy after %d network failures, want unhealthy_threshold (2)", got)
@@ -323,12 +323,9 @@ func TestHealthCheckTransitionsOverTheNetwork(t *testing.T) {
 			}
 			okBefore := hs.Success.Value()
 			tt.recover(srv)
-			waitUntil(t, "host healthy again", func() bool { return h.Healthy() })
+			waitUntil(t, "host healthy again, health_check.healthy 1", func() bool { return h.Healthy() && hs.Healthy.Value() == 1 })
 			if got := hs.Success.Value() - okBefore; got < 3 {
 				t.Errorf("healthy again after %d successes, want healthy_threshold (3)", got)
-			}
-			if got := hs.Healthy.Value(); got != 1 {
-				t.Errorf("health_check.healthy = %d, want 1", got)
 			}
 		})
 	}
