@@ -177,6 +177,20 @@ scrape_configs:
 			}
 			return nil
 		})
+		// Histograms too: one downstream_rq_time sample per request (timer
+		// samples are drained on their own tick, after the counters).
+		total := strconv.Itoa(wantOK + wantBad + wantNone)
+		q = fmt.Sprintf(`sum(envoy_http_downstream_rq_time_count{job=%q})`, job)
+		prom.WaitFor(t, job+": every request's latency sample", 30*time.Second, func() error {
+			v, err := query(ctx, promURL, q, time.Now())
+			if err != nil {
+				return err
+			}
+			if got := v.single(); got != total {
+				return fmt.Errorf("%s = %s, want %s", q, got, total)
+			}
+			return nil
+		})
 		q = fmt.Sprintf(`sum by (node_id) (envoy_http_downstream_rq_total{job=%q})`, job)
 		v, err := query(ctx, promURL, q, time.Now())
 		if err != nil {
@@ -215,16 +229,16 @@ scrape_configs:
 
 	// Every Envoy query of every dashboard, in counter form, for both
 	// topologies at one evaluation time. The ground truth above is already
-	// in both, but a trailing flush (histogram timers are drained on their
-	// own tick) may still be on its way; poll until a round agrees, and
-	// fail with the last round's differences if none does.
+	// in both, but a trailing flush (another histogram's timer samples) may
+	// still be on its way; poll until a round agrees, and fail with the last
+	// round's differences if none does.
 	queries := dashboardQueries(t)
 	var diffs []string
 	withData, rounds, firstRound := 0, 0, 0
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		rounds++
 		diffs, withData = diffs[:0], 0
-		at := time.Now().Add(-time.Second) // both sides already scraped
+		at := time.Now()
 		for _, q := range queries {
 			one, err := query(ctx, promURL, q.forJob("one-sink"), at)
 			if err != nil {
