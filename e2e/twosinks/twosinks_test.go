@@ -233,11 +233,11 @@ scrape_configs:
 	// still be on its way; poll until a round agrees, and fail with the last
 	// round's differences if none does.
 	queries := dashboardQueries(t)
-	var diffs []string
+	var diffs, empty []string
 	withData, rounds, firstRound := 0, 0, 0
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		rounds++
-		diffs, withData = diffs[:0], 0
+		diffs, empty, withData = diffs[:0], empty[:0], 0
 		at := time.Now()
 		for _, q := range queries {
 			one, err := query(ctx, promURL, q.forJob("one-sink"), at)
@@ -253,6 +253,8 @@ scrape_configs:
 			}
 			if len(one) > 0 {
 				withData++
+			} else {
+				empty = append(empty, q.key)
 			}
 		}
 		if rounds == 1 {
@@ -266,8 +268,8 @@ scrape_configs:
 	for _, d := range diffs {
 		t.Errorf("one sink and two sinks disagree: %s", d)
 	}
-	t.Logf("%d Envoy queries from the dashboards compared in %d round(s) (%d differed in the first, before the last flush was scraped); %d returned data (the rest are empty in both: conditions this traffic does not make)",
-		len(queries), rounds, firstRound, withData)
+	t.Logf("%d Envoy queries from the dashboards compared in %d round(s) (%d differed in the first, before the last flush was scraped); %d returned data; empty in both (conditions this traffic does not make): %v",
+		len(queries), rounds, firstRound, withData, empty)
 	// Cluster, prefix, code class, node_id, quantiles, canary and zones
 	// all return data under this traffic; a handful of empty results
 	// would mean the comparison proved little.
