@@ -27,6 +27,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -61,7 +62,12 @@ type objects struct {
 	services    map[string]corev1.Service
 	deployments map[string]appsv1.Deployment
 	pdbs        []policyv1.PodDisruptionBudget
-	other       []map[string]any // kinds outside k8s.io/api (the ServiceMonitor)
+	// The per-node sink component's kinds.
+	daemonSets      map[string]appsv1.DaemonSet
+	serviceAccounts map[string]corev1.ServiceAccount
+	roles           map[string]rbacv1.Role
+	roleBindings    []rbacv1.RoleBinding
+	other           []map[string]any // kinds outside k8s.io/api (the ServiceMonitor)
 }
 
 // strictDecode decodes one JSON object into v as the API server's strict
@@ -84,6 +90,10 @@ func decodeAll(t *testing.T, stream []byte, allowCRDs ...string) objects {
 		configMaps:  map[string]corev1.ConfigMap{},
 		services:    map[string]corev1.Service{},
 		deployments: map[string]appsv1.Deployment{},
+
+		daemonSets:      map[string]appsv1.DaemonSet{},
+		serviceAccounts: map[string]corev1.ServiceAccount{},
+		roles:           map[string]rbacv1.Role{},
 	}
 	docs := regexp.MustCompile(`(?m)^---\s*$`).Split(string(stream), -1)
 	for i, doc := range docs {
@@ -135,6 +145,22 @@ func decodeAll(t *testing.T, stream []byte, allowCRDs ...string) objects {
 			var o policyv1.PodDisruptionBudget
 			decode(&o)
 			objs.pdbs = append(objs.pdbs, o)
+		case "apps/v1 DaemonSet":
+			var o appsv1.DaemonSet
+			decode(&o)
+			objs.daemonSets[o.Name] = o
+		case "v1 ServiceAccount":
+			var o corev1.ServiceAccount
+			decode(&o)
+			objs.serviceAccounts[o.Name] = o
+		case "rbac.authorization.k8s.io/v1 Role":
+			var o rbacv1.Role
+			decode(&o)
+			objs.roles[o.Name] = o
+		case "rbac.authorization.k8s.io/v1 RoleBinding":
+			var o rbacv1.RoleBinding
+			decode(&o)
+			objs.roleBindings = append(objs.roleBindings, o)
 		default:
 			if !slices.Contains(allowCRDs, meta.Kind) {
 				t.Errorf("%s: kind %s %s is not one this test decodes; add it to decodeAll", where, meta.APIVersion, meta.Kind)
@@ -737,7 +763,10 @@ func TestDashboardsAreProvisioned(t *testing.T) {
 	}
 }
 
-func TestServiceMonitorComponent(t *testing.T) {
+// withComponents renders deploy/k8s with the named components of
+// deploy/k8s/components, as an overlay that adds them would.
+func withComponents(t *testing.T, components ...string) []byte {
+	t.Helper()
 	root := e2etest.RepoRoot(t)
 	dir := t.TempDir()
 	rel := func(p string) string {
@@ -747,11 +776,19 @@ func TestServiceMonitorComponent(t *testing.T) {
 		}
 		return r
 	}
-	k := fmt.Sprintf("resources: [%s]\ncomponents: [%s]\n", rel("deploy/k8s"), rel("deploy/k8s/components/servicemonitor"))
+	var comps []string
+	for _, c := range components {
+		comps = append(comps, rel(filepath.Join("deploy", "k8s", "components", c)))
+	}
+	k := fmt.Sprintf("resources: [%s]\ncomponents: [%s]\n", rel("deploy/k8s"), strings.Join(comps, ", "))
 	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	objs := decodeAll(t, kustomize(t, dir), "ServiceMonitor")
+	return kustomize(t, dir)
+}
+
+func TestServiceMonitorComponent(t *testing.T) {
+	objs := decodeAll(t, withComponents(t, "servicemonitor"), "ServiceMonitor")
 	if len(objs.other) != 1 {
 		t.Fatalf("want one ServiceMonitor, got %d objects outside k8s.io/api", len(objs.other))
 	}
@@ -786,19 +823,7 @@ func TestServiceMonitorComponent(t *testing.T) {
 // those of deploy/rules/hopwatch.rules.yml, the file local mode loads.
 func TestPrometheusRuleComponent(t *testing.T) {
 	root := e2etest.RepoRoot(t)
-	dir := t.TempDir()
-	rel := func(p string) string {
-		r, err := filepath.Rel(dir, filepath.Join(root, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	k := fmt.Sprintf("resources: [%s]\ncomponents: [%s]\n", rel("deploy/k8s"), rel("deploy/k8s/components/prometheusrule"))
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	objs := decodeAll(t, kustomize(t, dir), "PrometheusRule")
+	objs := decodeAll(t, withComponents(t, "prometheusrule"), "PrometheusRule")
 	if len(objs.other) != 1 {
 		t.Fatalf("want one PrometheusRule, got %d objects outside k8s.io/api", len(objs.other))
 	}

@@ -32,3 +32,17 @@ func GetJSON(ctx context.Context, u string, v any) error {
 	}
 	return nil
 }
+
+// HTTPOK fetches u and reports whether it answered 200, for readiness
+// polls (/-/ready, /ready).
+func HTTPOK(u string) error {
+	resp, err := jsonClient.Get(u)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return nil
+}

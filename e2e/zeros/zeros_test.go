@@ -15,8 +15,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,16 +32,12 @@ const node = "zeros-proxy"
 var client = &http.Client{Timeout: 5 * time.Second}
 
 func TestZeroFromTheFirstScrape(t *testing.T) {
-	root := e2etest.RepoRoot(t)
-	promBin := filepath.Join(root, "bin", "prometheus")
-	if fi, err := os.Stat(promBin); err != nil || fi.Mode()&0o111 == 0 {
-		t.Fatalf("%s is missing: run `make tools` (it builds the Prometheus pinned in tools/prometheus)", promBin)
-	}
+	e2etest.PrometheusBin(t) // before anything starts: the test needs it
 
 	statsd, sinkWeb := e2etest.FreeAddr(t), e2etest.FreeAddr(t)
 	sink := e2etest.StartProcess(t, "statsd-sink", nil, e2etest.GoBuild(t, "cmd/statsd-sink"), "--preset=envoy",
 		"--statsd.listen-udp="+statsd, "--statsd.listen-tcp=", "--web.listen-address="+sinkWeb)
-	sink.WaitFor(t, "statsd-sink ready", 30*time.Second, func() error { return httpOK("http://" + sinkWeb + "/-/ready") })
+	sink.WaitFor(t, "statsd-sink ready", 30*time.Second, func() error { return e2etest.HTTPOK("http://" + sinkWeb + "/-/ready") })
 
 	// The cluster's only endpoint is a port nobody listens on: every
 	// request is one connect failure (no retries), an error the test
@@ -114,16 +108,8 @@ clusters:
 	})
 
 	// 2. Prometheus scrapes the error counter at 0 before any error.
-	promDir := t.TempDir()
-	promAddr := e2etest.FreeAddr(t)
 	cfg := fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: statsd-sink\n    static_configs: [{targets: ['%s']}]\n", sinkWeb)
-	if err := os.WriteFile(filepath.Join(promDir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	prom := e2etest.StartProcess(t, "prometheus", nil, promBin, "--config.file="+filepath.Join(promDir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(promDir, "data"), "--web.listen-address="+promAddr, "--log.level=warn")
-	promURL := "http://" + promAddr
-	prom.WaitFor(t, "prometheus ready", 60*time.Second, func() error { return httpOK(promURL + "/-/ready") })
+	prom, promURL := e2etest.StartPrometheus(t, cfg)
 
 	sel := fmt.Sprintf(`envoy_cluster_upstream_cx_connect_fail{envoy_cluster_name="dead",node_id=%q}`, node)
 	hist := fmt.Sprintf(`envoy_cluster_upstream_cx_connect_ms_count{envoy_cluster_name="dead",node_id=%q}`, node)
@@ -177,18 +163,6 @@ clusters:
 	if inc < n {
 		t.Errorf("increase(%s[1m]) = %v after %d errors, want at least %d", sel, inc, n, n)
 	}
-}
-
-func httpOK(u string) error {
-	resp, err := client.Get(u)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: status %d", u, resp.StatusCode)
-	}
-	return nil
 }
 
 // sinkSeries reads a /metrics page into "name{labels}" → value, counters
