@@ -41,9 +41,10 @@ bench-sink: build tools-test ## statsd-sink vs statsd_exporter on identical stre
 tools: ## build every pinned dev tool into ./bin (skips tools already at their pinned version)
 	tools/build.sh $(notdir $(patsubst %/,%,$(wildcard tools/*/)))
 
-test-deps: ## Debian packages the tests run: nginx, HAProxy, Caddy and wrk (the proxy benchmark's peers; their configs are validated by the real programs), redis-server (the rate-limit service's store in e2e/ratelimit) and jq (the Tiltfile's pipeline-check reads Jaeger's traces with it)
+test-deps: ## Debian packages the tests run: nginx, HAProxy, Caddy and wrk (the proxy benchmark's peers; their configs are validated by the real programs), redis-server (the rate-limit service's store in e2e/ratelimit), jq (the Tiltfile's pipeline-check reads Jaeger's traces with it) and Debian's Prometheus 2.42 (the dev environment's Prometheus with a web UI, which `tilt ci` runs)
 	@bench/proxy/install-peers.sh
 	@bench/proxy/install-peers.sh redis-server jq
+	@deploy/local/prometheus-classic.sh $(BIN)/prometheus-classic
 
 tools-lint:
 	@tools/build.sh golangci-lint
@@ -70,9 +71,10 @@ up: build tools-up ## the dev environment: tilt up over local mode (pipeline, de
 up-plain: build ## the local pipeline as plain processes, without Tilt (deploy/local/up.sh)
 	bash deploy/local/up.sh
 
-tools-up: # the pinned Tilt unless another tilt is installed, and the tools the Tiltfile runs
+tools-up: # the pinned Tilt unless another tilt is installed, the tools the Tiltfile runs, and Debian's Prometheus 2.42 for its classic web UI (the module build has none)
 	@if ! command -v tilt >/dev/null 2>&1 || [ "$$(command -v tilt)" = "$(BIN)/tilt" ]; then tools/build.sh tilt; fi
 	@tools/build.sh prometheus jaeger alertmanager
+	@deploy/local/prometheus-classic.sh $(BIN)/prometheus-classic
 
 clean: ## remove build outputs (keeps pinned tools)
 	rm -f $(addprefix $(BIN)/,$(CMDS))

@@ -1,6 +1,7 @@
 // Command dashgen writes hopwatch's Grafana dashboards (built in Go by
-// package dashboards) to dashboards/generated/*.json, their layout previews
-// to dashboards/preview/*.png, Grafana's provisioning files (a dashboard
+// package dashboards) to dashboards/generated/*.json, their previews, drawn
+// from the data the live proof recorded in dashboards/preview/data, to
+// dashboards/preview/*.png, Grafana's provisioning files (a dashboard
 // provider and a Prometheus datasource) to deploy/grafana/provisioning/, and
 // the recording and alerting rules (package dashboards, rules.go) to
 // deploy/rules/hopwatch.rules.yml and, as a PrometheusRule, to
@@ -22,7 +23,8 @@ import (
 
 func main() {
 	out := flag.String("out", "dashboards/generated", "directory for the dashboard JSON files")
-	preview := flag.String("preview", "dashboards/preview", "directory for the layout preview PNGs (empty: none)")
+	preview := flag.String("preview", "dashboards/preview", "directory for the preview PNGs (empty: none)")
+	previewData := flag.String("preview-data", "dashboards/preview/data", "directory of the panel data the live proof recorded (e2e/dashboards with UPDATE_PREVIEW_DATA=1), which the previews draw")
 	prov := flag.String("provisioning", "deploy/grafana/provisioning", "Grafana provisioning directory to write the provider and datasource into (empty: none)")
 	dashPath := flag.String("provider-path", "/var/lib/grafana/dashboards/hopwatch", "where Grafana reads the dashboard JSON, as Grafana sees it (the provider's options.path)")
 	promURL := flag.String("prometheus-url", "http://127.0.0.1:9090", "URL of the provisioned Prometheus datasource")
@@ -35,7 +37,7 @@ func main() {
 	flag.Float64Var(&ro.LatencyObjective, "latency-objective", 0, "share of requests that must be within --latency-threshold-ms (default 0.99)")
 	flag.StringVar(&ro.GrafanaURL, "grafana-url", "", "Grafana that the alerts' dashboard_url annotations open (default http://127.0.0.1:3000)")
 	flag.Parse()
-	if err := run(*out, *preview, *prov, *dashPath, *promURL, *jaeger); err != nil {
+	if err := run(*out, *preview, *previewData, *prov, *dashPath, *promURL, *jaeger); err != nil {
 		slog.Error("dashgen failed", "err", err)
 		os.Exit(1)
 	}
@@ -45,7 +47,7 @@ func main() {
 	}
 }
 
-func run(out, preview, prov, dashPath, promURL, jaeger string) error {
+func run(out, preview, previewData, prov, dashPath, promURL, jaeger string) error {
 	ds, err := dashboards.All(dashboards.Options{JaegerURL: jaeger})
 	if err != nil {
 		return err
@@ -58,7 +60,11 @@ func run(out, preview, prov, dashPath, promURL, jaeger string) error {
 		}
 		files[filepath.Join(out, d.File)] = b
 		if preview != "" {
-			img, err := render.PNG(d.Model)
+			rec, err := render.LoadRecording(filepath.Join(previewData, d.File))
+			if err != nil {
+				return err
+			}
+			img, err := render.PNG(d.Model, rec)
 			if err != nil {
 				return err
 			}

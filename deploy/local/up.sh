@@ -279,6 +279,7 @@ if ((jaeger)); then
 		HOPWATCH_UP_OTLP_HTTP="127.0.0.1:${port[otlp_http]}" \
 		HOPWATCH_UP_JAEGER_UI="127.0.0.1:${port[jaeger_ui]}" \
 		HOPWATCH_UP_JAEGER_GRPC="127.0.0.1:${port[jaeger_grpc]}" \
+		HOPWATCH_UP_JAEGER_UI_ASSETS="$here/jaeger-ui" \
 		"$bin/jaeger" --config "$here/jaeger.yml"
 	wait_ready "$!" "$loop:${port[jaeger_ui]}/api/services" $((2 * ready_timeout))
 	otlp=(--otlp-endpoint "127.0.0.1:${port[otlp_grpc]}")

@@ -371,6 +371,7 @@ func TestDashboardsLive(t *testing.T) {
 		}
 		time.Sleep(3 * time.Second)
 	}
+	recordPreviewData(ctx, t, root, promURL, values, testStart, func() { drive(ctx, t, base, probeListen, probeMore) })
 	for _, m := range missing {
 		t.Errorf("no data: %s", m)
 	}

@@ -23,5 +23,16 @@ cp -r "$src/." "$work/"
 chmod -R u+w "$work"
 rm -rf "$work/vendor"
 mkdir -p "$work/pkg/assets/build"
-echo '<!doctype html><title>Tilt</title><p>The Tilt web UI is not part of the Go module; run tilt with --web-mode=prod and use the CLI (tilt get uiresources, tilt logs).' >"$work/pkg/assets/build/index.html"
+cat >"$work/pkg/assets/build/index.html" <<'PAGE'
+<!doctype html><meta charset="utf-8"><title>Tilt (no web UI in this build)</title>
+<h1>Tilt is running, but this build has no web UI</h1>
+<p>This Tilt is built from its Go module (tools/tilt/build.sh), which does not carry the web UI's
+assets. Everything else works: the terminal UI where you ran <code>tilt up</code>, and the CLI:
+<code>tilt get uiresources</code> (every resource and its state), <code>tilt logs &lt;resource&gt;</code>,
+<code>tilt describe uiresource &lt;resource&gt;</code> (its links: Prometheus, Jaeger, statsd-sink),
+<code>tilt trigger &lt;resource&gt;</code>.</p>
+<p>The official release has the web UI: <a href="https://github.com/tilt-dev/tilt/releases">github.com/tilt-dev/tilt/releases</a>
+(or <code>curl -fsSL https://raw.githubusercontent.com/tilt-dev/tilt/master/scripts/install.sh | bash</code>);
+with a <code>tilt</code> of its own on PATH, <code>make up</code> uses it instead of building one.</p>
+PAGE
 (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-X main.version=${version#v}" -o "$out" ./cmd/tilt)
