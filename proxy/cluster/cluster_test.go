@@ -30,11 +30,11 @@ func ptrTo[T any](v T) *T { return &v }
 // staticCluster returns a static cluster config with endpoints on
 // 10.0.0.1, 10.0.0.2, … (never dialed) and the given weights.
 func staticCluster(name, policy string, weights ...int) config.Cluster {
-	cfg := config.Cluster{Name: name, LBPolicy: policy}
+	cfg := withLBDefaults(config.Cluster{Name: name, LBPolicy: policy})
 	for i, w := range weights {
 		cfg.Endpoints = append(cfg.Endpoints, config.Endpoint{Address: fmt.Sprintf("10.0.0.%d:80", i+1), Weight: w})
 	}
-	return cfg
+	return *cfg
 }
 
 // newTestManager builds a manager and closes it when the test ends.

@@ -25,8 +25,6 @@ const (
 	DefaultRetryBaseInterval         = 25 * time.Millisecond
 	DefaultDNSRefreshRate            = 5 * time.Second
 	DefaultConnectTimeout            = 5 * time.Second
-	DefaultChoiceCount               = 2
-	DefaultActiveRequestBias         = 1.0
 	DefaultMaxIdleConnectionsPerHost = 1024
 	DefaultClusterIdleTimeout        = time.Hour
 	DefaultEndpointWeight            = 1
@@ -141,11 +139,6 @@ func (c *Config) applyDefaults(explicit func(path string) bool) {
 		setD(&cl.DNSRefreshRate, fieldPath(cp, "dns_refresh_rate"), DefaultDNSRefreshRate)
 		setD(&cl.ConnectTimeout, fieldPath(cp, "connect_timeout"), DefaultConnectTimeout)
 		setS(&cl.LBPolicy, fieldPath(cp, "lb_policy"), "round_robin")
-		setI(&cl.LeastRequest.ChoiceCount, fieldPath(cp, "least_request_lb_config.choice_count"), DefaultChoiceCount)
-		if cl.LeastRequest.ActiveRequestBias == nil {
-			bias := DefaultActiveRequestBias
-			cl.LeastRequest.ActiveRequestBias = &bias
-		}
 		setS(&cl.Protocol, fieldPath(cp, "protocol"), "http1")
 		setI(&cl.MaxIdleConnectionsPerHost, fieldPath(cp, "max_idle_connections_per_host"), DefaultMaxIdleConnectionsPerHost)
 		setD(&cl.IdleTimeout, fieldPath(cp, "idle_timeout"), DefaultClusterIdleTimeout)
@@ -155,7 +148,10 @@ func (c *Config) applyDefaults(explicit func(path string) bool) {
 		cl.CommonLBConfig.applyDefaults()
 		cl.applyHealthDefaults(cp, explicit)
 		cl.applyCircuitBreakerDefaults(cp, explicit)
-		cl.applyHashingDefaults(cp, explicit)
+		for _, b := range cl.lbBlocks() {
+			bp := fieldPath(cp, b.key)
+			b.cfg.ApplyDefaults(func(f string) bool { return explicit(fieldPath(bp, f)) })
+		}
 	}
 }
 
