@@ -288,12 +288,6 @@ func (c *Cluster) serverName(addr string) string {
 	return host
 }
 
-// setHostHealth marks h healthy or as having failed active health
-// checking; tests use it to flip a host.
-func (c *Cluster) setHostHealth(h *Host, healthy bool) {
-	c.setHealthFlag(h, flagFailedActiveHC, !healthy)
-}
-
 // setHealthFlag sets or clears one of h's health flags and, when that
 // changes whether h is healthy, rebuilds the host set so that the filter
 // stage sees it. It is the entry point for active health checking and

@@ -188,7 +188,7 @@ func TestNewClusterErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.Name = "svc"
-			_, err := NewManager(context.Background(), []config.Cluster{tt.cfg}, nil, nil)
+			_, err := NewManagerWithOptions(context.Background(), []config.Cluster{tt.cfg}, nil, nil, Options{})
 			if err == nil {
 				t.Fatalf("NewManager succeeded, want an error containing %q", tt.want)
 			}
@@ -251,4 +251,10 @@ func TestHostAttributes(t *testing.T) {
 	if a.ActiveRequests() != 1 {
 		t.Errorf("ActiveRequests = %d, want 1", a.ActiveRequests())
 	}
+}
+
+// setHostHealth marks h healthy or as having failed active health
+// checking, as a health checker would.
+func (c *Cluster) setHostHealth(h *Host, healthy bool) {
+	c.setHealthFlag(h, flagFailedActiveHC, !healthy)
 }

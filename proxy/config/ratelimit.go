@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Rate limiting (issue 8): Envoy's local rate limit filter
+// Rate limiting: Envoy's local rate limit filter
 // (envoy.filters.http.local_ratelimit) and its global rate limit filter
 // (envoy.filters.http.ratelimit, which asks a service speaking
 // envoy.service.ratelimit.v3), flattened into the listener, virtual host

@@ -144,8 +144,8 @@ func (v *validator) config(c *Config) {
 // tracing checks the tracing section with tracing.Config's own rules, so
 // that the proxy and the tracing package never disagree on what is valid.
 // Its errors start with the YAML field they are about ("protocol: ...",
-// "batch.schedule_delay: ..."), which is turned into a path under tracing.
-// to find the line.
+// "batch.schedule_delay: ..."); that field, as a path under tracing, finds
+// the line.
 func (v *validator) tracing(t *tracing.Config) {
 	if t == nil {
 		return
