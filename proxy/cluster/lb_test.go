@@ -254,7 +254,7 @@ func withDefaults[T any, P interface {
 	*T
 	lbpolicy.Config
 }](c T) T {
-	P(&c).ApplyDefaults(func(string) bool { return false })
+	P(&c).ApplyDefaults(func(any) bool { return false })
 	return c
 }
 

@@ -71,9 +71,9 @@ func Known(name string) bool {
 // relative to the block ("choice_count"); the caller prefixes them.
 type Config interface {
 	// ApplyDefaults fills every field that has a documented default and is
-	// still zero, unless explicit reports that the file wrote it (then
-	// even a zero is kept, for Validate to judge).
-	ApplyDefaults(explicit func(field string) bool)
+	// still zero, unless explicit reports that the file wrote the field its
+	// argument points to (then even a zero is kept, for Validate to judge).
+	ApplyDefaults(explicit func(field any) bool)
 	// Validate reports every problem with the block, whichever policy the
 	// cluster uses, as Envoy validates every field it is given.
 	Validate(r Reporter)

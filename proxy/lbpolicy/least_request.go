@@ -22,8 +22,8 @@ type LeastRequestConfig struct {
 }
 
 // ApplyDefaults implements Config.
-func (c *LeastRequestConfig) ApplyDefaults(explicit func(string) bool) {
-	if c.ChoiceCount == 0 && !explicit("choice_count") {
+func (c *LeastRequestConfig) ApplyDefaults(explicit func(field any) bool) {
+	if c.ChoiceCount == 0 && !explicit(&c.ChoiceCount) {
 		c.ChoiceCount = DefaultChoiceCount
 	}
 	if c.ActiveRequestBias == nil {

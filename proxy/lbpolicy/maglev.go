@@ -16,8 +16,8 @@ type MaglevConfig struct {
 }
 
 // ApplyDefaults implements Config.
-func (c *MaglevConfig) ApplyDefaults(explicit func(string) bool) {
-	if c.TableSize == 0 && !explicit("table_size") {
+func (c *MaglevConfig) ApplyDefaults(explicit func(field any) bool) {
+	if c.TableSize == 0 && !explicit(&c.TableSize) {
 		c.TableSize = DefaultMaglevTableSize
 	}
 }

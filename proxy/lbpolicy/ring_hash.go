@@ -29,14 +29,14 @@ type RingHashConfig struct {
 }
 
 // ApplyDefaults implements Config.
-func (c *RingHashConfig) ApplyDefaults(explicit func(string) bool) {
-	if c.MinimumRingSize == 0 && !explicit("minimum_ring_size") {
+func (c *RingHashConfig) ApplyDefaults(explicit func(field any) bool) {
+	if c.MinimumRingSize == 0 && !explicit(&c.MinimumRingSize) {
 		c.MinimumRingSize = DefaultMinimumRingSize
 	}
-	if c.MaximumRingSize == 0 && !explicit("maximum_ring_size") {
+	if c.MaximumRingSize == 0 && !explicit(&c.MaximumRingSize) {
 		c.MaximumRingSize = DefaultMaximumRingSize
 	}
-	if c.HashFunction == "" && !explicit("hash_function") {
+	if c.HashFunction == "" && !explicit(&c.HashFunction) {
 		c.HashFunction = DefaultRingHashFunction
 	}
 }
