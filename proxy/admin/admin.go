@@ -54,7 +54,7 @@ type Info struct {
 }
 
 // Handler returns the admin HTTP handler. extra registers more endpoints
-// (the stats issue adds /stats and /stats/prometheus).
+// (the proxy adds /stats and /stats/prometheus).
 func Handler(s Server, extra map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	endpoints := []struct{ path, help string }{

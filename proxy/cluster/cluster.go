@@ -35,6 +35,7 @@ type Cluster struct {
 	transport pooledTransport
 	scheme    string
 	lb        balancer
+	policy    policy
 	// breaker holds the circuit breakers (circuit_breaker.go).
 	breaker *Breaker
 
@@ -121,7 +122,7 @@ func newCluster(cfg *config.Cluster, opts Options, log *slog.Logger) (*Cluster, 
 		return nil, err
 	}
 	c.eps = eps
-	if c.lb, err = newBalancer(cfg, opts.rnd); err != nil {
+	if c.lb, c.policy, err = newBalancer(cfg, opts.rnd); err != nil {
 		return nil, err
 	}
 	c.zone = zoneState{cfg: newZoneConfig(cfg), rnd: opts.rnd}
@@ -233,7 +234,7 @@ func (c *Cluster) Pick(lb *LBContext) *Host {
 			// The zone has no untried host left: a retry may leave it.
 			cands = set.active
 		}
-		if _, ok := c.lb.(attemptAware); !ok {
+		if !c.policy.hashesRequests {
 			cands = withoutAttempted(cands, lb.Attempted)
 		}
 	}
@@ -285,12 +286,6 @@ func (c *Cluster) serverName(addr string) string {
 		return addr
 	}
 	return host
-}
-
-// setHostHealth marks h healthy or as having failed active health
-// checking; tests use it to flip a host.
-func (c *Cluster) setHostHealth(h *Host, healthy bool) {
-	c.setHealthFlag(h, flagFailedActiveHC, !healthy)
 }
 
 // setHealthFlag sets or clears one of h's health flags and, when that

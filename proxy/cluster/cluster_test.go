@@ -30,11 +30,11 @@ func ptrTo[T any](v T) *T { return &v }
 // staticCluster returns a static cluster config with endpoints on
 // 10.0.0.1, 10.0.0.2, … (never dialed) and the given weights.
 func staticCluster(name, policy string, weights ...int) config.Cluster {
-	cfg := config.Cluster{Name: name, LBPolicy: policy}
+	cfg := withLBDefaults(config.Cluster{Name: name, LBPolicy: policy})
 	for i, w := range weights {
 		cfg.Endpoints = append(cfg.Endpoints, config.Endpoint{Address: fmt.Sprintf("10.0.0.%d:80", i+1), Weight: w})
 	}
-	return cfg
+	return *cfg
 }
 
 // newTestManager builds a manager and closes it when the test ends.
@@ -188,7 +188,7 @@ func TestNewClusterErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.cfg.Name = "svc"
-			_, err := NewManager(context.Background(), []config.Cluster{tt.cfg}, nil, nil)
+			_, err := NewManagerWithOptions(context.Background(), []config.Cluster{tt.cfg}, nil, nil, Options{})
 			if err == nil {
 				t.Fatalf("NewManager succeeded, want an error containing %q", tt.want)
 			}
@@ -251,4 +251,10 @@ func TestHostAttributes(t *testing.T) {
 	if a.ActiveRequests() != 1 {
 		t.Errorf("ActiveRequests = %d, want 1", a.ActiveRequests())
 	}
+}
+
+// setHostHealth marks h healthy or as having failed active health
+// checking, as a health checker would.
+func (c *Cluster) setHostHealth(h *Host, healthy bool) {
+	c.setHealthFlag(h, flagFailedActiveHC, !healthy)
 }

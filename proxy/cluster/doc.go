@@ -15,8 +15,9 @@
 //     when too few are healthy (the panic threshold), minus the hosts this
 //     request already tried (the previous_hosts retry predicate). Zone-aware
 //     routing belongs to this stage too.
-//  2. a balancer (round_robin, least_request or random; ring_hash and maglev
-//     later) chooses one candidate.
+//  2. a balancer (round_robin, least_request, random, or ring_hash and
+//     maglev, which choose by the request hash) chooses one candidate. The
+//     policies are listed in one table, lbPolicies (balancer.go).
 //
 // Every connection to an upstream is made in dial.go, which wraps dial and
 // TLS handshake failures in [*ConnectError] and reports each attempt to an

@@ -357,12 +357,12 @@ func TestHealthCheckPassiveFailureFromProxiedResponse(t *testing.T) {
 func TestHealthCheckStopsOnCloseAndReload(t *testing.T) {
 	a, b := newHCServer(t), newHCServer(t)
 	cfgA := hcCluster("c", nil, a)
-	m1, err := NewManager(context.Background(), []config.Cluster{cfgA}, nil, nil)
+	m1, err := NewManagerWithOptions(context.Background(), []config.Cluster{cfgA}, nil, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// An unchanged cluster is carried over and keeps checking.
-	m2, err := NewManager(context.Background(), []config.Cluster{cfgA}, m1, nil)
+	m2, err := NewManagerWithOptions(context.Background(), []config.Cluster{cfgA}, m1, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestHealthCheckStopsOnCloseAndReload(t *testing.T) {
 	waitUntil(t, "checks continue after carry-over", func() bool { return a.checks.Load() > n+3 })
 
 	// A changed cluster replaces it: the old one stops checking a.
-	m3, err := NewManager(context.Background(), []config.Cluster{hcCluster("c", nil, b)}, m2, nil)
+	m3, err := NewManagerWithOptions(context.Background(), []config.Cluster{hcCluster("c", nil, b)}, m2, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,22 +12,10 @@ import (
 // table built once per candidate list, and they avoid the hosts a retry has
 // already tried themselves.
 
-// attemptAware is implemented by balancers that take LBContext.Attempted
-// into account on the full candidate list. Cluster.Pick then hands them
-// that list rather than one without the attempted hosts: a consistent-hash
-// balancer must keep its table, built for the list the host set holds, and
-// look for the next host in it, not build a table for every retry.
-type attemptAware interface {
-	avoidsAttempted()
-}
-
 // HashesRequests reports whether the cluster's balancer chooses by the
-// request hash (ring_hash, maglev). The router computes the route's hash
-// only then, as Envoy computes it only when the load balancer asks, so that
-// a cookie hash policy never sets a cookie for a cluster that ignores it.
+// request hash (ring_hash, maglev); see policy.hashesRequests.
 func (c *Cluster) HashesRequests() bool {
-	_, ok := c.lb.(attemptAware)
-	return ok
+	return c.policy.hashesRequests
 }
 
 // requestHash returns the request's hash, or a random value when it has

@@ -13,6 +13,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/lbpolicy"
 )
 
 // hashPolicies builds each consistent-hash balancer with its defaults.
@@ -25,7 +26,7 @@ var hashPolicies = []struct {
 }
 
 func mustRingHash(cfg config.RingHashLBConfig) *ringHash {
-	r, err := newRingHash(cfg, seeded())
+	r, err := newRingHashBalancer(withDefaults(cfg), seeded())
 	if err != nil {
 		panic(err)
 	}
@@ -33,7 +34,7 @@ func mustRingHash(cfg config.RingHashLBConfig) *ringHash {
 }
 
 func mustMaglev(cfg config.MaglevLBConfig) *maglev {
-	m, err := newMaglev(cfg, seeded())
+	m, err := newMaglevBalancer(withDefaults(cfg), seeded())
 	if err != nil {
 		panic(err)
 	}
@@ -603,16 +604,17 @@ func TestHashBalancerConfigErrors(t *testing.T) {
 		cfg  config.Cluster
 		want string
 	}{
-		{"ring min too large", config.Cluster{LBPolicy: "ring_hash", RingHashLBConfig: config.RingHashLBConfig{MinimumRingSize: maxRingSize + 1}}, "minimum_ring_size: 8388609 is out of range"},
-		{"ring max negative", config.Cluster{LBPolicy: "ring_hash", RingHashLBConfig: config.RingHashLBConfig{MaximumRingSize: -1}}, "maximum_ring_size: -1 is out of range"},
-		{"ring min above max", config.Cluster{LBPolicy: "ring_hash", RingHashLBConfig: config.RingHashLBConfig{MinimumRingSize: 100, MaximumRingSize: 10}}, "minimum_ring_size 100 is larger than maximum_ring_size 10"},
-		{"ring hash function", config.Cluster{LBPolicy: "ring_hash", RingHashLBConfig: config.RingHashLBConfig{HashFunction: "md5"}}, `unknown function "md5"`},
-		{"maglev not prime", config.Cluster{LBPolicy: "maglev", MaglevLBConfig: config.MaglevLBConfig{TableSize: 65536}}, "table_size: 65536 is not a prime"},
-		{"maglev too large", config.Cluster{LBPolicy: "maglev", MaglevLBConfig: config.MaglevLBConfig{TableSize: 5000101}}, "table_size: 5000101 is not a prime from 2 to 5000011"},
+		{"ring min too large", config.Cluster{LBPolicy: "ring_hash", RingHashLBConfig: withDefaults(config.RingHashLBConfig{MinimumRingSize: lbpolicy.MaxRingSize + 1})}, "ring_hash_lb_config.minimum_ring_size: must be from 1 to 8388608, got 8388609"},
+		{"ring max negative", config.Cluster{LBPolicy: "ring_hash", RingHashLBConfig: withDefaults(config.RingHashLBConfig{MaximumRingSize: -1})}, "ring_hash_lb_config.maximum_ring_size: must be from 1 to 8388608, got -1"},
+		{"ring min above max", config.Cluster{LBPolicy: "ring_hash", RingHashLBConfig: withDefaults(config.RingHashLBConfig{MinimumRingSize: 100, MaximumRingSize: 10})}, "maximum_ring_size: must not be less than minimum_ring_size 100, got 10"},
+		{"ring hash function", config.Cluster{LBPolicy: "ring_hash", RingHashLBConfig: withDefaults(config.RingHashLBConfig{HashFunction: "md5"})}, `hash_function: must be one of xx_hash, murmur_hash_2; got "md5"`},
+		{"ring without defaults", config.Cluster{LBPolicy: "ring_hash"}, "ring_hash_lb_config.minimum_ring_size: must be from 1 to 8388608, got 0"},
+		{"maglev not prime", config.Cluster{LBPolicy: "maglev", MaglevLBConfig: config.MaglevLBConfig{TableSize: 65536}}, "maglev_lb_config.table_size: must be a prime number (such as 65537, the default, 131071 or 1000003), got 65536"},
+		{"maglev too large", config.Cluster{LBPolicy: "maglev", MaglevLBConfig: config.MaglevLBConfig{TableSize: 5000101}}, "table_size: must be a prime from 2 to 5000011, got 5000101"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := newBalancer(&tt.cfg, nil)
+			_, _, err := newBalancer(&tt.cfg, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want it to contain %q", err, tt.want)
 			}

@@ -1,17 +1,10 @@
 package cluster
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
-)
-
-// Defaults of config.LeastRequestConfig, applied to zero values so that a
-// config built in code without the loader's defaults still works.
-const (
-	defaultChoiceCount       = 2
-	defaultActiveRequestBias = 1.0
+	"github.com/hopwatch/hopwatch/proxy/lbpolicy"
 )
 
 // leastRequest is Envoy's least_request policy.
@@ -37,22 +30,15 @@ type leastRequest struct {
 	bias        float64
 }
 
-func newLeastRequest(cfg config.LeastRequestConfig, rnd randSource) (*leastRequest, error) {
-	lr := &leastRequest{rnd: rnd, choiceCount: cfg.ChoiceCount, bias: defaultActiveRequestBias}
-	switch {
-	case cfg.ChoiceCount == 0:
-		lr.choiceCount = defaultChoiceCount
-	case cfg.ChoiceCount < 2:
-		return nil, fmt.Errorf("least_request_lb_config.choice_count: %d is too small (at least 2; default 2)", cfg.ChoiceCount)
+func newLeastRequest(cfg *config.Cluster, rnd randSource) (balancer, error) {
+	return newLeastRequestBalancer(cfg.LeastRequest, rnd)
+}
+
+func newLeastRequestBalancer(cfg config.LeastRequestConfig, rnd randSource) (*leastRequest, error) {
+	if err := lbpolicy.Check("least_request_lb_config", &cfg); err != nil {
+		return nil, err
 	}
-	if cfg.ActiveRequestBias != nil {
-		b := *cfg.ActiveRequestBias
-		if b < 0 || math.IsNaN(b) || math.IsInf(b, 0) {
-			return nil, fmt.Errorf("least_request_lb_config.active_request_bias: %v is invalid (a finite number ≥ 0; default 1.0)", b)
-		}
-		lr.bias = b
-	}
-	return lr, nil
+	return &leastRequest{rnd: rnd, choiceCount: cfg.ChoiceCount, bias: *cfg.ActiveRequestBias}, nil
 }
 
 func (lr *leastRequest) pick(c *candidates, _ *LBContext) *Host {

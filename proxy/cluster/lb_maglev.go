@@ -1,19 +1,13 @@
 package cluster
 
 import (
-	"fmt"
 	"math"
 	"slices"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
-)
-
-// Limits and defaults of config.MaglevLBConfig.
-const (
-	defaultMaglevTableSize = 65537
-	maxMaglevTableSize     = 5000011
+	"github.com/hopwatch/hopwatch/proxy/lbpolicy"
 )
 
 // maglevRetryProbes bounds how many perturbed hashes a retry tries (Envoy's
@@ -52,19 +46,18 @@ type maglevTable struct {
 	minEntries, maxEntries uint64
 }
 
-func newMaglev(cfg config.MaglevLBConfig, rnd randSource) (*maglev, error) {
-	m := &maglev{rnd: rnd, size: defaultMaglevTableSize}
-	if n := cfg.TableSize; n != 0 {
-		if n < 2 || n > maxMaglevTableSize || !isPrime(uint64(n)) {
-			return nil, fmt.Errorf("maglev_lb_config.table_size: %d is not a prime from 2 to %d (default %d)", n, maxMaglevTableSize, defaultMaglevTableSize)
-		}
-		m.size = uint64(n)
+func newMaglev(cfg *config.Cluster, rnd randSource) (balancer, error) {
+	return newMaglevBalancer(cfg.MaglevLBConfig, rnd)
+}
+
+func newMaglevBalancer(cfg config.MaglevLBConfig, rnd randSource) (*maglev, error) {
+	if err := lbpolicy.Check("maglev_lb_config", &cfg); err != nil {
+		return nil, err
 	}
+	m := &maglev{rnd: rnd, size: uint64(cfg.TableSize)}
 	m.tables.build = m.build
 	return m, nil
 }
-
-func (*maglev) avoidsAttempted() {}
 
 func (m *maglev) pick(c *candidates, lb *LBContext) *Host {
 	// The table may be the previous host set's while c's is being built:
@@ -145,21 +138,4 @@ func (m *maglev) build(c *candidates) *maglevTable {
 		t.maxEntries = max(t.maxEntries, e.count)
 	}
 	return t
-}
-
-// isPrime reports whether n is prime, by trial division (table sizes are at
-// most 5000011, so at most about 1100 divisions).
-func isPrime(n uint64) bool {
-	if n < 2 {
-		return false
-	}
-	if n%2 == 0 {
-		return n == 2
-	}
-	for d := uint64(3); d*d <= n; d += 2 {
-		if n%d == 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -1,10 +1,16 @@
 package cluster
 
+import "github.com/hopwatch/hopwatch/proxy/config"
+
 // random is the random policy: a host drawn with probability proportional
 // to its weight. It keeps no state, so it spreads load well when many proxies
 // share the same upstreams and none of them sees the whole traffic.
 type random struct {
 	rnd randSource
+}
+
+func newRandom(_ *config.Cluster, rnd randSource) (balancer, error) {
+	return &random{rnd: rnd}, nil
 }
 
 func (r *random) pick(c *candidates, _ *LBContext) *Host {

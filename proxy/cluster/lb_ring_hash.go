@@ -3,7 +3,6 @@ package cluster
 import (
 	"cmp"
 	"encoding/binary"
-	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -11,13 +10,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
-)
-
-// Limits and defaults of config.RingHashLBConfig, applied to zero values so
-// that a config built in code without the loader's defaults still works.
-const (
-	defaultMinRingSize = 1024
-	maxRingSize        = 8 << 20
+	"github.com/hopwatch/hopwatch/proxy/lbpolicy"
 )
 
 // ringHash is Envoy's ring_hash policy: consistent hashing on a ketama
@@ -55,35 +48,21 @@ type ring struct {
 	minHashes, maxHashes uint64
 }
 
-func newRingHash(cfg config.RingHashLBConfig, rnd randSource) (*ringHash, error) {
-	r := &ringHash{rnd: rnd, minSize: defaultMinRingSize, maxSize: maxRingSize, hash: xxhash.Sum64}
-	if cfg.MinimumRingSize != 0 {
-		if cfg.MinimumRingSize < 1 || cfg.MinimumRingSize > maxRingSize {
-			return nil, fmt.Errorf("ring_hash_lb_config.minimum_ring_size: %d is out of range (1 to %d; default %d)", cfg.MinimumRingSize, maxRingSize, defaultMinRingSize)
-		}
-		r.minSize = uint64(cfg.MinimumRingSize)
+func newRingHash(cfg *config.Cluster, rnd randSource) (balancer, error) {
+	return newRingHashBalancer(cfg.RingHashLBConfig, rnd)
+}
+
+func newRingHashBalancer(cfg config.RingHashLBConfig, rnd randSource) (*ringHash, error) {
+	if err := lbpolicy.Check("ring_hash_lb_config", &cfg); err != nil {
+		return nil, err
 	}
-	if cfg.MaximumRingSize != 0 {
-		if cfg.MaximumRingSize < 1 || cfg.MaximumRingSize > maxRingSize {
-			return nil, fmt.Errorf("ring_hash_lb_config.maximum_ring_size: %d is out of range (1 to %d; default %d)", cfg.MaximumRingSize, maxRingSize, maxRingSize)
-		}
-		r.maxSize = uint64(cfg.MaximumRingSize)
-	}
-	if r.minSize > r.maxSize {
-		return nil, fmt.Errorf("ring_hash_lb_config: minimum_ring_size %d is larger than maximum_ring_size %d", r.minSize, r.maxSize)
-	}
-	switch cfg.HashFunction {
-	case "", "xx_hash":
-	case "murmur_hash_2":
+	r := &ringHash{rnd: rnd, minSize: uint64(cfg.MinimumRingSize), maxSize: uint64(cfg.MaximumRingSize), hash: xxhash.Sum64}
+	if cfg.HashFunction == "murmur_hash_2" {
 		r.hash = func(b []byte) uint64 { return murmurHash2(b, stdHashSeed) }
-	default:
-		return nil, fmt.Errorf("ring_hash_lb_config.hash_function: unknown function %q (allowed: xx_hash, murmur_hash_2)", cfg.HashFunction)
 	}
 	r.tables.build = r.build
 	return r, nil
 }
-
-func (*ringHash) avoidsAttempted() {}
 
 func (r *ringHash) pick(c *candidates, lb *LBContext) *Host {
 	// The ring may be the previous host set's while c's is being built:

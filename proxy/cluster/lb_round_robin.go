@@ -3,6 +3,8 @@ package cluster
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/hopwatch/hopwatch/proxy/config"
 )
 
 // roundRobin is the round_robin policy. With equal weights it is plain
@@ -19,6 +21,10 @@ type roundRobin struct {
 	// must read and update all current weights together; the critical
 	// section is a short loop without allocation.
 	mu sync.Mutex
+}
+
+func newRoundRobin(*config.Cluster, randSource) (balancer, error) {
+	return &roundRobin{}, nil
 }
 
 func (r *roundRobin) pick(c *candidates, _ *LBContext) *Host {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/lbpolicy"
 )
 
 // seeded returns a deterministic random source for exact, repeatable tests.
@@ -118,7 +119,7 @@ func TestRandomWeightedDistribution(t *testing.T) {
 }
 
 func TestLeastRequestPrefersFewerActive(t *testing.T) {
-	lr, err := newLeastRequest(config.LeastRequestConfig{}, seeded())
+	lr, err := newLeastRequestBalancer(withDefaults(config.LeastRequestConfig{}), seeded())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestLeastRequestPrefersFewerActive(t *testing.T) {
 // the only idle host wins unless both draws miss it (1 - (4/5)^2 = 36%),
 // and the single busiest host wins only if both draws hit it (1/25 = 4%).
 func TestLeastRequestPowerOfTwo(t *testing.T) {
-	lr, err := newLeastRequest(config.LeastRequestConfig{ChoiceCount: 2}, seeded())
+	lr, err := newLeastRequestBalancer(withDefaults(config.LeastRequestConfig{ChoiceCount: 2}), seeded())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestLeastRequestWeighted(t *testing.T) {
 	const n = 100_000
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lr, err := newLeastRequest(config.LeastRequestConfig{ActiveRequestBias: tt.bias}, seeded())
+			lr, err := newLeastRequestBalancer(withDefaults(config.LeastRequestConfig{ActiveRequestBias: tt.bias}), seeded())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,23 +226,43 @@ func TestNewBalancerErrors(t *testing.T) {
 		cfg  config.Cluster
 		want string
 	}{
-		{"unknown policy", config.Cluster{LBPolicy: "least_time"}, `lb_policy: unknown policy "least_time"`},
-		{"choice count 1", config.Cluster{LBPolicy: "least_request", LeastRequest: config.LeastRequestConfig{ChoiceCount: 1}}, "choice_count: 1 is too small"},
-		{"negative choice count", config.Cluster{LBPolicy: "least_request", LeastRequest: config.LeastRequestConfig{ChoiceCount: -3}}, "choice_count: -3"},
-		{"negative bias", config.Cluster{LBPolicy: "least_request", LeastRequest: config.LeastRequestConfig{ActiveRequestBias: &neg}}, "active_request_bias: -0.5 is invalid"},
-		{"NaN bias", config.Cluster{LBPolicy: "least_request", LeastRequest: config.LeastRequestConfig{ActiveRequestBias: &nan}}, "active_request_bias: NaN is invalid"},
+		{"unknown policy", config.Cluster{LBPolicy: "least_time"}, `lb_policy: unknown policy "least_time" (allowed: round_robin, least_request, random, ring_hash, maglev`},
+		{"choice count 1", config.Cluster{LBPolicy: "least_request", LeastRequest: withDefaults(config.LeastRequestConfig{ChoiceCount: 1})}, "least_request_lb_config.choice_count: must be at least 2, got 1"},
+		{"negative choice count", config.Cluster{LBPolicy: "least_request", LeastRequest: withDefaults(config.LeastRequestConfig{ChoiceCount: -3})}, "choice_count: must be at least 2, got -3"},
+		{"negative bias", config.Cluster{LBPolicy: "least_request", LeastRequest: withDefaults(config.LeastRequestConfig{ActiveRequestBias: &neg})}, "active_request_bias: must not be negative, got -0.5"},
+		{"NaN bias", config.Cluster{LBPolicy: "least_request", LeastRequest: withDefaults(config.LeastRequestConfig{ActiveRequestBias: &nan})}, "active_request_bias: must be a finite number, got NaN"},
+		{"least_request without defaults", config.Cluster{LBPolicy: "least_request"}, "least_request_lb_config.choice_count: must be at least 2, got 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := newBalancer(&tt.cfg, nil)
+			_, _, err := newBalancer(&tt.cfg, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
 	}
 	for _, p := range []string{"", "round_robin", "least_request", "random", "ring_hash", "maglev"} {
-		if _, err := newBalancer(&config.Cluster{LBPolicy: p}, nil); err != nil {
+		if _, _, err := newBalancer(withLBDefaults(config.Cluster{LBPolicy: p}), nil); err != nil {
 			t.Errorf("policy %q: %v", p, err)
 		}
 	}
+}
+
+// withDefaults returns a policy's config block with the loader's defaults
+// filled in, as a balancer expects it.
+func withDefaults[T any, P interface {
+	*T
+	lbpolicy.Config
+}](c T) T {
+	P(&c).ApplyDefaults(func(any) bool { return false })
+	return c
+}
+
+// withLBDefaults fills the defaults of every policy block of cfg, as
+// config.Parse does.
+func withLBDefaults(cfg config.Cluster) *config.Cluster {
+	cfg.LeastRequest = withDefaults(cfg.LeastRequest)
+	cfg.RingHashLBConfig = withDefaults(cfg.RingHashLBConfig)
+	cfg.MaglevLBConfig = withDefaults(cfg.MaglevLBConfig)
+	return &cfg
 }

@@ -41,29 +41,25 @@ type Options struct {
 }
 
 // Manager owns the clusters of one configuration (Envoy's cluster manager).
-// It is immutable after NewManager and safe for concurrent use.
+// It is immutable after NewManagerWithOptions and safe for concurrent use.
 type Manager struct {
 	clusters  []*Cluster
 	byName    map[string]*Cluster
 	closeOnce sync.Once
 }
 
-// NewManager builds the clusters of cfgs with default Options. When prev is
-// non-nil, a cluster whose config is unchanged (deep-equal) is carried over
-// as the same *Cluster, keeping its pools, host state and DNS loop, so that
-// a hot reload never drops warm connections; clusters that disappear or
-// change are closed. On error prev is left untouched.
+// NewManagerWithOptions builds the clusters of cfgs with opts (the zero
+// Options are the defaults); a carried over cluster keeps the dependencies
+// it was built with. When prev is non-nil, a cluster whose config is
+// unchanged (deep-equal) is carried over as the same *Cluster, keeping its
+// pools, host state and DNS loop, so that a hot reload never drops warm
+// connections; clusters that disappear or change are closed. On error prev
+// is left untouched.
 //
-// For strict_dns clusters NewManager waits for the first round of lookups
-// (or for ctx to end), so that a new cluster starts with hosts when DNS
-// works. A failed first lookup is logged, not fatal: the cluster answers
+// For strict_dns clusters NewManagerWithOptions waits for the first round
+// of lookups (or for ctx to end), so that a new cluster starts with hosts
+// when DNS works. A failed first lookup is logged, not fatal: the cluster answers
 // "no healthy upstream" until a refresh succeeds, as in Envoy.
-func NewManager(ctx context.Context, cfgs []config.Cluster, prev *Manager, log *slog.Logger) (*Manager, error) {
-	return NewManagerWithOptions(ctx, cfgs, prev, log, Options{})
-}
-
-// NewManagerWithOptions is NewManager with injected dependencies. A carried
-// over cluster keeps the dependencies it was built with.
 func NewManagerWithOptions(ctx context.Context, cfgs []config.Cluster, prev *Manager, log *slog.Logger, opts Options) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

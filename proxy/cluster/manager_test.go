@@ -44,7 +44,7 @@ func TestManagerNameErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewManager(context.Background(), tt.cfgs, nil, nil)
+			_, err := NewManagerWithOptions(context.Background(), tt.cfgs, nil, nil, Options{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want %q", err, tt.want)
 			}
@@ -68,7 +68,7 @@ func TestManagerCarryOver(t *testing.T) {
 	// The caller may reuse and mutate its config slices: the manager copied them.
 	keep.Endpoints = append([]config.Endpoint(nil), keep.Endpoints...)
 	change.Endpoints[0].Weight = 7
-	m2, err := NewManager(ctx, []config.Cluster{change, keep}, m1, nil)
+	m2, err := NewManagerWithOptions(ctx, []config.Cluster{change, keep}, m1, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,14 +105,14 @@ func TestManagerFailedReloadLeavesPrevAlone(t *testing.T) {
 	m1 := newTestManager(t, Options{}, staticCluster("a", "", 1), staticCluster("b", "", 1))
 	a, b := m1.Get("a"), m1.Get("b")
 	bad := staticCluster("c", "nonsense", 1)
-	if _, err := NewManager(ctx, []config.Cluster{staticCluster("a", "", 1), bad}, m1, nil); err == nil {
+	if _, err := NewManagerWithOptions(ctx, []config.Cluster{staticCluster("a", "", 1), bad}, m1, nil, Options{}); err == nil {
 		t.Fatal("NewManager with a bad cluster succeeded")
 	}
 	if a.closed.Load() || b.closed.Load() || a.owner.Load() != m1 || b.owner.Load() != m1 {
 		t.Error("a failed reload closed or took over clusters of the previous manager")
 	}
 	// The previous manager still reloads normally afterwards.
-	m2, err := NewManager(ctx, []config.Cluster{staticCluster("a", "", 1)}, m1, nil)
+	m2, err := NewManagerWithOptions(ctx, []config.Cluster{staticCluster("a", "", 1)}, m1, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,14 +127,14 @@ func TestManagerFailedReloadLeavesPrevAlone(t *testing.T) {
 func TestManagerCarryOverKeepsWarmConnections(t *testing.T) {
 	u := newUpstream(t, "")
 	cfg := config.Cluster{Name: "c", Endpoints: []config.Endpoint{{Address: u.addr()}}}
-	m1, err := NewManager(context.Background(), []config.Cluster{cfg}, nil, nil)
+	m1, err := NewManagerWithOptions(context.Background(), []config.Cluster{cfg}, nil, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := roundTrip(t, m1.Get("c")); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := NewManager(context.Background(), []config.Cluster{cfg}, m1, nil)
+	m2, err := NewManagerWithOptions(context.Background(), []config.Cluster{cfg}, m1, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

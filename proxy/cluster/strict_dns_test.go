@@ -68,7 +68,7 @@ func addresses(hosts []*Host) []string {
 // dnsCluster is a strict_dns cluster whose loop is effectively idle (1h
 // refresh), so tests drive refreshes with resolveAll.
 func dnsCluster(endpoints ...string) config.Cluster {
-	cfg := config.Cluster{Name: "dns", Type: "strict_dns", DNSRefreshRate: config.Duration(time.Hour)}
+	cfg := *withLBDefaults(config.Cluster{Name: "dns", Type: "strict_dns", DNSRefreshRate: config.Duration(time.Hour)})
 	for _, e := range endpoints {
 		cfg.Endpoints = append(cfg.Endpoints, config.Endpoint{Address: e})
 	}

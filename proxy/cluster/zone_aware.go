@@ -86,9 +86,8 @@ func newZoneConfig(cfg *config.Cluster) zoneConfig {
 		failTrafficOnPanic: l.ZoneAwareLBConfig.FailTrafficOnPanic,
 		panicThreshold:     config.DefaultHealthyPanicThreshold,
 	}
-	switch cfg.LBPolicy {
-	case "", policyRoundRobin, policyLeastRequest, policyRandom:
-		z.supported = true
+	if p, err := lookupPolicy(cfg.LBPolicy); err == nil {
+		z.supported = p.zoneAware
 	}
 	if p := l.ZoneAwareLBConfig.RoutingEnabled; p != nil {
 		z.routingEnabled = *p

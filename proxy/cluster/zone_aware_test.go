@@ -290,7 +290,7 @@ func TestZoneConfigDefaults(t *testing.T) {
 // zoneCluster returns a static cluster with one endpoint per zone given,
 // on 10.<net>.0.1, 10.<net>.0.2, …
 func zoneCluster(name, policy string, net byte, zones ...string) config.Cluster {
-	cfg := config.Cluster{Name: name, LBPolicy: policy}
+	cfg := *withLBDefaults(config.Cluster{Name: name, LBPolicy: policy})
 	for i, z := range zones {
 		cfg.Endpoints = append(cfg.Endpoints, config.Endpoint{Address: fmt.Sprintf("10.%d.0.%d:80", net, i+1), Zone: z})
 	}

@@ -64,23 +64,21 @@ const maxThreshold = math.MaxUint32
 // applyCircuitBreakerDefaults gives a cluster without circuit_breakers the
 // default thresholds and fills the unset fields of one that has them. An
 // explicit 0 is kept: it is a legal, if drastic, limit.
-func (c *Cluster) applyCircuitBreakerDefaults(cp string, explicit func(string) bool) {
+func (c *Cluster) applyCircuitBreakerDefaults(explicit func(any) bool) {
 	if c.CircuitBreakers == nil {
 		c.CircuitBreakers = &CircuitBreakers{}
 	}
 	cb := c.CircuitBreakers
-	bp := fieldPath(cp, "circuit_breakers")
 	for _, f := range []struct {
-		v    *int
-		name string
-		def  int
+		v   *int
+		def int
 	}{
-		{&cb.MaxConnections, "max_connections", DefaultMaxConnections},
-		{&cb.MaxPendingRequests, "max_pending_requests", DefaultMaxPendingRequests},
-		{&cb.MaxRequests, "max_requests", DefaultMaxRequests},
-		{&cb.MaxRetries, "max_retries", DefaultMaxRetries},
+		{&cb.MaxConnections, DefaultMaxConnections},
+		{&cb.MaxPendingRequests, DefaultMaxPendingRequests},
+		{&cb.MaxRequests, DefaultMaxRequests},
+		{&cb.MaxRetries, DefaultMaxRetries},
 	} {
-		if *f.v == 0 && !explicit(fieldPath(bp, f.name)) {
+		if *f.v == 0 && !explicit(f.v) {
 			*f.v = f.def
 		}
 	}

@@ -53,11 +53,11 @@ func Load(path string) (*Config, error) {
 // problems are collected and returned together as Errors, sorted by line.
 func Parse(data []byte, filename string) (*Config, error) {
 	d := &decoder{
-		file:   filename,
-		pos:    map[string]position{},
-		failed: map[string]bool{},
-		nulls:  map[string]bool{},
-		fields: map[reflect.Type]*structFields{},
+		file:    filename,
+		pos:     map[string]position{},
+		failed:  map[string]bool{},
+		written: map[fieldID]bool{},
+		fields:  map[reflect.Type]*structFields{},
 	}
 	root, ok := d.document(data)
 	if !ok {
@@ -70,7 +70,7 @@ func Parse(data []byte, filename string) (*Config, error) {
 		sortErrors(d.errs)
 		return nil, d.errs
 	}
-	cfg.applyDefaults(func(p string) bool { _, ok := d.pos[p]; return ok && !d.nulls[p] })
+	cfg.applyDefaults(d.wasWritten)
 
 	baseDir := "."
 	if filename != "" {
@@ -97,15 +97,33 @@ type decoder struct {
 	// failed holds the paths whose value could not be decoded, so that
 	// validation does not pile confusing follow-up errors on top.
 	failed map[string]bool
-	// nulls holds the paths written as an explicit null, which count as
-	// unset for defaults.
-	nulls  map[string]bool
-	errs   Errors
-	fields map[reflect.Type]*structFields
+	// written holds every field the file gave a value, by identity (its
+	// address and type), so that defaults ask about a field, not about a
+	// path typed by hand. A field written as null ("key:" or "key: ~") is
+	// not in it: it counts as unset. Only fields that stay where they were
+	// decoded are meaningful here: a map's values are copied into the map,
+	// so fields inside them are not tracked (no default depends on one).
+	written map[fieldID]bool
+	errs    Errors
+	fields  map[reflect.Type]*structFields
 
 	aliasDepth int
 	aliasNodes int
 	aborted    bool
+}
+
+// fieldID identifies a field of the decoded Config: its address, and its
+// type, because a struct and its first field share an address.
+type fieldID struct {
+	addr uintptr
+	typ  reflect.Type
+}
+
+// wasWritten reports whether the file gave a value to the field field
+// points to. field must be a pointer into the Config being decoded.
+func (d *decoder) wasWritten(field any) bool {
+	p := reflect.ValueOf(field)
+	return d.written[fieldID{p.Pointer(), p.Type().Elem()}]
 }
 
 // yamlLineError matches yaml.v3's syntax errors, which carry only a line.
@@ -253,8 +271,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if isNull(n) {
 		// An explicit null ("key:" or "key: ~") leaves the field unset, so
 		// its default applies: the same as leaving the key out.
-		d.nulls[path] = true
 		return
+	}
+	if v.CanAddr() {
+		d.written[fieldID{v.Addr().Pointer(), v.Type()}] = true
 	}
 	if v.Kind() == reflect.Pointer {
 		p := reflect.New(v.Type().Elem())

@@ -25,8 +25,6 @@ const (
 	DefaultRetryBaseInterval         = 25 * time.Millisecond
 	DefaultDNSRefreshRate            = 5 * time.Second
 	DefaultConnectTimeout            = 5 * time.Second
-	DefaultChoiceCount               = 2
-	DefaultActiveRequestBias         = 1.0
 	DefaultMaxIdleConnectionsPerHost = 1024
 	DefaultClusterIdleTimeout        = time.Hour
 	DefaultEndpointWeight            = 1
@@ -40,24 +38,25 @@ const (
 // indistinguishable from an unset one here, so it gets the default; Parse
 // knows better and keeps an explicit "0s" or "[]" from a file.
 func (c *Config) ApplyDefaults() {
-	c.applyDefaults(func(string) bool { return false })
+	c.applyDefaults(func(any) bool { return false })
 }
 
-// applyDefaults fills defaults; explicit reports whether a field path was
-// written in the file, in which case its value, even zero, is kept.
-func (c *Config) applyDefaults(explicit func(path string) bool) {
-	setD := func(d *Duration, path string, def time.Duration) {
-		if *d == 0 && !explicit(path) {
+// applyDefaults fills defaults; explicit reports whether the field its
+// argument points to was written in the file, in which case its value, even
+// zero, is kept.
+func (c *Config) applyDefaults(explicit func(field any) bool) {
+	setD := func(d *Duration, def time.Duration) {
+		if *d == 0 && !explicit(d) {
 			*d = Duration(def)
 		}
 	}
-	setI := func(i *int, path string, def int) {
-		if *i == 0 && !explicit(path) {
+	setI := func(i *int, def int) {
+		if *i == 0 && !explicit(i) {
 			*i = def
 		}
 	}
-	setS := func(s *string, path string, def string) {
-		if *s == "" && !explicit(path) {
+	setS := func(s *string, def string) {
+		if *s == "" && !explicit(s) {
 			*s = def
 		}
 	}
@@ -67,99 +66,90 @@ func (c *Config) applyDefaults(explicit func(path string) bool) {
 		}
 	}
 
-	if c.Node.ID == "" && !explicit("node.id") {
+	if c.Node.ID == "" && !explicit(&c.Node.ID) {
 		c.Node.ID = hostNodeID()
 	}
-	setS(&c.Admin.Address, "admin.address", DefaultAdminAddress)
-	setD(&c.Lifecycle.DrainTime, "lifecycle.drain_time", DefaultDrainTime)
+	setS(&c.Admin.Address, DefaultAdminAddress)
+	setD(&c.Lifecycle.DrainTime, DefaultDrainTime)
 	setB(&c.Lifecycle.WatchConfig, true)
 
 	if len(c.StatsConfig.HistogramBuckets) == 0 {
 		c.StatsConfig.HistogramBuckets = stats.DefaultBuckets()
 	}
-	setI(&c.StatsConfig.MaxStats, "stats_config.max_stats", stats.DefaultMaxStats)
-	setD(&c.StatsConfig.FlushInterval, "stats_config.flush_interval", stats.DefaultFlushInterval)
-	setI(&c.StatsConfig.TimerQueueSize, "stats_config.timer_queue_size", stats.DefaultTimerQueueSize)
-	setD(&c.StatsConfig.TimerDrainInterval, "stats_config.timer_drain_interval", min(250*time.Millisecond, c.StatsConfig.FlushInterval.D()))
+	setI(&c.StatsConfig.MaxStats, stats.DefaultMaxStats)
+	setD(&c.StatsConfig.FlushInterval, stats.DefaultFlushInterval)
+	setI(&c.StatsConfig.TimerQueueSize, stats.DefaultTimerQueueSize)
+	setD(&c.StatsConfig.TimerDrainInterval, min(250*time.Millisecond, c.StatsConfig.FlushInterval.D()))
 	for i := range c.StatsSinks {
 		s := &c.StatsSinks[i]
-		sp := indexPath("stats_sinks", i)
-		setS(&s.Type, fieldPath(sp, "type"), "statsd")
-		setS(&s.Protocol, fieldPath(sp, "protocol"), "udp")
-		setS(&s.Prefix, fieldPath(sp, "prefix"), stats.DefaultPrefix)
-		setI(&s.MaxBytesPerDatagram, fieldPath(sp, "max_bytes_per_datagram"), stats.DefaultMaxBytesPerDatagram)
-		setS(&s.Histograms, fieldPath(sp, "histograms"), "timer")
+		setS(&s.Type, "statsd")
+		setS(&s.Protocol, "udp")
+		setS(&s.Prefix, stats.DefaultPrefix)
+		setI(&s.MaxBytesPerDatagram, stats.DefaultMaxBytesPerDatagram)
+		setS(&s.Histograms, "timer")
 	}
 
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
-		lp := indexPath("listeners", i)
-		if l.Protocols == nil && !explicit(fieldPath(lp, "protocols")) {
+		if l.Protocols == nil && !explicit(&l.Protocols) {
 			l.Protocols = []string{"http1", "http2"}
 		}
 		if l.TLS != nil {
-			setS(&l.TLS.MinVersion, fieldPath(lp, "tls.min_version"), DefaultTLSMinVersion)
+			setS(&l.TLS.MinVersion, DefaultTLSMinVersion)
 		}
-		setI(&l.Limits.MaxRequestHeadersKB, fieldPath(lp, "limits.max_request_headers_kb"), DefaultMaxRequestHeadersKB)
-		setI(&l.Limits.MaxRequestHeadersCount, fieldPath(lp, "limits.max_request_headers_count"), DefaultMaxRequestHeadersCount)
-		setD(&l.Limits.ReadHeaderTimeout, fieldPath(lp, "limits.read_header_timeout"), DefaultReadHeaderTimeout)
-		setD(&l.Limits.IdleTimeout, fieldPath(lp, "limits.idle_timeout"), DefaultListenerIdleTimeout)
-		setD(&l.Limits.StreamIdleTimeout, fieldPath(lp, "limits.stream_idle_timeout"), DefaultStreamIdleTimeout)
+		setI(&l.Limits.MaxRequestHeadersKB, DefaultMaxRequestHeadersKB)
+		setI(&l.Limits.MaxRequestHeadersCount, DefaultMaxRequestHeadersCount)
+		setD(&l.Limits.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+		setD(&l.Limits.IdleTimeout, DefaultListenerIdleTimeout)
+		setD(&l.Limits.StreamIdleTimeout, DefaultStreamIdleTimeout)
 		setB(&l.UseRemoteAddress, true)
 		setB(&l.RequestID.Generate, true)
-		if l.AccessLog == nil && !explicit(fieldPath(lp, "access_log")) {
+		if l.AccessLog == nil && !explicit(&l.AccessLog) {
 			l.AccessLog = []AccessLog{{}}
 		}
 		for j := range l.AccessLog {
-			ap := indexPath(fieldPath(lp, "access_log"), j)
-			setS(&l.AccessLog[j].Path, fieldPath(ap, "path"), "stdout")
-			setS(&l.AccessLog[j].Format, fieldPath(ap, "format"), "json")
+			setS(&l.AccessLog[j].Path, "stdout")
+			setS(&l.AccessLog[j].Format, "json")
 		}
-		setS(&l.ServerName, fieldPath(lp, "server_name"), DefaultServerName)
+		setS(&l.ServerName, DefaultServerName)
 		l.applyPathNormalizationDefaults()
-		l.applyRateLimitDefaults(lp, explicit)
-		l.applyUpgradeDefaults(lp, explicit)
+		l.applyRateLimitDefaults(explicit)
+		l.applyUpgradeDefaults(explicit)
 		for j := range l.VirtualHosts {
 			vh := &l.VirtualHosts[j]
-			vp := indexPath(fieldPath(lp, "virtual_hosts"), j)
 			vh.HeadersMutation.applyDefaults()
 			if vh.RetryPolicy != nil {
-				vh.RetryPolicy.applyDefaults(fieldPath(vp, "retry_policy"), explicit)
+				vh.RetryPolicy.applyDefaults(explicit)
 			}
 			for k := range vh.Routes {
 				r := &vh.Routes[k]
-				rp := indexPath(fieldPath(vp, "routes"), k)
-				r.applyDefaults(rp, explicit)
+				r.applyDefaults(explicit)
 			}
 		}
 	}
 
 	for i := range c.Clusters {
 		cl := &c.Clusters[i]
-		cp := indexPath("clusters", i)
-		setS(&cl.Type, fieldPath(cp, "type"), "static")
-		setD(&cl.DNSRefreshRate, fieldPath(cp, "dns_refresh_rate"), DefaultDNSRefreshRate)
-		setD(&cl.ConnectTimeout, fieldPath(cp, "connect_timeout"), DefaultConnectTimeout)
-		setS(&cl.LBPolicy, fieldPath(cp, "lb_policy"), "round_robin")
-		setI(&cl.LeastRequest.ChoiceCount, fieldPath(cp, "least_request_lb_config.choice_count"), DefaultChoiceCount)
-		if cl.LeastRequest.ActiveRequestBias == nil {
-			bias := DefaultActiveRequestBias
-			cl.LeastRequest.ActiveRequestBias = &bias
-		}
-		setS(&cl.Protocol, fieldPath(cp, "protocol"), "http1")
-		setI(&cl.MaxIdleConnectionsPerHost, fieldPath(cp, "max_idle_connections_per_host"), DefaultMaxIdleConnectionsPerHost)
-		setD(&cl.IdleTimeout, fieldPath(cp, "idle_timeout"), DefaultClusterIdleTimeout)
+		setS(&cl.Type, "static")
+		setD(&cl.DNSRefreshRate, DefaultDNSRefreshRate)
+		setD(&cl.ConnectTimeout, DefaultConnectTimeout)
+		setS(&cl.LBPolicy, "round_robin")
+		setS(&cl.Protocol, "http1")
+		setI(&cl.MaxIdleConnectionsPerHost, DefaultMaxIdleConnectionsPerHost)
+		setD(&cl.IdleTimeout, DefaultClusterIdleTimeout)
 		for j := range cl.Endpoints {
-			setI(&cl.Endpoints[j].Weight, fieldPath(indexPath(fieldPath(cp, "endpoints"), j), "weight"), DefaultEndpointWeight)
+			setI(&cl.Endpoints[j].Weight, DefaultEndpointWeight)
 		}
 		cl.CommonLBConfig.applyDefaults()
-		cl.applyHealthDefaults(cp, explicit)
-		cl.applyCircuitBreakerDefaults(cp, explicit)
-		cl.applyHashingDefaults(cp, explicit)
+		cl.applyHealthDefaults(explicit)
+		cl.applyCircuitBreakerDefaults(explicit)
+		for _, b := range cl.lbBlocks() {
+			b.cfg.ApplyDefaults(explicit)
+		}
 	}
 }
 
-func (r *Route) applyDefaults(rp string, explicit func(string) bool) {
+func (r *Route) applyDefaults(explicit func(any) bool) {
 	if r.Match.CaseSensitive == nil {
 		t := true
 		r.Match.CaseSensitive = &t
@@ -175,31 +165,31 @@ func (r *Route) applyDefaults(rp string, explicit func(string) bool) {
 			a.MaxReplayBufferBytes = &n
 		}
 		if a.RetryPolicy != nil {
-			a.RetryPolicy.applyDefaults(fieldPath(rp, "route.retry_policy"), explicit)
+			a.RetryPolicy.applyDefaults(explicit)
 		}
 		if a.WeightedClusters != nil {
 			for i := range a.WeightedClusters.Clusters {
 				a.WeightedClusters.Clusters[i].HeadersMutation.applyDefaults()
 			}
 		}
-		a.applyMirrorDefaults(fieldPath(rp, "route"), explicit)
+		a.applyMirrorDefaults(explicit)
 	}
-	r.applyFaultDefaults(rp, explicit)
-	if rd := r.Redirect; rd != nil && rd.ResponseCode == 0 && !explicit(fieldPath(rp, "redirect.response_code")) {
+	r.applyFaultDefaults(explicit)
+	if rd := r.Redirect; rd != nil && rd.ResponseCode == 0 && !explicit(&rd.ResponseCode) {
 		rd.ResponseCode = DefaultRedirectResponseCode
 	}
 }
 
-func (p *RetryPolicy) applyDefaults(path string, explicit func(string) bool) {
+func (p *RetryPolicy) applyDefaults(explicit func(any) bool) {
 	if p.NumRetries == nil {
 		n := DefaultNumRetries
 		p.NumRetries = &n
 	}
 	b := &p.RetryBackOff
-	if b.BaseInterval == 0 && !explicit(fieldPath(path, "retry_back_off.base_interval")) {
+	if b.BaseInterval == 0 && !explicit(&b.BaseInterval) {
 		b.BaseInterval = Duration(DefaultRetryBaseInterval)
 	}
-	if b.MaxInterval == 0 && !explicit(fieldPath(path, "retry_back_off.max_interval")) {
+	if b.MaxInterval == 0 && !explicit(&b.MaxInterval) {
 		// Envoy's default: ten times the base interval.
 		b.MaxInterval = 10 * b.BaseInterval
 	}

@@ -94,8 +94,8 @@ func DenominatorValue(name string) int {
 	return 0
 }
 
-func (p *FractionalPercent) applyDefaults(path string, explicit func(string) bool) {
-	if p != nil && p.Denominator == "" && !explicit(fieldPath(path, "denominator")) {
+func (p *FractionalPercent) applyDefaults(explicit func(any) bool) {
+	if p != nil && p.Denominator == "" && !explicit(&p.Denominator) {
 		p.Denominator = DefaultDenominator
 	}
 }
@@ -115,17 +115,16 @@ func (v *validator) fractionalPercent(path string, p *FractionalPercent, require
 	}
 }
 
-func (r *Route) applyFaultDefaults(rp string, explicit func(string) bool) {
+func (r *Route) applyFaultDefaults(explicit func(any) bool) {
 	f := r.Fault
 	if f == nil {
 		return
 	}
-	fp := fieldPath(rp, "fault")
 	if f.Abort != nil {
-		f.Abort.Percentage.applyDefaults(fieldPath(fp, "abort.percentage"), explicit)
+		f.Abort.Percentage.applyDefaults(explicit)
 	}
 	if f.Delay != nil {
-		f.Delay.Percentage.applyDefaults(fieldPath(fp, "delay.percentage"), explicit)
+		f.Delay.Percentage.applyDefaults(explicit)
 	}
 }
 

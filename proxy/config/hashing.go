@@ -1,6 +1,10 @@
 package config
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/hopwatch/hopwatch/proxy/lbpolicy"
+)
 
 // HashPolicy is one of Envoy's route.hash_policy entries: where the request
 // hash of a ring_hash or maglev cluster comes from. Exactly one of Header,
@@ -65,87 +69,17 @@ type HashPolicyQueryParameter struct {
 	Name string `yaml:"name"`
 }
 
-// RingHashLBConfig is Envoy's cluster.ring_hash_lb_config.
-type RingHashLBConfig struct {
-	// MinimumRingSize is the least number of ring entries. Each host gets
-	// entries in proportion to its weight, the lightest at least
-	// ceil(minimum_ring_size × its share); more entries spread keys more
-	// evenly and cost memory and build time. 1 to 8388608. Default 1024.
-	MinimumRingSize int `yaml:"minimum_ring_size"`
-	// MaximumRingSize caps the ring, whatever the weights ask for.
-	// minimum_ring_size to 8388608. Default 8388608 (8M).
-	MaximumRingSize int `yaml:"maximum_ring_size"`
-	// HashFunction places the hosts on the ring: xx_hash (default) or
-	// murmur_hash_2 (libstdc++'s std::hash, as Envoy's MURMUR_HASH_2).
-	// Request hashes are always xxHash64.
-	HashFunction string `yaml:"hash_function"`
-}
+// RingHashLBConfig is Envoy's cluster.ring_hash_lb_config; the type, its
+// defaults and its checks live with the policy in proxy/lbpolicy.
+type RingHashLBConfig = lbpolicy.RingHashConfig
 
-// MaglevLBConfig is Envoy's cluster.maglev_lb_config.
-type MaglevLBConfig struct {
-	// TableSize is the number of entries of the Maglev lookup table: a
-	// prime, at most 5000011. A table about 100 times the number of hosts
-	// keeps each host's share within about 1% of its weight. Default 65537.
-	TableSize int `yaml:"table_size"`
-}
-
-// Documented defaults and limits of the consistent-hashing balancers.
-const (
-	DefaultMinimumRingSize  = 1024
-	DefaultMaximumRingSize  = 8 << 20
-	DefaultRingHashFunction = "xx_hash"
-	DefaultMaglevTableSize  = 65537
-
-	maxRingSize        = 8 << 20
-	maxMaglevTableSize = 5000011
-)
-
-var allowedRingHashFunctions = []string{"xx_hash", "murmur_hash_2"}
+// MaglevLBConfig is Envoy's cluster.maglev_lb_config; the type, its
+// defaults and its checks live with the policy in proxy/lbpolicy.
+type MaglevLBConfig = lbpolicy.MaglevConfig
 
 // hashPseudoHeaders are the HTTP/2 pseudo-headers a header hash policy may
 // name.
 var hashPseudoHeaders = []string{":authority", ":path", ":method", ":scheme"}
-
-func (c *Cluster) applyHashingDefaults(cp string, explicit func(string) bool) {
-	rp := fieldPath(cp, "ring_hash_lb_config")
-	r := &c.RingHashLBConfig
-	if r.MinimumRingSize == 0 && !explicit(fieldPath(rp, "minimum_ring_size")) {
-		r.MinimumRingSize = DefaultMinimumRingSize
-	}
-	if r.MaximumRingSize == 0 && !explicit(fieldPath(rp, "maximum_ring_size")) {
-		r.MaximumRingSize = DefaultMaximumRingSize
-	}
-	if r.HashFunction == "" && !explicit(fieldPath(rp, "hash_function")) {
-		r.HashFunction = DefaultRingHashFunction
-	}
-	if c.MaglevLBConfig.TableSize == 0 && !explicit(fieldPath(cp, "maglev_lb_config.table_size")) {
-		c.MaglevLBConfig.TableSize = DefaultMaglevTableSize
-	}
-}
-
-func (v *validator) clusterHashing(cp string, c *Cluster) {
-	rp := fieldPath(cp, "ring_hash_lb_config")
-	r := &c.RingHashLBConfig
-	minOK := r.MinimumRingSize >= 1 && r.MinimumRingSize <= maxRingSize
-	if !minOK {
-		v.errorf(fieldPath(rp, "minimum_ring_size"), "must be from 1 to %d, got %d", maxRingSize, r.MinimumRingSize)
-	}
-	switch {
-	case r.MaximumRingSize < 1 || r.MaximumRingSize > maxRingSize:
-		v.errorf(fieldPath(rp, "maximum_ring_size"), "must be from 1 to %d, got %d", maxRingSize, r.MaximumRingSize)
-	case minOK && r.MaximumRingSize < r.MinimumRingSize:
-		v.errorf(fieldPath(rp, "maximum_ring_size"), "must not be less than minimum_ring_size %d, got %d", r.MinimumRingSize, r.MaximumRingSize)
-	}
-	v.oneOf(fieldPath(rp, "hash_function"), r.HashFunction, allowedRingHashFunctions)
-
-	tp := fieldPath(cp, "maglev_lb_config.table_size")
-	switch n := c.MaglevLBConfig.TableSize; {
-	case n < 2 || n > maxMaglevTableSize:
-		v.errorf(tp, "must be a prime from 2 to %d, got %d", maxMaglevTableSize, n)
-	case !isPrime(n):
-		v.errorf(tp, "must be a prime number (such as 65537, the default, 131071 or 1000003), got %d", n)
-	}
-}
 
 func (v *validator) routeHashPolicy(ap string, a *RouteAction) {
 	for i := range a.HashPolicy {
@@ -192,21 +126,4 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// isPrime reports whether n is prime, by trial division (n ≤ 5000011, so
-// at most about 1100 divisions).
-func isPrime(n int) bool {
-	if n < 2 {
-		return false
-	}
-	if n%2 == 0 {
-		return n == 2
-	}
-	for d := 3; d*d <= n; d += 2 {
-		if n%d == 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -160,24 +160,23 @@ const (
 	DefaultOutlierUnejectOnHealthCheckSuccess = true
 )
 
-func (c *Cluster) applyHealthDefaults(cp string, explicit func(string) bool) {
-	setI := func(i *int, path string, def int) {
-		if *i == 0 && !explicit(path) {
+func (c *Cluster) applyHealthDefaults(explicit func(any) bool) {
+	setI := func(i *int, def int) {
+		if *i == 0 && !explicit(i) {
 			*i = def
 		}
 	}
-	setD := func(d *Duration, path string, def time.Duration) {
-		if *d == 0 && !explicit(path) {
+	setD := func(d *Duration, def time.Duration) {
+		if *d == 0 && !explicit(d) {
 			*d = Duration(def)
 		}
 	}
 	for i := range c.HealthChecks {
 		h := &c.HealthChecks[i]
-		hp := indexPath(fieldPath(cp, "health_checks"), i)
-		setI(&h.UnhealthyThreshold, fieldPath(hp, "unhealthy_threshold"), DefaultHealthCheckUnhealthyThreshold)
-		setI(&h.HealthyThreshold, fieldPath(hp, "healthy_threshold"), DefaultHealthCheckHealthyThreshold)
+		setI(&h.UnhealthyThreshold, DefaultHealthCheckUnhealthyThreshold)
+		setI(&h.HealthyThreshold, DefaultHealthCheckHealthyThreshold)
 		if hh := h.HTTPHealthCheck; hh != nil {
-			if hh.ExpectedStatuses == nil && !explicit(fieldPath(hp, "http_health_check.expected_statuses")) {
+			if hh.ExpectedStatuses == nil && !explicit(&hh.ExpectedStatuses) {
 				hh.ExpectedStatuses = []StatusRange{{Start: DefaultHealthCheckExpectedStatus, End: DefaultHealthCheckExpectedStatus + 1}}
 			}
 			for j := range hh.RequestHeadersToAdd {
@@ -192,25 +191,24 @@ func (c *Cluster) applyHealthDefaults(cp string, explicit func(string) bool) {
 	if o == nil {
 		return
 	}
-	op := fieldPath(cp, "outlier_detection")
-	setI(&o.Consecutive5xx, fieldPath(op, "consecutive_5xx"), DefaultOutlierConsecutive5xx)
-	setI(&o.ConsecutiveGatewayFailure, fieldPath(op, "consecutive_gateway_failure"), DefaultOutlierConsecutiveGatewayFailure)
-	setD(&o.Interval, fieldPath(op, "interval"), DefaultOutlierInterval)
-	setD(&o.BaseEjectionTime, fieldPath(op, "base_ejection_time"), DefaultOutlierBaseEjectionTime)
+	setI(&o.Consecutive5xx, DefaultOutlierConsecutive5xx)
+	setI(&o.ConsecutiveGatewayFailure, DefaultOutlierConsecutiveGatewayFailure)
+	setD(&o.Interval, DefaultOutlierInterval)
+	setD(&o.BaseEjectionTime, DefaultOutlierBaseEjectionTime)
 	// Envoy: the default max_ejection_time is 300s or base_ejection_time,
 	// whichever is larger, so that a long base alone stays valid.
-	setD(&o.MaxEjectionTime, fieldPath(op, "max_ejection_time"), max(DefaultOutlierMaxEjectionTime, o.BaseEjectionTime.D()))
-	setI(&o.MaxEjectionPercent, fieldPath(op, "max_ejection_percent"), DefaultOutlierMaxEjectionPercent)
-	setI(&o.EnforcingConsecutive5xx, fieldPath(op, "enforcing_consecutive_5xx"), DefaultOutlierEnforcingConsecutive5xx)
-	setI(&o.EnforcingConsecutiveGatewayFailure, fieldPath(op, "enforcing_consecutive_gateway_failure"), DefaultOutlierEnforcingGatewayFailure)
-	setI(&o.EnforcingSuccessRate, fieldPath(op, "enforcing_success_rate"), DefaultOutlierEnforcingSuccessRate)
-	setI(&o.SuccessRateMinimumHosts, fieldPath(op, "success_rate_minimum_hosts"), DefaultOutlierSuccessRateMinimumHosts)
-	setI(&o.SuccessRateRequestVolume, fieldPath(op, "success_rate_request_volume"), DefaultOutlierSuccessRateRequestVolume)
-	setI(&o.SuccessRateStdevFactor, fieldPath(op, "success_rate_stdev_factor"), DefaultOutlierSuccessRateStdevFactor)
-	setI(&o.EnforcingFailurePercentage, fieldPath(op, "enforcing_failure_percentage"), DefaultOutlierEnforcingFailurePercentage)
-	setI(&o.FailurePercentageThreshold, fieldPath(op, "failure_percentage_threshold"), DefaultOutlierFailurePercentageThreshold)
-	setI(&o.FailurePercentageMinimumHosts, fieldPath(op, "failure_percentage_minimum_hosts"), DefaultOutlierFailurePercentageMinHosts)
-	setI(&o.FailurePercentageRequestVolume, fieldPath(op, "failure_percentage_request_volume"), DefaultOutlierFailurePercentageReqVolume)
+	setD(&o.MaxEjectionTime, max(DefaultOutlierMaxEjectionTime, o.BaseEjectionTime.D()))
+	setI(&o.MaxEjectionPercent, DefaultOutlierMaxEjectionPercent)
+	setI(&o.EnforcingConsecutive5xx, DefaultOutlierEnforcingConsecutive5xx)
+	setI(&o.EnforcingConsecutiveGatewayFailure, DefaultOutlierEnforcingGatewayFailure)
+	setI(&o.EnforcingSuccessRate, DefaultOutlierEnforcingSuccessRate)
+	setI(&o.SuccessRateMinimumHosts, DefaultOutlierSuccessRateMinimumHosts)
+	setI(&o.SuccessRateRequestVolume, DefaultOutlierSuccessRateRequestVolume)
+	setI(&o.SuccessRateStdevFactor, DefaultOutlierSuccessRateStdevFactor)
+	setI(&o.EnforcingFailurePercentage, DefaultOutlierEnforcingFailurePercentage)
+	setI(&o.FailurePercentageThreshold, DefaultOutlierFailurePercentageThreshold)
+	setI(&o.FailurePercentageMinimumHosts, DefaultOutlierFailurePercentageMinHosts)
+	setI(&o.FailurePercentageRequestVolume, DefaultOutlierFailurePercentageReqVolume)
 	if o.SuccessfulActiveHealthCheckUnejectHost == nil {
 		t := DefaultOutlierUnejectOnHealthCheckSuccess
 		o.SuccessfulActiveHealthCheckUnejectHost = &t

@@ -1,5 +1,12 @@
 package config
 
+import (
+	"reflect"
+	"strings"
+
+	"github.com/hopwatch/hopwatch/proxy/lbpolicy"
+)
+
 // CommonLBConfig is Envoy's cluster.common_lb_config, flattened: Envoy's
 // Percent messages are plain numbers here.
 type CommonLBConfig struct {
@@ -79,4 +86,46 @@ func (v *validator) percent(path string, p *float64) {
 	if p != nil && (*p < 0 || *p > 100 || *p != *p) {
 		v.errorf(path, "must be a percentage from 0 to 100, got %g", *p)
 	}
+}
+
+// lbBlock is one load-balancing policy's config block in a cluster and the
+// YAML key it is written under.
+type lbBlock struct {
+	key string
+	cfg lbpolicy.Config
+}
+
+var lbConfigType = reflect.TypeFor[lbpolicy.Config]()
+
+// lbBlocks returns the cluster's policy config blocks, found by type: every
+// field whose pointer implements lbpolicy.Config, under its YAML key. The
+// loader applies each block's defaults and runs its checks, so a policy's
+// block needs nothing in this package but its field in Cluster.
+func (c *Cluster) lbBlocks() []lbBlock {
+	rv := reflect.ValueOf(c).Elem()
+	var out []lbBlock
+	for i := range rv.NumField() {
+		f := rv.Field(i)
+		if !f.Addr().Type().Implements(lbConfigType) {
+			continue
+		}
+		key, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("yaml"), ",")
+		out = append(out, lbBlock{key: key, cfg: f.Addr().Interface().(lbpolicy.Config)})
+	}
+	return out
+}
+
+// blockReporter reports a policy block's problems at their paths under the
+// block.
+type blockReporter struct {
+	v    *validator
+	path string
+}
+
+func (r blockReporter) Errorf(field, format string, args ...any) {
+	r.v.errorf(fieldPath(r.path, field), format, args...)
+}
+
+func (r blockReporter) OneOf(field, value string, allowed []string) {
+	r.v.oneOf(fieldPath(r.path, field), value, allowed)
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Rate limiting (issue 8): Envoy's local rate limit filter
+// Rate limiting: Envoy's local rate limit filter
 // (envoy.filters.http.local_ratelimit) and its global rate limit filter
 // (envoy.filters.http.ratelimit, which asks a service speaking
 // envoy.service.ratelimit.v3), flattened into the listener, virtual host
@@ -178,31 +178,28 @@ type RateLimitService struct {
 	StatusOnError int `yaml:"status_on_error"`
 }
 
-func (l *Listener) applyRateLimitDefaults(lp string, explicit func(string) bool) {
+func (l *Listener) applyRateLimitDefaults(explicit func(any) bool) {
 	if s := l.RateLimitService; s != nil {
-		sp := fieldPath(lp, "rate_limit_service")
-		if s.Timeout == 0 && !explicit(fieldPath(sp, "timeout")) {
+		if s.Timeout == 0 && !explicit(&s.Timeout) {
 			s.Timeout = Duration(DefaultRateLimitTimeout)
 		}
 		if s.EnableXRateLimitHeaders == "" {
 			s.EnableXRateLimitHeaders = XRateLimitHeadersOff
 		}
-		if s.RateLimitedStatus == 0 && !explicit(fieldPath(sp, "rate_limited_status")) {
+		if s.RateLimitedStatus == 0 && !explicit(&s.RateLimitedStatus) {
 			s.RateLimitedStatus = DefaultRateLimitedStatus
 		}
-		if s.StatusOnError == 0 && !explicit(fieldPath(sp, "status_on_error")) {
+		if s.StatusOnError == 0 && !explicit(&s.StatusOnError) {
 			s.StatusOnError = DefaultRateLimitStatusOnError
 		}
 	}
 	for i := range l.VirtualHosts {
 		vh := &l.VirtualHosts[i]
-		vp := indexPath(fieldPath(lp, "virtual_hosts"), i)
-		vh.LocalRateLimit.applyDefaults(fieldPath(vp, "local_rate_limit"), explicit)
+		vh.LocalRateLimit.applyDefaults(explicit)
 		applyRateLimitActionDefaults(vh.RateLimits)
 		for j := range vh.Routes {
 			r := &vh.Routes[j]
-			rp := indexPath(fieldPath(vp, "routes"), j)
-			r.LocalRateLimit.applyDefaults(fieldPath(rp, "local_rate_limit"), explicit)
+			r.LocalRateLimit.applyDefaults(explicit)
 			if r.Route != nil {
 				applyRateLimitActionDefaults(r.Route.RateLimits)
 			}
@@ -210,17 +207,17 @@ func (l *Listener) applyRateLimitDefaults(lp string, explicit func(string) bool)
 	}
 }
 
-func (lr *LocalRateLimit) applyDefaults(path string, explicit func(string) bool) {
+func (lr *LocalRateLimit) applyDefaults(explicit func(any) bool) {
 	if lr == nil {
 		return
 	}
-	if lr.StatPrefix == "" && !explicit(fieldPath(path, "stat_prefix")) {
+	if lr.StatPrefix == "" && !explicit(&lr.StatPrefix) {
 		lr.StatPrefix = DefaultLocalRateLimitStatPrefix
 	}
-	if lr.TokenBucket.TokensPerFill == 0 && !explicit(fieldPath(path, "token_bucket.tokens_per_fill")) {
+	if lr.TokenBucket.TokensPerFill == 0 && !explicit(&lr.TokenBucket.TokensPerFill) {
 		lr.TokenBucket.TokensPerFill = DefaultTokensPerFill
 	}
-	if lr.Status == 0 && !explicit(fieldPath(path, "status")) {
+	if lr.Status == 0 && !explicit(&lr.Status) {
 		lr.Status = DefaultRateLimitedStatus
 	}
 	for _, p := range []**float64{&lr.FilterEnabled, &lr.FilterEnforced} {

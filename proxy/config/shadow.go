@@ -26,16 +26,15 @@ type RequestMirrorPolicy struct {
 // when not given.
 const DefaultMirrorMaxBodyBytes = 65536
 
-func (a *RouteAction) applyMirrorDefaults(ap string, explicit func(string) bool) {
+func (a *RouteAction) applyMirrorDefaults(explicit func(any) bool) {
 	for i := range a.RequestMirrorPolicies {
 		p := &a.RequestMirrorPolicies[i]
-		pp := indexPath(fieldPath(ap, "request_mirror_policies"), i)
 		if p.MaxBodyBytes == nil {
 			n := DefaultMirrorMaxBodyBytes
 			p.MaxBodyBytes = &n
 		}
 		if p.RuntimeFraction != nil {
-			p.RuntimeFraction.DefaultValue.applyDefaults(fieldPath(pp, "runtime_fraction.default_value"), explicit)
+			p.RuntimeFraction.DefaultValue.applyDefaults(explicit)
 		}
 	}
 }

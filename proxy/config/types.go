@@ -8,6 +8,7 @@
 package config
 
 import (
+	"github.com/hopwatch/hopwatch/proxy/lbpolicy"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/tracing"
 )
@@ -520,14 +521,9 @@ type Cluster struct {
 	MaglevLBConfig MaglevLBConfig `yaml:"maglev_lb_config"`
 }
 
-// LeastRequestConfig tunes the least-request balancer.
-type LeastRequestConfig struct {
-	// ChoiceCount is how many random hosts are compared. Default 2.
-	ChoiceCount int `yaml:"choice_count"`
-	// ActiveRequestBias is Envoy's active_request_bias for weighted hosts.
-	// Default 1.0.
-	ActiveRequestBias *float64 `yaml:"active_request_bias"`
-}
+// LeastRequestConfig is Envoy's cluster.least_request_lb_config; the type,
+// its defaults and its checks live with the policy in proxy/lbpolicy.
+type LeastRequestConfig = lbpolicy.LeastRequestConfig
 
 // UpstreamTLS originates TLS.
 type UpstreamTLS struct {

@@ -45,8 +45,8 @@ func findUpgrade(list []UpgradeConfig, upgradeType string) *UpgradeConfig {
 // applyUpgradeDefaults allows WebSocket on a listener without
 // upgrade_configs (an explicit empty list allows nothing), and enables
 // every entry that does not say.
-func (l *Listener) applyUpgradeDefaults(lp string, explicit func(string) bool) {
-	if l.UpgradeConfigs == nil && !explicit(fieldPath(lp, "upgrade_configs")) {
+func (l *Listener) applyUpgradeDefaults(explicit func(any) bool) {
+	if l.UpgradeConfigs == nil && !explicit(&l.UpgradeConfigs) {
 		l.UpgradeConfigs = []UpgradeConfig{{UpgradeType: DefaultUpgradeType}}
 	}
 	enableUnset(l.UpgradeConfigs)

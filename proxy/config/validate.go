@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hopwatch/hopwatch/proxy/lbpolicy"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/tracing"
 )
@@ -22,7 +23,6 @@ var (
 	allowedProtocols          = []string{"http1", "http2"}
 	allowedUpstreamProtocols  = []string{"http1", "http2", "h2c"}
 	allowedClusterTypes       = []string{"static", "strict_dns"}
-	allowedLBPolicies         = []string{"round_robin", "least_request", "random", "ring_hash", "maglev"}
 	allowedRetryOn            = []string{"5xx", "gateway-error", "connect-failure", "reset", "retriable-status-codes", "refused-stream", "retriable-4xx"}
 	allowedRedirectCodes      = []int{301, 302, 303, 307, 308}
 	allowedLogFormats         = []string{"json", "text"}
@@ -144,8 +144,8 @@ func (v *validator) config(c *Config) {
 // tracing checks the tracing section with tracing.Config's own rules, so
 // that the proxy and the tracing package never disagree on what is valid.
 // Its errors start with the YAML field they are about ("protocol: ...",
-// "batch.schedule_delay: ..."), which is turned into a path under tracing.
-// to find the line.
+// "batch.schedule_delay: ..."); that field, as a path under tracing, finds
+// the line.
 func (v *validator) tracing(t *tracing.Config) {
 	if t == nil {
 		return
@@ -261,7 +261,7 @@ func (v *validator) name(path, s string, required bool) {
 
 func (v *validator) oneOf(path, s string, allowed []string) {
 	if !slices.Contains(allowed, s) {
-		v.errorf(path, "must be one of %s; got %q", strings.Join(allowed, ", "), s)
+		v.errorf(path, "%s", lbpolicy.OneOfMessage(s, allowed))
 	}
 }
 
@@ -727,20 +727,13 @@ func (v *validator) cluster(cp string, c *Cluster) {
 		}
 	}
 	v.oneOf(fieldPath(cp, "type"), c.Type, allowedClusterTypes)
-	v.oneOf(fieldPath(cp, "lb_policy"), c.LBPolicy, allowedLBPolicies)
+	v.oneOf(fieldPath(cp, "lb_policy"), c.LBPolicy, lbpolicy.Names())
 	v.oneOf(fieldPath(cp, "protocol"), c.Protocol, allowedUpstreamProtocols)
 	if c.Type == "strict_dns" && c.DNSRefreshRate <= 0 {
 		v.errorf(fieldPath(cp, "dns_refresh_rate"), "must be greater than 0, got %s", c.DNSRefreshRate.D())
 	}
 	if c.ConnectTimeout <= 0 {
 		v.errorf(fieldPath(cp, "connect_timeout"), "must be greater than 0, got %s", c.ConnectTimeout.D())
-	}
-	lrp := fieldPath(cp, "least_request_lb_config")
-	if c.LeastRequest.ChoiceCount < 2 {
-		v.errorf(fieldPath(lrp, "choice_count"), "must be at least 2, got %d", c.LeastRequest.ChoiceCount)
-	}
-	if b := c.LeastRequest.ActiveRequestBias; b != nil && *b < 0 {
-		v.errorf(fieldPath(lrp, "active_request_bias"), "must not be negative, got %g", *b)
 	}
 	switch {
 	case c.Protocol == "http2" && c.TLS == nil:
@@ -772,7 +765,9 @@ func (v *validator) cluster(cp string, c *Cluster) {
 	v.commonLBConfig(cp, &c.CommonLBConfig)
 	v.clusterHealth(cp, c)
 	v.clusterCircuitBreakers(cp, c)
-	v.clusterHashing(cp, c)
+	for _, b := range c.lbBlocks() {
+		b.cfg.Validate(blockReporter{v: v, path: fieldPath(cp, b.key)})
+	}
 }
 
 // durations reports every negative Duration under v, wherever it is, so

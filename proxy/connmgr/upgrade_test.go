@@ -57,7 +57,7 @@ func newUpgradeManager(t *testing.T, upgrades, up string) (*Manager, *logged) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clusters, err := cluster.NewManager(context.Background(), cfg.Clusters, nil, slog.New(slog.DiscardHandler))
+	clusters, err := cluster.NewManagerWithOptions(context.Background(), cfg.Clusters, nil, slog.New(slog.DiscardHandler), cluster.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

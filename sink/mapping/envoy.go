@@ -132,7 +132,7 @@ func (e *Envoy) extract(stat string, t statsd.Type) *Result {
 		if m := reWorker.FindStringSubmatchIndex(stat); m != nil {
 			add(TagWorkerID, stat[m[4]:m[5]], m[2], m[3])
 		}
-		if m := reListener.FindStringSubmatchIndex(stat); m != nil && stat[m[4]:m[5]] != "admin" && strings.Count(stat[m[3]:], ".") >= 0 && m[3] < len(stat) {
+		if m := reListener.FindStringSubmatchIndex(stat); m != nil && stat[m[4]:m[5]] != "admin" && m[3] < len(stat) {
 			add(TagListenerAddress, stat[m[4]:m[5]], m[2], m[3])
 		}
 	case "server", "listener_manager", "thread_local_cluster_manager":
