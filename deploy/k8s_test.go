@@ -207,7 +207,7 @@ func TestRenderDecodesStrictly(t *testing.T) {
 	if len(objs.namespaces) != 1 || objs.namespaces[0].Name != namespace {
 		t.Errorf("want exactly the namespace %q, got %d namespaces", namespace, len(objs.namespaces))
 	}
-	for _, name := range []string{"statsd-sink", "front-proxy", "frontend", "catalog", "inventory", "load", "prometheus", "jaeger", "grafana"} {
+	for _, name := range []string{"statsd-sink", "front-proxy", "frontend", "catalog", "inventory", "load", "prometheus", "alertmanager", "jaeger", "grafana"} {
 		if _, ok := objs.deployments[name]; !ok {
 			t.Errorf("no Deployment %q", name)
 		}
@@ -476,29 +476,7 @@ func renderedConfig(t *testing.T, objs objects, d appsv1.Deployment) (name, text
 	if m == nil {
 		t.Fatalf("Deployment %s: render-config command %q is not `sh -c sed -f SCRIPT... SRC >DST`", d.Name, cmd)
 	}
-	mounted := func(path string) string {
-		dir, file := filepath.Split(path)
-		for _, vm := range init.VolumeMounts {
-			if filepath.Clean(vm.MountPath) != filepath.Clean(dir) {
-				continue
-			}
-			for _, v := range pod.Volumes {
-				if v.Name == vm.Name && v.ConfigMap != nil {
-					cm, ok := objs.configMaps[v.ConfigMap.Name]
-					if !ok {
-						t.Fatalf("Deployment %s: ConfigMap %s is not rendered", d.Name, v.ConfigMap.Name)
-					}
-					data, ok := cm.Data[file]
-					if !ok {
-						t.Fatalf("Deployment %s: ConfigMap %s has no key %q (for %s)", d.Name, cm.Name, file, path)
-					}
-					return data
-				}
-			}
-		}
-		t.Fatalf("Deployment %s: %s is not on a ConfigMap mounted into render-config", d.Name, path)
-		return ""
-	}
+	mounted := func(path string) string { return mountedFile(t, objs, d, *init, path) }
 	var cmds []sedCommand
 	scripts := strings.Fields(strings.ReplaceAll(m[1], "-f ", ""))
 	for _, f := range scripts {
@@ -507,6 +485,34 @@ func renderedConfig(t *testing.T, objs objects, d appsv1.Deployment) (name, text
 	out := applySed(cmds, mounted(m[2]))
 	checkWithRealSed(t, scripts, m[2], mounted, out)
 	return filepath.Base(m[2]), out
+}
+
+// mountedFile returns the file at path in container c of Deployment d: the
+// key of a ConfigMap volume mounted at path's directory. It fails the test
+// if no ConfigMap provides path there.
+func mountedFile(t *testing.T, objs objects, d appsv1.Deployment, c corev1.Container, path string) string {
+	t.Helper()
+	dir, file := filepath.Split(path)
+	for _, vm := range c.VolumeMounts {
+		if filepath.Clean(vm.MountPath) != filepath.Clean(dir) {
+			continue
+		}
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name == vm.Name && v.ConfigMap != nil {
+				cm, ok := objs.configMaps[v.ConfigMap.Name]
+				if !ok {
+					t.Fatalf("Deployment %s: ConfigMap %s is not rendered", d.Name, v.ConfigMap.Name)
+				}
+				data, ok := cm.Data[file]
+				if !ok {
+					t.Fatalf("Deployment %s: ConfigMap %s has no key %q (for %s)", d.Name, cm.Name, file, path)
+				}
+				return data
+			}
+		}
+	}
+	t.Fatalf("Deployment %s: %s is not on a ConfigMap mounted into container %s", d.Name, path, c.Name)
+	return ""
 }
 
 // checkWithRealSed runs the init container's sed command with the sed on

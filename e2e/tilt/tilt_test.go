@@ -104,7 +104,7 @@ func find(ms []manifest, name string) (manifest, bool) {
 func TestTiltfileK8sModeParses(t *testing.T) {
 	pinnedTool(t, "kustomize") // the Tiltfile renders deploy/k8s with it
 	ms := tiltfileResult(t, "--mode=k8s")
-	for _, want := range []string{"statsd-sink", "front-proxy", "frontend", "catalog", "inventory", "load", "prometheus", "jaeger", "grafana"} {
+	for _, want := range []string{"statsd-sink", "front-proxy", "frontend", "catalog", "inventory", "load", "prometheus", "alertmanager", "jaeger", "grafana"} {
 		m, ok := find(ms, want)
 		if !ok {
 			t.Errorf("k8s mode has no resource %q; it has %v", want, names(ms))
@@ -112,6 +112,30 @@ func TestTiltfileK8sModeParses(t *testing.T) {
 		}
 		if !bytes.Contains(m.DeployTarget, []byte("Deployment")) {
 			t.Errorf("k8s mode resource %q deploys no Kubernetes Deployment", want)
+		}
+	}
+	// The infra UIs and APIs are forwarded to the ports local mode uses.
+	for name, port := range map[string]int{"prometheus": 9090, "alertmanager": 9093, "jaeger": 16686, "grafana": 3000} {
+		m, ok := find(ms, name)
+		if !ok {
+			continue // reported above
+		}
+		var dt struct {
+			PortForwardTemplateSpec struct {
+				Forwards []struct {
+					LocalPort int `json:"localPort"`
+				} `json:"forwards"`
+			} `json:"portForwardTemplateSpec"`
+		}
+		if err := json.Unmarshal(m.DeployTarget, &dt); err != nil {
+			t.Fatalf("k8s mode resource %q: %v", name, err)
+		}
+		var local []int
+		for _, f := range dt.PortForwardTemplateSpec.Forwards {
+			local = append(local, f.LocalPort)
+		}
+		if !slices.Contains(local, port) {
+			t.Errorf("k8s mode resource %q forwards no local port %d (k8s_resource port_forwards)", name, port)
 		}
 	}
 	images := map[string]bool{}
