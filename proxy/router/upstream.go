@@ -105,7 +105,8 @@ func (u *upstreamRequest) send(reqCtx context.Context, out *http.Request) upstre
 	start := time.Now()
 	u.host.BeginRequest()
 	u.fr.beginAttempt()
-	res, err := u.fr.Cluster.Transport().RoundTrip(out)
+	// The body travels in the outcome: respond, tunnel or discard closes it.
+	res, err := u.fr.Cluster.Transport().RoundTrip(out) //nolint:bodyclose // closed by the forwarder
 	failure, cause := classify(u.ctx, reqCtx, u.fr.Downstream.Context(), err)
 	return upstreamOutcome{res: res, err: err, start: start, failure: failure, cause: cause}
 }
