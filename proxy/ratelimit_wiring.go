@@ -9,6 +9,7 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/connmgr"
 	"github.com/hopwatch/hopwatch/proxy/ratelimit"
 	"github.com/hopwatch/hopwatch/proxy/route"
+	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
 // This file connects rate limiting to the proxy: each listener snapshot
@@ -23,7 +24,7 @@ const rateLimitGrace = 10 * time.Second
 
 // rateLimiter dials the listener's rate-limit service, if it has one, at
 // the endpoints of its cluster in clusters.
-func (s *Server) rateLimiter(cfg *config.Config, lc *config.Listener, clusters *cluster.Manager) (*ratelimit.Global, error) {
+func rateLimiter(cfg *config.Config, lc *config.Listener, clusters *cluster.Manager) (*ratelimit.Global, error) {
 	rls := lc.RateLimitService
 	if rls == nil {
 		return nil, nil
@@ -41,15 +42,16 @@ func (s *Server) rateLimiter(cfg *config.Config, lc *config.Listener, clusters *
 }
 
 // setLocalRateLimitStats gives every local limiter of the table its stats
-// (<stat_prefix>.http_local_rate_limit.*), before the table serves.
-func (s *Server) setLocalRateLimitStats(table *route.Table) {
-	if !s.statsOn() {
+// (<stat_prefix>.http_local_rate_limit.*) in store, before the table
+// serves; nothing when stats are off (store nil).
+func setLocalRateLimitStats(store *stats.Store, table *route.Table) {
+	if store == nil {
 		return
 	}
 	for _, vh := range table.VirtualHosts() {
 		for _, rt := range vh.Routes() {
 			if l := rt.LocalRateLimit; l != nil && l.Stats == nil {
-				l.Stats = s.store.LocalRateLimitStats(l.StatPrefix)
+				l.Stats = store.LocalRateLimitStats(l.StatPrefix)
 			}
 		}
 	}

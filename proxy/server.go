@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -21,16 +20,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hopwatch/hopwatch/proxy/accesslog"
 	"github.com/hopwatch/hopwatch/proxy/admin"
 	"github.com/hopwatch/hopwatch/proxy/cluster"
 	"github.com/hopwatch/hopwatch/proxy/config"
 	"github.com/hopwatch/hopwatch/proxy/connmgr"
 	"github.com/hopwatch/hopwatch/proxy/listener"
-	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/tracer"
-	"github.com/hopwatch/hopwatch/tracing"
 )
 
 // Version is hopwatch-proxy's version, reported by /server_info.
@@ -46,7 +42,7 @@ type Server struct {
 	cfg       *config.Config
 	clusters  *cluster.Manager
 	listeners map[string]*liveListener // by listener name
-	logs      map[accessLogKey]*accesslog.FileLogger
+	logs      *accessLogs
 	admin     *http.Server
 	adminLn   net.Listener
 
@@ -58,17 +54,8 @@ type Server struct {
 	server        *stats.ServerStats
 	flusher       *stats.Flusher
 
-	// tracer is the current tracing (nil when off), built from tracingCfg;
-	// retiring holds tracers replaced by a reload and not yet shut down.
-	// retiredSent and retiredDropped are the final counts of the ones shut
-	// down, which tracerStats (nil without tracing or stats) adds to.
-	tracer         *tracer.Tracer
-	tracingCfg     tracing.Config
-	tracingOpts    []tracing.Option
-	retiring       map[*tracer.Tracer]bool
-	retiredSent    uint64
-	retiredDropped uint64
-	tracerStats    *stats.TracerStats
+	// tracers owns the tracing providers (tracing_wiring.go).
+	tracers *tracerSet
 
 	draining     atomic.Bool
 	healthFailed atomic.Bool
@@ -94,10 +81,6 @@ type liveListener struct {
 	mgr *connmgr.Manager
 }
 
-// accessLogKey identifies an access-log output, so that a reload keeps an
-// unchanged one open rather than reopening the file.
-type accessLogKey struct{ path, format, text string }
-
 // New loads the configuration at path. It does not start anything.
 func New(path string, log *slog.Logger, opts ...Option) (*Server, error) {
 	// Stamp first: an edit racing with the load then shows as a change.
@@ -111,8 +94,12 @@ func New(path string, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: stats_config: %w", path, err)
 	}
-	s := &Server{path: path, log: log, cfg: cfg, store: store, statsDisabled: cfg.StatsConfig.Disabled, listeners: map[string]*liveListener{}, logs: map[accessLogKey]*accesslog.FileLogger{}, loadedStamp: stamp,
-		retiring: map[*tracer.Tracer]bool{}}
+	s := &Server{path: path, log: log, cfg: cfg, store: store, statsDisabled: cfg.StatsConfig.Disabled, listeners: map[string]*liveListener{}, logs: newAccessLogs(), loadedStamp: stamp}
+	var tracerStore *stats.Store
+	if !cfg.StatsConfig.Disabled {
+		tracerStore = store
+	}
+	s.tracers = newTracerSet(log, tracerStore)
 	for _, o := range opts {
 		o(s)
 	}
@@ -134,43 +121,35 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.clusters = clusters
-	if err := s.startTracing(ctx); err != nil {
+	if err := s.tracers.start(ctx, s.cfg); err != nil {
 		clusters.Close()
 		return err
 	}
 	if err := s.startFlusher(ctx); err != nil {
 		clusters.Close()
-		s.stopTracingLocked()
+		s.tracers.stop()
 		return err
 	}
 	go s.refreshMembership(ctx)
-	go s.refreshTracerStats(ctx)
+	go s.tracers.refreshStats(ctx)
 	s.setCertExpiry()
 	if err := s.startAdmin(ctx); err != nil {
 		clusters.Close()
-		s.stopTracingLocked()
+		s.tracers.stop()
 		return err
 	}
 	for i := range s.cfg.Listeners {
 		lc := &s.cfg.Listeners[i]
-		snap, err := s.snapshot(s.cfg, lc, clusters, s.tracer)
+		snap, err := buildSnapshot(s.cfg, lc, s.snapshotDeps(clusters, s.tracers.tracer()))
+		if err == nil {
+			err = s.startListener(ctx, lc, snap)
+		}
 		if err != nil {
 			s.stopLocked(ctx)
 			return err
 		}
-		mgr := connmgr.New(snap, &s.draining)
-		ln, err := listener.Listen(ctx, lc, mgr, s.listenerStats(lc), s.log)
-		if err != nil {
-			closeRateLimiter(snap)
-			s.stopLocked(ctx)
-			return err
-		}
-		// A port-0 listener learns its address only now.
-		s.setListenerHTTPStats(snap, ln, lc)
-		s.listeners[lc.Name] = &liveListener{ln: ln, mgr: mgr}
-		s.log.Info("listener started", "listener", lc.Name, "address", ln.Addr().String(), "stat_prefix", lc.StatPrefix)
 	}
-	s.closeUnusedLogs()
+	s.logs.closeUnused(s.cfg)
 	s.loads.Add(1)
 	s.initialized.Store(true)
 	return nil
@@ -205,38 +184,29 @@ func (s *Server) ListenerAddr(name string) net.Addr {
 	return nil
 }
 
-// snapshot compiles one listener's request-handling configuration.
-func (s *Server) snapshot(cfg *config.Config, lc *config.Listener, clusters *cluster.Manager, tr *tracer.Tracer) (*connmgr.Snapshot, error) {
-	table, err := route.NewTable(lc.VirtualHosts, route.Options{NodeHostname: s.cfg.Node.ID})
+// snapshotDeps are the running pieces a snapshot built now refers to.
+func (s *Server) snapshotDeps(clusters *cluster.Manager, tr *tracer.Tracer) snapshotDeps {
+	d := snapshotDeps{clusters: clusters, tracer: tr, logs: s.logs}
+	if s.statsOn() {
+		d.store = s.store
+	}
+	return d
+}
+
+// startListener binds lc's listener, serving snap, and registers it. On
+// failure snap's rate-limit client is closed: the snapshot never served.
+func (s *Server) startListener(ctx context.Context, lc *config.Listener, snap *connmgr.Snapshot) error {
+	mgr := connmgr.New(snap, &s.draining)
+	ln, err := listener.Listen(ctx, lc, mgr, s.listenerStats(lc), s.log)
 	if err != nil {
-		return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
+		closeRateLimiter(snap)
+		return err
 	}
-	var logs accesslog.Multi
-	for _, al := range lc.AccessLog {
-		key := accessLogKey{al.Path, al.Format, al.TextFormat}
-		fl := s.logs[key]
-		if fl == nil {
-			fl, err = accesslog.New(al, accesslog.Options{})
-			if err != nil {
-				return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
-			}
-			s.logs[key] = fl
-		}
-		logs = append(logs, fl)
-	}
-	snap := &connmgr.Snapshot{Listener: lc, Routes: table, Clusters: clusters, Stats: s.requestStats(cfg, lc, table), Tracer: tr}
-	switch len(logs) {
-	case 0:
-	case 1:
-		snap.AccessLog = logs[0]
-	default:
-		snap.AccessLog = logs
-	}
-	s.setLocalRateLimitStats(table)
-	if snap.RateLimit, err = s.rateLimiter(cfg, lc, clusters); err != nil {
-		return nil, err
-	}
-	return snap, nil
+	// A port-0 listener learns its address only now.
+	s.setListenerHTTPStats(snap, ln, lc)
+	s.listeners[lc.Name] = &liveListener{ln: ln, mgr: mgr}
+	s.log.Info("listener started", "listener", lc.Name, "address", ln.Addr().String(), "stat_prefix", lc.StatPrefix)
+	return nil
 }
 
 // Reload reads the configuration file again and applies it. A file that
@@ -279,37 +249,31 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 		s.log.Warn("stats_sinks and stats_config changes take effect on restart; the running stats sinks are kept")
 		cfg.StatsSinks, cfg.StatsConfig = s.cfg.StatsSinks, s.cfg.StatsConfig
 	}
-	tr, tc, tracingChanged, err := s.reloadTracer(ctx, cfg)
+	tc, err := s.tracers.prepare(ctx, cfg, s.cfg)
 	if err != nil {
 		return err
 	}
-	// A provider built for this reload is shut down if the reload fails.
-	discardTracer := func() {
-		if tracingChanged && tr != nil {
-			s.shutdownProvider(tr)
-		}
-	}
 	clusters, err := cluster.NewManagerWithOptions(ctx, cfg.Clusters, s.clusters, s.log, s.clusterOptions(cfg))
 	if err != nil {
-		discardTracer()
+		s.tracers.discard(tc)
 		return err
 	}
 	// Compile every snapshot before touching anything, so that a bad
 	// listener leaves the running configuration whole.
 	snaps := make([]*connmgr.Snapshot, len(cfg.Listeners))
 	for i := range cfg.Listeners {
-		if snaps[i], err = s.snapshot(cfg, &cfg.Listeners[i], clusters, tr); err != nil {
+		if snaps[i], err = buildSnapshot(cfg, &cfg.Listeners[i], s.snapshotDeps(clusters, tc.t)); err != nil {
 			for _, snap := range snaps[:i] {
 				closeRateLimiter(snap)
 			}
 			clusters.Close()
-			discardTracer()
+			s.tracers.discard(tc)
 			return err
 		}
 	}
-	if tracingChanged {
-		s.swapTracer(tr, tc)
-	}
+	// A provider built for this reload is shut down if the reload fails,
+	// installed (and the previous one retired) once its snapshots are ready.
+	s.tracers.install(tc)
 	keep := map[string]bool{}
 	for i := range cfg.Listeners {
 		lc := &cfg.Listeners[i]
@@ -324,16 +288,9 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 			}
 			continue
 		}
-		mgr := connmgr.New(snaps[i], &s.draining)
-		ln, err := listener.Listen(ctx, lc, mgr, s.listenerStats(lc), s.log)
-		if err != nil {
+		if err := s.startListener(ctx, lc, snaps[i]); err != nil {
 			s.log.Error("new listener failed to start", "listener", lc.Name, "err", err)
-			closeRateLimiter(snaps[i])
-			continue
 		}
-		s.setListenerHTTPStats(snaps[i], ln, lc)
-		s.listeners[lc.Name] = &liveListener{ln: ln, mgr: mgr}
-		s.log.Info("listener started", "listener", lc.Name, "address", ln.Addr().String())
 	}
 	for name, live := range s.listeners {
 		if !keep[name] {
@@ -355,37 +312,18 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 	// manager's transports; closing it only closes idle connections of
 	// clusters that were not carried over.
 	old.Close()
-	s.closeUnusedLogs()
+	s.logs.closeUnused(cfg)
 	s.log.Info("configuration reloaded", "path", s.path, "listeners", len(cfg.Listeners), "clusters", len(cfg.Clusters))
 	return nil
-}
-
-// closeUnusedLogs closes access logs that no listener references any more,
-// after a grace period for requests still finishing on an old snapshot.
-func (s *Server) closeUnusedLogs() {
-	used := map[accessLogKey]bool{}
-	for i := range s.cfg.Listeners {
-		for _, al := range s.cfg.Listeners[i].AccessLog {
-			used[accessLogKey{al.Path, al.Format, al.TextFormat}] = true
-		}
-	}
-	for key, fl := range maps.Clone(s.logs) {
-		if !used[key] {
-			delete(s.logs, key)
-			time.AfterFunc(time.Minute, func() { _ = fl.Close() })
-		}
-	}
 }
 
 // ReopenLogs reopens every access-log file, for log rotation (SIGUSR1).
 func (s *Server) ReopenLogs() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, fl := range s.logs {
-		if err := fl.Reopen(); err != nil {
-			s.log.Error("reopening access log failed", "path", fl.Path(), "err", err)
-		}
-	}
+	s.logs.reopen(func(path string, err error) {
+		s.log.Error("reopening access log failed", "path", path, "err", err)
+	})
 }
 
 // Shutdown drains: every response asks its client to close the connection
@@ -428,14 +366,12 @@ func (s *Server) stopLocked(ctx context.Context) {
 	}
 	// After the listeners: every span has ended. Before the flusher, so
 	// that its last flush has the final span counts.
-	s.stopTracingLocked()
+	s.tracers.stop()
 	if s.flusher != nil {
 		// Close sends what the last interval counted.
 		_ = s.flusher.Close()
 	}
-	for _, fl := range s.logs {
-		_ = fl.Close()
-	}
+	s.logs.close()
 }
 
 // State implements admin.Server.

@@ -70,35 +70,36 @@ func (s *Server) listenerStats(lc *config.Listener) func(net.Addr) *listener.Sta
 	}
 }
 
-// requestStats builds the stats one listener's requests update under cfg,
-// which is the configuration being loaded: on a reload s.cfg is still the
-// old one, whose clusters and node.zone may differ.
-func (s *Server) requestStats(cfg *config.Config, lc *config.Listener, table *route.Table) *connmgr.Stats {
-	if !s.statsOn() {
+// requestStats builds the stats in store that one listener's requests
+// update under cfg, which is the configuration being loaded (on a reload
+// the running one's clusters and node.zone may differ); nil when stats
+// are off (store nil).
+func requestStats(store *stats.Store, cfg *config.Config, lc *config.Listener, table *route.Table) *connmgr.Stats {
+	if store == nil {
 		return nil
 	}
 	st := &connmgr.Stats{
-		HTTP:     s.store.HTTPConnManagerStats(lc.StatPrefix),
+		HTTP:     store.HTTPConnManagerStats(lc.StatPrefix),
 		Upstream: make(map[string]*router.UpstreamStats, len(cfg.Clusters)),
 		Routes:   map[*route.Route]*stats.RouteStats{},
 	}
 	for _, vh := range table.VirtualHosts() {
 		for _, rt := range vh.Routes() {
 			if rt.StatPrefix != "" {
-				st.Routes[rt] = s.store.RouteStats(vh.Name, rt.StatPrefix)
+				st.Routes[rt] = store.RouteStats(vh.Name, rt.StatPrefix)
 			}
 		}
 	}
 	for i := range cfg.Clusters {
 		c := &cfg.Clusters[i]
-		us := &router.UpstreamStats{Cluster: s.store.ClusterStats(c.Name)}
+		us := &router.UpstreamStats{Cluster: store.ClusterStats(c.Name)}
 		if local := cfg.Node.Zone; local != "" {
 			for _, ep := range c.Endpoints {
 				if ep.Zone != "" && us.Zones[ep.Zone] == nil {
 					if us.Zones == nil {
 						us.Zones = map[string]*stats.ZoneStats{}
 					}
-					us.Zones[ep.Zone] = s.store.ZoneStats(c.Name, local, ep.Zone)
+					us.Zones[ep.Zone] = store.ZoneStats(c.Name, local, ep.Zone)
 				}
 			}
 		}

@@ -12,9 +12,6 @@ package connmgr
 import (
 	"context"
 	"net/http"
-	"net/netip"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,17 +20,13 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/cluster"
 	"github.com/hopwatch/hopwatch/proxy/config"
 	"github.com/hopwatch/hopwatch/proxy/fault"
-	"github.com/hopwatch/hopwatch/proxy/headers"
 	"github.com/hopwatch/hopwatch/proxy/listener"
 	"github.com/hopwatch/hopwatch/proxy/ratelimit"
-	"github.com/hopwatch/hopwatch/proxy/requestid"
 	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/router"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
 	"github.com/hopwatch/hopwatch/proxy/tracer"
-
-	"math/rand/v2"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -109,6 +102,8 @@ type stream struct {
 	rw   responseWriter
 	vars route.Vars
 	fwd  router.Request
+	// dec is what the decoder filters learned so far (filters.go).
+	dec decodeState
 	// span is the server span (nil when tracing is off) and traceCtx the
 	// context holding it, the parent of the attempts' client spans.
 	span     trace.Span
@@ -212,198 +207,6 @@ var (
 	valueHTTP  = []string{"http"}
 	valueHTTPS = []string{"https"}
 )
-
-func (m *Manager) handle(s *stream, req *http.Request, snap *Snapshot, lc *config.Listener) router.Outcome {
-	w, info := &s.rw, &s.info
-	serverName := lc.ServerName
-	if n := headers.Count(req.Header); n > lc.Limits.MaxRequestHeadersCount {
-		info.ResponseFlags.Set(streaminfo.DownstreamProtocolError)
-		info.ResponseCodeDetails = "too_many_headers"
-		router.WriteLocalReply(w, http.StatusRequestHeaderFieldsTooLarge, "too many request headers: "+strconv.Itoa(n)+" > "+strconv.Itoa(lc.Limits.MaxRequestHeadersCount), serverName, m.prepare(lc, "", snap.Stats))
-		return router.Outcome{}
-	}
-
-	// Everything below edits the header set that goes upstream. The
-	// incoming map is owned by this request; cloning it would cost an
-	// allocation per header for nothing.
-	h := req.Header
-	if req.Method == http.MethodConnect {
-		refuseConnect(w, req, info, serverName, m.prepare(lc, "", snap.Stats))
-		return router.Outcome{}
-	}
-	// An upgrade is put back for route matching (a route may match on
-	// Upgrade) and kept only if the route allows it (below). h2c never is,
-	// and HTTP/1.0 cannot upgrade (RFC 9110 §7.8): those go upstream as
-	// plain requests, as Envoy's codec sends an h2c upgrade request.
-	upgrade, isUpgrade := headers.IsUpgrade(h)
-	headers.RemoveHopByHop(h)
-	if isUpgrade && req.ProtoAtLeast(1, 1) && !strings.EqualFold(upgrade, "h2c") {
-		headers.SetUpgrade(h, upgrade)
-	} else {
-		upgrade = ""
-	}
-
-	peer, _ := netip.ParseAddrPort(req.RemoteAddr)
-	fwd := headers.ApplyForwardedFor(h.Get("X-Forwarded-For"), peer.Addr(), *lc.UseRemoteAddress, lc.XffNumTrustedHops)
-	h["X-Forwarded-For"] = []string{fwd.XFF}
-	info.XForwardedFor = fwd.XFF
-	if *lc.UseRemoteAddress {
-		if fwd.Internal {
-			h["X-Envoy-Internal"] = valueTrue
-		} else {
-			// External clients must not steer retries, timeouts or tracing.
-			headers.RemoveEnvoyHeaders(h)
-		}
-	}
-	proto := "http"
-	if req.TLS != nil {
-		proto = "https"
-	}
-	if _, ok := h["X-Forwarded-Proto"]; !ok || *lc.UseRemoteAddress && !fwd.Internal {
-		h["X-Forwarded-Proto"] = valueHTTP
-		if proto == "https" {
-			h["X-Forwarded-Proto"] = valueHTTPS
-		}
-	}
-	if _, ok := h["X-Forwarded-Host"]; !ok || *lc.UseRemoteAddress && !fwd.Internal {
-		h["X-Forwarded-Host"] = []string{req.Host}
-	}
-
-	// x-request-id, by Envoy's rules: an edge proxy replaces the ID of an
-	// external request unless told to preserve it; any missing ID is generated.
-	rid := h.Get("X-Request-Id")
-	if *lc.UseRemoteAddress && !fwd.Internal && !lc.RequestID.PreserveExternal {
-		rid = ""
-	}
-	if rid == "" && *lc.RequestID.Generate {
-		rid = requestid.New()
-	}
-	if rid != "" {
-		h["X-Request-Id"] = []string{rid}
-	}
-	info.RequestID = rid
-	info.RequestHeaders = h
-	prepare := m.prepare(lc, rid, snap.Stats)
-	if snap.Tracer != nil {
-		m.startSpan(s, req, snap, rid, fwd.Internal)
-	}
-
-	if normalizePath(w, req, info, lc, snap.Stats, serverName, prepare) {
-		return router.Outcome{}
-	}
-	vh := snap.Routes.SelectVirtualHost(req.Host)
-	var rt *route.Route
-	if vh != nil {
-		rt = vh.Match(req)
-	}
-	if rt == nil {
-		if snap.Stats != nil {
-			snap.Stats.HTTP.NoRoute.Inc()
-		}
-		// Never an open proxy: anything unrouted is refused.
-		info.ResponseFlags.Set(streaminfo.NoRouteFound)
-		info.ResponseCodeDetails = "route_not_found"
-		router.WriteLocalReply(w, http.StatusNotFound, "", serverName, prepare)
-		return router.Outcome{}
-	}
-	info.VirtualHost = vh.Name
-	info.RouteName = rt.Name
-	if rt.Operation != "" && s.span != nil {
-		// Envoy's route decorator: the route names the span.
-		s.span.SetName(rt.Operation)
-	}
-
-	if rt.LocalRateLimit != nil {
-		var done bool
-		if prepare, done = localRateLimit(w, info, rt.LocalRateLimit, serverName, prepare); done {
-			return router.Outcome{}
-		}
-	}
-
-	switch rt.Action {
-	case route.ActionDirectResponse:
-		status, body := rt.DirectResponse()
-		if snap.Stats != nil {
-			snap.Stats.HTTP.RqDirectResponse.Inc()
-		}
-		info.ResponseCodeDetails = "direct_response"
-		router.WriteLocalReply(w, status, body, serverName, prepare)
-		return router.Outcome{}
-	case route.ActionRedirect:
-		loc, status := rt.RedirectLocation(req)
-		if snap.Stats != nil {
-			snap.Stats.HTTP.RqRedirect.Inc()
-		}
-		info.ResponseCodeDetails = "redirect"
-		w.Header()["Location"] = []string{loc}
-		router.WriteLocalReply(w, status, "", serverName, prepare)
-		return router.Outcome{}
-	}
-
-	target := rt.PickCluster(req, rand.Uint64())
-	cl := snap.Clusters.Get(target.Name)
-	if cl == nil {
-		if snap.Stats != nil {
-			snap.Stats.HTTP.NoCluster.Inc()
-		}
-		info.UpstreamCluster = target.Name
-		info.ResponseFlags.Set(streaminfo.NoClusterFound)
-		info.ResponseCodeDetails = "cluster_not_found"
-		router.WriteLocalReply(w, http.StatusServiceUnavailable, "", serverName, prepare)
-		return router.Outcome{}
-	}
-	if rt.RateLimits != nil && snap.RateLimit != nil {
-		var done bool
-		if prepare, done = globalRateLimit(req.Context(), w, req, info, snap, rt, target.Name, fwd.ClientAddress, serverName, prepare); done {
-			return router.Outcome{}
-		}
-	}
-	if upgrade != "" && !config.UpgradeAllowed(lc.UpgradeConfigs, rt.Upgrades, upgrade) {
-		// Envoy answers 403 here; stripping serves the request all the
-		// same and gives the client nothing to tunnel through.
-		headers.StripUpgrade(h)
-		upgrade = ""
-	}
-	vars := &s.vars
-	*vars = route.Vars{RemoteAddr: req.RemoteAddr, UpstreamCluster: target.Name, Request: h}
-	rt.ApplyRequest(target, h, vars)
-	var upStats *router.UpstreamStats
-	var routeStats *stats.RouteStats
-	if snap.Stats != nil {
-		upStats = snap.Stats.Upstream[target.Name]
-		if rt.StatPrefix != "" {
-			routeStats = snap.Stats.Routes[rt]
-		}
-	}
-	s.fwd = router.Request{
-		Stats:             upStats,
-		RouteStats:        routeStats,
-		Downstream:        req,
-		Header:            h,
-		Route:             rt,
-		Target:            target,
-		Cluster:           cl,
-		Vars:              vars,
-		Info:              info,
-		StreamIdleTimeout: lc.Limits.StreamIdleTimeout.D(),
-		ServerName:        serverName,
-		PrepareResponse:   prepare,
-		Upgrade:           upgrade,
-		Tracer:            snap.Tracer,
-		TraceContext:      s.traceCtx,
-		ClientAddress:     fwd.ClientAddress,
-	}
-	if len(rt.Mirrors) > 0 {
-		s.fwd.Shadow = router.ShadowEnv{Clusters: snap.Clusters, Limit: &m.shadows}
-		if snap.Stats != nil {
-			s.fwd.Shadow.Stats = snap.Stats.Upstream
-		}
-	}
-	if rt.Fault != nil && m.injectFault(s, req, rt, snap, serverName, prepare) {
-		return router.Outcome{}
-	}
-	return router.Forward(w, &s.fwd)
-}
 
 // refuseConnect answers a CONNECT request 403, as Envoy does when CONNECT
 // is not configured: hopwatch does not terminate CONNECT, and is never an

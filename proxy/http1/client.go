@@ -13,6 +13,46 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
+// checkTrailerNames refuses trailer names that are invalid or that may
+// not be trailers (framing fields).
+func checkTrailerNames(trailer http.Header) error {
+	for k := range trailer {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("http1: invalid trailer field name %q", k)
+		}
+		switch http.CanonicalHeaderKey(k) {
+		case "Transfer-Encoding", "Trailer", "Content-Length":
+			return fmt.Errorf("http1: forbidden trailer field %q", k)
+		}
+	}
+	return nil
+}
+
+// writeHeaderFields writes h's fields in map order, except those written
+// from the request's own fields, refusing a name or value that would
+// split the head.
+func writeHeaderFields(bw *bufio.Writer, h http.Header) error {
+	for k, vv := range h {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue // written from the request's own fields
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("http1: invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("http1: invalid value for header field %q", k)
+			}
+			_, _ = bw.WriteString(k)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
+		}
+	}
+	return nil
+}
+
 // WriteRequest writes req to bw as an HTTP/1.1 request, body and trailers
 // included, and flushes it: the upstream half of the codec, in place of
 // net/http's Request.Write. The differences are a proxy's: header fields
@@ -50,17 +90,10 @@ func WriteRequest(bw *bufio.Writer, req *http.Request) (err error) {
 	if !validMethod(method) {
 		return fmt.Errorf("http1: invalid method %q", method)
 	}
-	for k := range req.Trailer {
-		// Checked before anything is written: the names go in the
-		// "Trailer" header, where a bad one would split the head.
-		switch {
-		case !httpguts.ValidHeaderFieldName(k):
-			return fmt.Errorf("http1: invalid trailer field name %q", k)
-		}
-		switch http.CanonicalHeaderKey(k) {
-		case "Transfer-Encoding", "Trailer", "Content-Length":
-			return fmt.Errorf("http1: forbidden trailer field %q", k)
-		}
+	// Checked before anything is written: the names go in the "Trailer"
+	// header, where a bad one would split the head.
+	if err := checkTrailerNames(req.Trailer); err != nil {
+		return err
 	}
 
 	_, _ = bw.WriteString(method)
@@ -69,23 +102,8 @@ func WriteRequest(bw *bufio.Writer, req *http.Request) (err error) {
 	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
 	_, _ = bw.WriteString(host)
 	_, _ = bw.WriteString("\r\n")
-	for k, vv := range req.Header {
-		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
-			continue // written from the request's own fields
-		}
-		if !httpguts.ValidHeaderFieldName(k) {
-			return fmt.Errorf("http1: invalid header field name %q", k)
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return fmt.Errorf("http1: invalid value for header field %q", k)
-			}
-			_, _ = bw.WriteString(k)
-			_, _ = bw.WriteString(": ")
-			_, _ = bw.WriteString(v)
-			_, _ = bw.WriteString("\r\n")
-		}
+	if err := writeHeaderFields(bw, req.Header); err != nil {
+		return err
 	}
 	chunked := body != nil && (req.ContentLength <= 0 || len(req.Trailer) > 0)
 	switch {

@@ -223,16 +223,17 @@ func (c *conn) handshake(tc *tls.Conn) (*tls.ConnectionState, error) {
 	return &state, nil
 }
 
-// serveOne reads and serves one request. It reports whether the connection
-// can carry another.
-func (c *conn) serveOne(first bool) bool {
+// awaitRequest waits for a request's first byte and sets the read
+// deadline for its head. wait is the idle or first-request timeout that
+// applied and headerDeadlineSet whether a read-header deadline is set; ok
+// is false when the connection ends instead.
+func (c *conn) awaitRequest(first bool) (wait time.Duration, headerDeadlineSet, ok bool) {
 	s := c.srv
 	nc := c.nc
 	// Wait for the request's first byte: the idle timeout applies, or the
 	// read-header deadline for a connection's first request, which runs
 	// from accept and is never restarted.
-	wait := s.IdleTimeout
-	headerDeadlineSet := false
+	wait = s.IdleTimeout
 	switch {
 	case first && s.ReadHeaderTimeout > 0:
 		wait = s.ReadHeaderTimeout
@@ -249,7 +250,7 @@ func (c *conn) serveOne(first bool) bool {
 	if c.br.Buffered() == 0 {
 		c.state.Store(stateIdle)
 		if s.inShutdown.Load() {
-			return false
+			return 0, false, false
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			if !first && isTimeout(err) && s.IdleClosed != nil {
@@ -257,15 +258,27 @@ func (c *conn) serveOne(first bool) bool {
 			}
 			// The client closed or reset it, unless a timeout or closeIdle did.
 			c.endedRemote = !isTimeout(err) && c.state.Load() != stateClosing
-			return false
+			return 0, false, false
 		}
 	}
 	if !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosing {
-		return false // closed as idle while the first byte arrived
+		return 0, false, false // closed as idle while the first byte arrived
 	}
 	if !headerDeadlineSet && s.ReadHeaderTimeout > 0 && !headBuffered(c.br) {
 		_ = nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
 		headerDeadlineSet = true
+	}
+	return wait, headerDeadlineSet, true
+}
+
+// serveOne reads and serves one request. It reports whether the connection
+// can carry another.
+func (c *conn) serveOne(first bool) bool {
+	s := c.srv
+	nc := c.nc
+	wait, headerDeadlineSet, ok := c.awaitRequest(first)
+	if !ok {
+		return false
 	}
 
 	head, err := readHead(c.br, c.head, s.maxHeaderBytes())

@@ -159,6 +159,8 @@ func normalizePath(path string, o Options) (p string, redirect bool, err error) 
 
 // isNormal reports whether normalizePath would return path unchanged and
 // without error, in one pass that allocates nothing.
+//
+//nolint:gocognit // a one-pass, allocation-free mirror of normalizePath's steps on the hot path; split, it would need the shared cursor threaded through each
 func isNormal(path string, o Options) bool {
 	if o.NormalizePath && (path == "" || path[0] != '/') {
 		return false

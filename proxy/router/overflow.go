@@ -1,28 +1,15 @@
 package router
 
-import (
-	"net/http"
-
-	"github.com/hopwatch/hopwatch/proxy/streaminfo"
-)
-
 // Circuit breaking in the router, as Envoy's router filter does it: each
 // upstream attempt holds a request slot of its cluster's breaker
 // (max_requests) from before it is sent until it ends, and each retry a
 // retry slot (max_retries or the retry budget) from when it is scheduled
 // until its response or failure. The connection and pending-request
 // breakers live in the cluster's dialer, which fails a request with
-// cluster.ErrOverflow when too many wait for a connection.
-
-// overflowReply answers a request that a circuit breaker refused: 503 with
-// flag UO and x-envoy-overloaded, Envoy's local reply for an overflow
-// reset. The cluster's breaker has counted upstream_rq_pending_overflow.
-func overflowReply(w http.ResponseWriter, fr *Request) {
-	w.Header()["X-Envoy-Overloaded"] = []string{"true"}
-	localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamOverflow,
-		"upstream_reset_before_response_started{overflow}",
-		"upstream connect error or disconnect/reset before headers. reset reason: overflow")
-}
+// cluster.ErrOverflow when too many wait for a connection. Either refusal
+// is answered with replyOverflow: 503 with flag UO and x-envoy-overloaded,
+// Envoy's local reply for an overflow reset (the cluster's breaker has
+// counted upstream_rq_pending_overflow).
 
 // mayRetry takes a retry slot for a retry the policy allows (retriesLeft)
 // and reports whether the retry may go ahead; held records the slot,

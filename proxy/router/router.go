@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,8 +25,6 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
 	"github.com/hopwatch/hopwatch/proxy/tracer"
-
-	"go.opentelemetry.io/otel/trace"
 )
 
 // Causes attached to cancelled upstream contexts, so that a failed attempt
@@ -111,347 +108,6 @@ type Outcome struct {
 const idleTimerMinBody = 64 << 10
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
-
-// Forward proxies fr to its cluster and writes the response to w.
-func Forward(w http.ResponseWriter, fr *Request) Outcome {
-	info := fr.Info
-	rt := fr.Route
-	down := fr.Downstream
-	info.UpstreamCluster = fr.Cluster.Name()
-
-	var policy retry.Policy
-	if rt.Retry != nil {
-		policy = rt.Retry.ForRequest(down.Header)
-	}
-	limit := rt.ReplayBufferLimit
-	if policy.NumRetries == 0 {
-		limit = 0 // no retries: never hold the body back
-	}
-	body, err := newRequestBody(down, limit)
-	if err != nil {
-		// Buffering for retries read the body up front and the client
-		// failed to send it: no upstream was involved.
-		return clientBodyFailed(w, fr, err, false)
-	}
-	fr.body = body
-	if len(rt.Mirrors) > 0 {
-		startShadows(fr, body)
-	}
-	if body.stream != nil && down.ProtoMajor == 1 {
-		// A streamed body may still be arriving while the response flows
-		// back (gRPC-web, long uploads answered early).
-		_ = http.NewResponseController(w).EnableFullDuplex()
-	}
-
-	// The route timeout spans every attempt and the backoff between them,
-	// from the first byte sent upstream to the response headers. A request
-	// that cannot be retried has one attempt, whose context the timer
-	// cancels directly: one context and timer fewer on the common path.
-	single := policy.NumRetries == 0
-	reqCtx := down.Context()
-	var cancelReq context.CancelCauseFunc
-	if !single {
-		reqCtx, cancelReq = context.WithCancelCause(reqCtx)
-		defer cancelReq(errAttemptDone)
-	}
-	var routeTimer *time.Timer
-	armRouteTimer := func(cancel context.CancelCauseFunc) {
-		if rt.Timeout > 0 && routeTimer == nil {
-			routeTimer = time.AfterFunc(rt.Timeout, func() { cancel(errRouteTimeout) })
-		}
-	}
-	if !single {
-		armRouteTimer(cancelReq)
-	}
-	defer func() {
-		if routeTimer != nil {
-			routeTimer.Stop()
-		}
-	}()
-
-	var attemptedBuf [4]*cluster.Host
-	attempted := attemptedBuf[:0]
-	var lb cluster.LBContext
-	if rt.Hash != nil && fr.Cluster.HashesRequests() {
-		// As in Envoy, the hash is computed only for a balancer that uses
-		// it, so that a cookie policy sets no cookie for one that does not.
-		lb.Hash, lb.HasHash, fr.setCookies = rt.Hash.Hash(down, route.HashInput{ClientAddress: fr.ClientAddress})
-	}
-	// retryHeld: a retry slot of the circuit breaker is held (overflow.go).
-	retryHeld := false
-	defer fr.releaseRetry(&retryHeld)
-	for attempt := 1; ; attempt++ {
-		info.Attempts = attempt
-		lb.Attempted = attempted
-		host := fr.Cluster.Pick(&lb)
-		if host == nil {
-			if cs := fr.clusterStats(); cs != nil {
-				cs.UpstreamCxNoneHealthy.Inc()
-			}
-			localReply(w, fr, http.StatusServiceUnavailable, streaminfo.NoHealthyUpstream, "no_healthy_upstream", "no healthy upstream")
-			return Outcome{}
-		}
-		attempted = append(attempted, host)
-		info.UpstreamHost = host.Address()
-
-		reqBody, n, ok := body.forAttempt(attempt)
-		if !ok {
-			// Unreachable: retries are refused below when the body cannot be replayed.
-			localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamConnectionFailure, "body_not_replayable", "request body cannot be replayed")
-			return Outcome{}
-		}
-		if !fr.Cluster.Breaker().AcquireRequest() {
-			// max_requests: refused before it is sent; released in finish.
-			fr.recordLocalReply(host, http.StatusServiceUnavailable)
-			overflowReply(w, fr)
-			return Outcome{}
-		}
-		a := newAttempt(reqCtx, fr, host, policy.PerTryTimeout)
-		if single {
-			armRouteTimer(a.cancel)
-		}
-		if body.stream != nil && a.idle > 0 {
-			// A client that stops sending its body must not hold the
-			// upstream exchange open forever (stream_idle_timeout).
-			a.bodyIdle = time.AfterFunc(a.idle, func() { a.cancel(errIdleTimeout) })
-			reqBody = &idleBody{ReadCloser: reqBody, timer: a.bodyIdle, idle: a.idle}
-		}
-		hdr := fr.Header
-		if fr.Tracer != nil && attempt > 1 {
-			// Each attempt carries its own span context, but an abandoned
-			// attempt's transport may still be writing the previous
-			// header map: write this one's into a copy.
-			hdr = fr.Header.Clone()
-		}
-		out := a.request(fr, host, hdr, reqBody, n)
-		if fr.Tracer != nil {
-			a.span = fr.Tracer.StartClient(fr.TraceContext, tracer.Outbound{
-				Header: hdr, Cluster: fr.Cluster.Name(), HostAddress: host.Address(),
-				Method: out.Method, Path: out.URL.Path, RequestID: info.RequestID, Attempt: attempt,
-			})
-		}
-		attemptStart := time.Now()
-		host.BeginRequest()
-		fr.beginAttempt()
-		res, err := fr.Cluster.Transport().RoundTrip(out)
-		fr.releaseRetry(&retryHeld)
-		if berr := body.failed(); err != nil && berr != nil {
-			// The exchange failed because the client's body did: its
-			// fault, not the host's. No outlier or retry accounting, and
-			// the transport has closed the connection that carried the
-			// partial request.
-			a.failure = "downstream request body: " + berr.Error()
-			a.finish(fr, host)
-			fr.recordFailure(causeClientBody, 0)
-			return clientBodyFailed(w, fr, berr, false)
-		}
-		failure, cause := classify(a.ctx, reqCtx, down.Context(), err)
-		if err != nil && cause == causeNone && errors.Is(err, cluster.ErrOverflow) {
-			// Too many requests wait for a connection (max_pending_requests).
-			// The cluster is overloaded, not the host: no outlier detection
-			// and no retry, as in Envoy.
-			a.failure = "upstream overflow"
-			a.finish(fr, host)
-			fr.recordLocalReply(host, http.StatusServiceUnavailable)
-			overflowReply(w, fr)
-			return Outcome{}
-		}
-		if err == nil {
-			a.status = res.StatusCode
-			fr.Cluster.ObserveResponse(host, res.StatusCode, res.Header)
-		} else {
-			a.failure = describeFailure(failure, cause)
-			if cause != causeDownstreamGone {
-				// Outlier detection: a timeout counts as a 504, a connect
-				// failure or reset as a 503 (Envoy's local-origin mapping).
-				fr.Cluster.ObserveFailure(host, failure == retry.PerTryTimeout || cause == causeIdleTimeout)
-			}
-		}
-
-		retriesLeft := attempt <= policy.NumRetries && body.replayable
-		if err == nil {
-			info.UpstreamServiceTime = time.Since(attemptStart)
-			info.HasUpstreamServiceTime = true
-			if policy.RetryOnStatus(res.StatusCode) && res.StatusCode != http.StatusSwitchingProtocols {
-				ok, overflow := fr.mayRetry(retriesLeft, &retryHeld)
-				if ok && backoff(reqCtx, &policy, attempt) {
-					discard(res.Body)
-					a.finish(fr, host)
-					fr.retried(res.StatusCode)
-					continue
-				}
-				if overflow {
-					info.ResponseFlags.Set(streaminfo.UpstreamOverflow)
-				} else if policy.NumRetries > 0 {
-					info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
-					fr.retryLimitExceeded()
-				}
-			} else if attempt > 1 {
-				fr.retrySucceeded()
-			}
-			fr.recordResponse(host, res.StatusCode, info.UpstreamServiceTime)
-			if routeTimer != nil {
-				routeTimer.Stop()
-			}
-			a.stopPerTry()
-			var outcome Outcome
-			if res.StatusCode == http.StatusSwitchingProtocols {
-				outcome = tunnel(w, fr, res)
-			} else {
-				outcome = respond(w, fr, res, a)
-			}
-			if outcome.Abort {
-				a.failure = "response aborted: " + info.ResponseFlags.String()
-			}
-			a.finish(fr, host)
-			return outcome
-		}
-
-		a.finish(fr, host)
-		fr.recordFailure(cause, failure)
-		switch cause {
-		case causeDownstreamGone:
-			info.ResponseFlags.Set(streaminfo.DownstreamConnectionTermination)
-			info.ResponseCodeDetails = "downstream_remote_disconnect"
-			return Outcome{}
-		case causeRouteTimeout:
-			if attempt > 1 {
-				info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
-			}
-			fr.recordLocalReply(host, http.StatusGatewayTimeout)
-			localReply(w, fr, http.StatusGatewayTimeout, streaminfo.UpstreamRequestTimeout, "upstream_response_timeout", "upstream request timeout")
-			return Outcome{}
-		case causeIdleTimeout:
-			// Before response headers the only idle timer running is the
-			// request body's: the client went quiet. Envoy answers 408 and
-			// does not retry.
-			localReply(w, fr, http.StatusRequestTimeout, streaminfo.StreamIdleTimeout, "stream_idle_timeout", "stream timeout")
-			return Outcome{}
-		}
-		if policy.RetryOnFailure(failure) {
-			ok, overflow := fr.mayRetry(retriesLeft, &retryHeld)
-			if ok && backoff(reqCtx, &policy, attempt) {
-				fr.retried(0)
-				continue
-			}
-			if overflow {
-				info.ResponseFlags.Set(streaminfo.UpstreamOverflow)
-			} else if policy.NumRetries > 0 {
-				info.ResponseFlags.Set(streaminfo.UpstreamRetryLimitExceeded)
-				fr.retryLimitExceeded()
-			}
-		}
-		if errors.Is(context.Cause(reqCtx), errRouteTimeout) {
-			// The route timeout fired during the backoff.
-			fr.recordFailure(causeRouteTimeout, failure)
-			fr.recordLocalReply(host, http.StatusGatewayTimeout)
-			localReply(w, fr, http.StatusGatewayTimeout, streaminfo.UpstreamRequestTimeout, "upstream_response_timeout", "upstream request timeout")
-			return Outcome{}
-		}
-		failureReply(w, fr, host, failure, err)
-		return Outcome{}
-	}
-}
-
-// attempt is one upstream try: its context, per-try timer, stream idle
-// timer and client span.
-type attempt struct {
-	ctx       context.Context
-	cancel    context.CancelCauseFunc
-	perTry    *time.Timer
-	idle      time.Duration
-	idleTimer *time.Timer
-	// bodyIdle is the stream idle timer while a streamed request body is
-	// sent (idleBody resets it); idleTimer is the response body's.
-	bodyIdle *time.Timer
-
-	// span is the attempt's client span (nil when tracing is off or the
-	// request is not sampled); status and failure are what it records.
-	span    trace.Span
-	status  int
-	failure string
-}
-
-func newAttempt(reqCtx context.Context, fr *Request, host *cluster.Host, perTry time.Duration) *attempt {
-	a := &attempt{}
-	a.ctx, a.cancel = context.WithCancelCause(reqCtx)
-	if perTry > 0 {
-		a.perTry = time.AfterFunc(perTry, func() { a.cancel(errPerTryTimeout) })
-	}
-	a.idle = fr.StreamIdleTimeout
-	if fr.Route.HasIdleTimeout {
-		a.idle = fr.Route.IdleTimeout
-	}
-	return a
-}
-
-// request builds the outgoing request for host, with header set h.
-func (a *attempt) request(fr *Request, host *cluster.Host, h http.Header, body io.ReadCloser, n int64) *http.Request {
-	down := fr.Downstream
-	path := down.URL.Path
-	rawPath := down.URL.RawPath
-	if rewritten := fr.Route.RewritePath(path); rewritten != path {
-		path, rawPath = rewritten, ""
-	}
-	authority := down.Host
-	switch {
-	case fr.Route.HostRewrite != "":
-		authority = fr.Route.HostRewrite
-	case fr.Route.AutoHostRewrite:
-		authority = host.Address()
-	}
-	out := &http.Request{
-		Method:        down.Method,
-		URL:           &url.URL{Scheme: fr.Cluster.Scheme(), Host: host.Address(), Path: path, RawPath: rawPath, RawQuery: down.URL.RawQuery},
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          body,
-		ContentLength: n,
-		Host:          authority,
-		Trailer:       down.Trailer,
-	}
-	if body == http.NoBody {
-		out.Body = nil
-	}
-	return out.WithContext(a.ctx)
-}
-
-func (a *attempt) stopPerTry() {
-	if a.perTry != nil {
-		a.perTry.Stop()
-	}
-}
-
-// startIdle arms the stream idle timer for body copying.
-func (a *attempt) startIdle() {
-	if a.idle > 0 {
-		a.idleTimer = time.AfterFunc(a.idle, func() { a.cancel(errIdleTimeout) })
-	}
-}
-
-// progress records body progress, postponing the idle timeout.
-func (a *attempt) progress() {
-	if a.idleTimer != nil {
-		a.idleTimer.Reset(a.idle)
-	}
-}
-
-func (a *attempt) finish(fr *Request, host *cluster.Host) {
-	tracer.EndClient(a.span, a.status, a.failure)
-	fr.endAttempt()
-	a.stopPerTry()
-	if a.idleTimer != nil {
-		a.idleTimer.Stop()
-	}
-	if a.bodyIdle != nil {
-		a.bodyIdle.Stop()
-	}
-	a.cancel(errAttemptDone)
-	host.EndRequest()
-	fr.Cluster.Breaker().ReleaseRequest()
-}
 
 // idleBody is a streamed request body under the stream idle timeout: each
 // read that brings bytes postpones the timer, and the end of the body stops
@@ -600,28 +256,63 @@ func clientBodyFailed(w http.ResponseWriter, fr *Request, err error, responseSta
 	return Outcome{}
 }
 
-// failureReply answers for an upstream failure before response headers.
-func failureReply(w http.ResponseWriter, fr *Request, host *cluster.Host, f retry.Failure, err error) {
-	defer func() { fr.recordLocalReply(host, fr.Info.ResponseCode) }()
+// reply is a response the proxy generates itself in place of an upstream
+// one, as Envoy's local replies: status, response flag, response code
+// details and text body.
+type reply struct {
+	status  int
+	flag    streaminfo.Flag
+	details string
+	body    string
+	// overloaded adds x-envoy-overloaded: a circuit breaker refused.
+	overloaded bool
+}
+
+// The router's local replies, named once so that each is written once.
+var (
+	replyNoHealthyUpstream = reply{status: http.StatusServiceUnavailable, flag: streaminfo.NoHealthyUpstream,
+		details: "no_healthy_upstream", body: "no healthy upstream"}
+	replyBodyNotReplayable = reply{status: http.StatusServiceUnavailable, flag: streaminfo.UpstreamConnectionFailure,
+		details: "body_not_replayable", body: "request body cannot be replayed"}
+	// replyOverflow answers a request that a circuit breaker refused (see overflow.go).
+	replyOverflow = reply{status: http.StatusServiceUnavailable, flag: streaminfo.UpstreamOverflow,
+		details: "upstream_reset_before_response_started{overflow}",
+		body:    "upstream connect error or disconnect/reset before headers. reset reason: overflow", overloaded: true}
+	replyRouteTimeout = reply{status: http.StatusGatewayTimeout, flag: streaminfo.UpstreamRequestTimeout,
+		details: "upstream_response_timeout", body: "upstream request timeout"}
+	// replyStreamIdle: the client went quiet while sending its body; Envoy
+	// answers 408 and does not retry.
+	replyStreamIdle = reply{status: http.StatusRequestTimeout, flag: streaminfo.StreamIdleTimeout,
+		details: "stream_idle_timeout", body: "stream timeout"}
+	replyConnectFailure = reply{status: http.StatusServiceUnavailable, flag: streaminfo.UpstreamConnectionFailure,
+		details: "upstream_reset_before_response_started{connection_failure}",
+		body:    "upstream connect error or disconnect/reset before headers. reset reason: connection failure"}
+	replyPerTryTimeout = reply{status: http.StatusGatewayTimeout, flag: streaminfo.UpstreamRequestTimeout,
+		details: "upstream_per_try_timeout", body: "upstream request timeout"}
+	replyProtocolError = reply{status: http.StatusBadGateway, flag: streaminfo.UpstreamProtocolError,
+		details: "upstream_reset_before_response_started{protocol_error}", body: "upstream protocol error"}
+	replyRefusedStream = reply{status: http.StatusServiceUnavailable, flag: streaminfo.UpstreamRemoteReset,
+		details: "upstream_reset_before_response_started{remote_refused_stream_reset}",
+		body:    "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset"}
+	replyConnectionTermination = reply{status: http.StatusServiceUnavailable, flag: streaminfo.UpstreamConnectionTermination,
+		details: "upstream_reset_before_response_started{connection_termination}",
+		body:    "upstream connect error or disconnect/reset before headers. reset reason: connection termination"}
+)
+
+// failureReplyFor picks the answer for an upstream failure before response
+// headers.
+func failureReplyFor(f retry.Failure, err error) reply {
 	switch {
 	case f == retry.ConnectFailure:
-		localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamConnectionFailure,
-			"upstream_reset_before_response_started{connection_failure}",
-			"upstream connect error or disconnect/reset before headers. reset reason: connection failure")
+		return replyConnectFailure
 	case f == retry.PerTryTimeout:
-		localReply(w, fr, http.StatusGatewayTimeout, streaminfo.UpstreamRequestTimeout, "upstream_per_try_timeout", "upstream request timeout")
+		return replyPerTryTimeout
 	case isProtocolError(err):
-		localReply(w, fr, http.StatusBadGateway, streaminfo.UpstreamProtocolError,
-			"upstream_reset_before_response_started{protocol_error}", "upstream protocol error")
+		return replyProtocolError
 	case f == retry.RefusedStream:
-		localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamRemoteReset,
-			"upstream_reset_before_response_started{remote_refused_stream_reset}",
-			"upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset")
-	default:
-		localReply(w, fr, http.StatusServiceUnavailable, streaminfo.UpstreamConnectionTermination,
-			"upstream_reset_before_response_started{connection_termination}",
-			"upstream connect error or disconnect/reset before headers. reset reason: connection termination")
+		return replyRefusedStream
 	}
+	return replyConnectionTermination
 }
 
 func isProtocolError(err error) bool {
@@ -660,7 +351,7 @@ func WriteLocalReply(w http.ResponseWriter, status int, body, serverName string,
 }
 
 // respond streams an upstream response downstream.
-func respond(w http.ResponseWriter, fr *Request, res *http.Response, a *attempt) Outcome {
+func respond(w http.ResponseWriter, fr *Request, res *http.Response, a *upstreamRequest) Outcome {
 	info := fr.Info
 	info.ResponseCodeDetails = "via_upstream"
 	headers.RemoveHopByHop(res.Header)
@@ -739,7 +430,7 @@ func respond(w http.ResponseWriter, fr *Request, res *http.Response, a *attempt)
 var errDownstreamWrite = errors.New("downstream write failed")
 
 // copyBody copies src to w, reporting progress for the idle timer.
-func copyBody(w io.Writer, src io.Reader, buf []byte, flushEach bool, f http.Flusher, a *attempt) error {
+func copyBody(w io.Writer, src io.Reader, buf []byte, flushEach bool, f http.Flusher, a *upstreamRequest) error {
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {

@@ -72,10 +72,6 @@ func (s *Store) StatsHandler() http.Handler {
 		}
 		s.refreshServer()
 		counters, gauges, hists := s.lists()
-		type nv struct {
-			name  string
-			value uint64
-		}
 		var vals []nv
 		for _, c := range counters {
 			if v := c.Value(); c.visible() && q.show(c.name, v != 0) {
@@ -100,40 +96,7 @@ func (s *Store) StatsHandler() http.Handler {
 		slices.SortFunc(hs, func(a, b *Histogram) int { return compareStatNames(a.name, b.name) })
 
 		if q.json {
-			w.Header().Set("Content-Type", "application/json")
-			type jsonQuantile struct {
-				Interval   *float64 `json:"interval"`
-				Cumulative *float64 `json:"cumulative"`
-			}
-			type jsonHist struct {
-				Name   string         `json:"name"`
-				Values []jsonQuantile `json:"values"`
-			}
-			stats := make([]any, 0, len(vals)+1)
-			for _, v := range vals {
-				stats = append(stats, map[string]any{"name": v.name, "value": v.value})
-			}
-			if len(hs) > 0 {
-				computed := make([]jsonHist, 0, len(hs))
-				for _, h := range hs {
-					jh := jsonHist{Name: h.name}
-					for _, p := range envoyQuantiles {
-						var jq jsonQuantile
-						if v, ok := snaps[h].Quantile(p / 100); ok {
-							jq.Cumulative = &v
-						}
-						jh.Values = append(jh.Values, jq)
-					}
-					computed = append(computed, jh)
-				}
-				stats = append(stats, map[string]any{"histograms": map[string]any{
-					"supported_quantiles": envoyQuantiles,
-					"computed_quantiles":  computed,
-				}})
-			}
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", " ")
-			_ = enc.Encode(map[string]any{"stats": stats})
+			writeStatsJSON(w, vals, hs, snaps)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -292,4 +255,48 @@ func compareStatNames(a, b string) int {
 		}
 		a, b = arest, brest
 	}
+}
+
+// nv is one counter or gauge in a /stats listing.
+type nv struct {
+	name  string
+	value uint64
+}
+
+// writeStatsJSON writes a /stats listing in Envoy's {"stats":[…]} shape.
+func writeStatsJSON(w http.ResponseWriter, vals []nv, hs []*Histogram, snaps map[*Histogram]Snapshot) {
+	w.Header().Set("Content-Type", "application/json")
+	type jsonQuantile struct {
+		Interval   *float64 `json:"interval"`
+		Cumulative *float64 `json:"cumulative"`
+	}
+	type jsonHist struct {
+		Name   string         `json:"name"`
+		Values []jsonQuantile `json:"values"`
+	}
+	stats := make([]any, 0, len(vals)+1)
+	for _, v := range vals {
+		stats = append(stats, map[string]any{"name": v.name, "value": v.value})
+	}
+	if len(hs) > 0 {
+		computed := make([]jsonHist, 0, len(hs))
+		for _, h := range hs {
+			jh := jsonHist{Name: h.name}
+			for _, p := range envoyQuantiles {
+				var jq jsonQuantile
+				if v, ok := snaps[h].Quantile(p / 100); ok {
+					jq.Cumulative = &v
+				}
+				jh.Values = append(jh.Values, jq)
+			}
+			computed = append(computed, jh)
+		}
+		stats = append(stats, map[string]any{"histograms": map[string]any{
+			"supported_quantiles": envoyQuantiles,
+			"computed_quantiles":  computed,
+		}})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	_ = enc.Encode(map[string]any{"stats": stats})
 }
