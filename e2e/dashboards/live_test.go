@@ -47,7 +47,7 @@ var cannotFeed = map[string]string{}
 
 // numPorts and the offsets follow port_names in deploy/local/up.sh.
 const (
-	numPorts      = 17
+	numPorts      = 18
 	offCatalogApp = 9
 	offInvApp     = 10
 	offStatsd     = 11

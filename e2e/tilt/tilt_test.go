@@ -32,7 +32,7 @@ import (
 
 // numPorts is the Tiltfile's PORT_TABLE length; offsets follow its order.
 const (
-	numPorts  = 20
+	numPorts  = 21
 	offStatsd = 11
 )
 
