@@ -194,20 +194,32 @@ func vec2(name, help, l1, l2 string, values map[[2]string]uint64) aggregate.Fami
 func (m *Metrics) families(st *selfState) []aggregate.FamilySnapshot {
 	f := func(a *atomic.Uint64) float64 { return float64(a.Load()) }
 	is := st.ingest
+	// Every reason and every budget is exposed from the first scrape, at 0
+	// until it happens, so that a dashboard's error panel shows 0 rather
+	// than "No data" and rate() sees the first error (as the Envoy preset
+	// does for an entity's counters).
 	reasons := map[string]float64{}
 	var parseDrops float64
 	for i := range m.sampleErrors {
-		if v := f(&m.sampleErrors[i]); v > 0 {
-			reasons[statsd.Reason(i).String()] = v
-			parseDrops += v
-		}
+		v := f(&m.sampleErrors[i])
+		reasons[statsd.Reason(i).String()] = v
+		parseDrops += v
 	}
 	var overflowDrops float64
 	m.mu.Lock()
 	conf := vec2("statsd_exporter_events_conflict_total", "The total number of StatsD events with conflicting names.", "type", "metric_name", m.conflicts)
 	over := vec2("statsd_sink_cardinality_overflow_total", "Samples beyond a cardinality budget, by limit and metric name (first 100 names, then __other__).", "limit", "metric_name", m.overflows)
-	for _, v := range m.overflows {
+	exceeded := map[string]bool{}
+	for k, v := range m.overflows {
 		overflowDrops += float64(v)
+		exceeded[k[0]] = true
+	}
+	// A budget that no metric has exceeded yet is one series at 0, without
+	// a metric_name.
+	for _, limit := range []string{"family", "global"} {
+		if !exceeded[limit] {
+			over.Series = append(over.Series, aggregate.SeriesSnapshot{Labels: []aggregate.Label{{Name: "limit", Value: limit}}})
+		}
 	}
 	m.mu.Unlock()
 	kernel, _ := st.kernelDrops()

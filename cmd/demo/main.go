@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -30,7 +31,7 @@ import (
 )
 
 func usage() {
-	fmt.Fprintf(os.Stderr, "usage: demo frontend|catalog|inventory [--listen ADDR] [--upstream URL] [--otlp-endpoint HOST:PORT]\n"+
+	fmt.Fprintf(os.Stderr, "usage: demo frontend|catalog|inventory [--listen ADDR] [--upstream URL] [--otlp-endpoint HOST:PORT] [--inject 'delay=20ms&error_rate=0.1']\n"+
 		"       demo load --target URL [--rate N] [--duration D] [--concurrency N] [--header 'Name: value']...\n")
 }
 
@@ -68,7 +69,19 @@ func runService(ctx context.Context, name string, args []string) error {
 	upstream := fs.String("upstream", "", "URL of the next service (empty for the last one)")
 	endpoint := fs.String("otlp-endpoint", "", "OTLP endpoint (host:port or URL); default from OTEL_EXPORTER_OTLP_ENDPOINT, tracing off if neither")
 	logFormat := fs.String("log-format", "json", "json or text")
+	inject := fs.String("inject", "", "an injection to start with, in POST /demo/inject's query form (delay=20ms&error_rate=0.1&error_code=503)")
 	_ = fs.Parse(args)
+	// Parsed before anything starts, so that a typo fails at once.
+	var inj demo.Injection
+	if *inject != "" {
+		q, err := url.ParseQuery(*inject)
+		if err == nil {
+			inj, err = demo.ParseInjection(q)
+		}
+		if err != nil {
+			return fmt.Errorf("--inject %q: %w", *inject, err)
+		}
+	}
 
 	var h slog.Handler
 	switch *logFormat {
@@ -95,12 +108,17 @@ func runService(ctx context.Context, name string, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *inject != "" {
+		// The dev environment's canary starts slower and failing a little,
+		// so that the canary dashboard has a difference to show.
+		svc.SetInjection(inj)
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	logger.Info("serving", "service", name, "addr", ln.Addr().String(), "upstream", *upstream,
-		"tracing", p != nil, "otlp_endpoint", p.Config().Endpoint)
+		"tracing", p != nil, "otlp_endpoint", p.Config().Endpoint, "inject", *inject)
 	return demo.Serve(ctx, ln, svc.Handler(), 10*time.Second)
 }
 

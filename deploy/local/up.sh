@@ -4,6 +4,8 @@
 #   client ─► front proxy :10000 ─► frontend sidecar :10001 ─► frontend app :8081
 #                 ─► catalog sidecar :10002 ─► catalog app :8082
 #                 ─► inventory sidecar :10003 ─► inventory app :8083
+#                 (the catalog sidecar sends a share to the catalog canary :8084,
+#                 zone-aware; sidecar-catalog.yaml)
 #
 # Every proxy flushes its stats every 5 s as DogStatsD, tagged with its
 # node_id, to statsd-sink (--preset=envoy) on 127.0.0.1:8125, which serves
@@ -21,7 +23,7 @@
 #   UP_LOAD_RATE       requests per second of the load generator (default 20)
 #   UP_LOAD_DURATION   how long it sends, a Go duration (default 1h)
 #   UP_PORT_BASE       move every port into the block UP_PORT_BASE ..
-#                      UP_PORT_BASE+16 (for tests and for running beside
+#                      UP_PORT_BASE+17 (for tests and for running beside
 #                      something that holds the default ports); the proxies
 #                      then run copies of their configs, in UP_LOG_DIR/config
 #   UP_BIN_DIR         where the binaries are (default ./bin)
@@ -56,6 +58,7 @@ port_names=(
 	frontend_app catalog_app inventory_app
 	statsd sink_web
 	otlp_grpc otlp_http jaeger_ui jaeger_grpc
+	catalog_canary_app
 )
 port_defaults=(
 	10000 10001 10002 10003
@@ -63,6 +66,7 @@ port_defaults=(
 	8081 8082 8083
 	8125 9102
 	4317 4318 16686 16685
+	8084
 )
 declare -A port
 if [[ -n $port_base ]]; then
@@ -291,6 +295,13 @@ wait_ready "$!" "$loop:${port[inventory_app]}/healthz" "$ready_timeout"
 start 2 catalog "$bin/demo" catalog --listen "127.0.0.1:${port[catalog_app]}" \
 	--upstream "$loop:${port[inventory_sidecar]}/" "${otlp[@]}"
 wait_ready "$!" "$loop:${port[catalog_app]}/healthz" "$ready_timeout"
+# The catalog's canary: the same app, slower and failing 10 % of its
+# requests (its sidecar retries them), so that the canary dashboard shows
+# a difference. It gets a quarter of the catalog's traffic (zone-aware
+# routing, sidecar-catalog.yaml).
+start 2 catalog-canary "$bin/demo" catalog --listen "127.0.0.1:${port[catalog_canary_app]}" \
+	--upstream "$loop:${port[inventory_sidecar]}/" --inject 'delay=20ms&error_rate=0.1' "${otlp[@]}"
+wait_ready "$!" "$loop:${port[catalog_canary_app]}/healthz" "$ready_timeout"
 start 2 frontend "$bin/demo" frontend --listen "127.0.0.1:${port[frontend_app]}" \
 	--upstream "$loop:${port[catalog_sidecar]}/" "${otlp[@]}"
 wait_ready "$!" "$loop:${port[frontend_app]}/healthz" "$ready_timeout"
@@ -349,6 +360,9 @@ What to look at:
       curl -s $loop:${port[sink_web]}/metrics | grep '^envoy_server_live'
   - Cross-zone stats (front proxy in zone-a, frontend in zone-b):
       curl -s '$loop:${port[front_proxy_admin]}/stats?filter=zone'
+  - A canary, routed zone-aware: the catalog sidecar sends a quarter of its
+    requests across zones to the catalog canary ($loop:${port[catalog_canary_app]}, slower, 10 % errors):
+      curl -s $loop:${port[sink_web]}/metrics | grep -E 'envoy_cluster_(canary_upstream_rq_completed|lb_zone_routing).*catalog_app'
   - Retries: make the catalog fail 30% of requests; its sidecar retries them:
       curl -X POST '$loop:${port[catalog_app]}/demo/inject?error_rate=0.3'
       curl -s $loop:${port[sink_web]}/metrics | grep 'upstream_rq_retry.*catalog_app'

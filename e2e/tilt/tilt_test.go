@@ -32,7 +32,7 @@ import (
 
 // numPorts is the Tiltfile's PORT_TABLE length; offsets follow its order.
 const (
-	numPorts  = 20
+	numPorts  = 21
 	offStatsd = 11
 )
 
@@ -157,7 +157,7 @@ func TestTiltfileLocalModeParses(t *testing.T) {
 		"build-hopwatch-proxy": "build", "build-statsd-sink": "build", "build-demo": "build",
 		"statsd-sink": "pipeline", "front-proxy": "pipeline", "sidecar-frontend": "pipeline",
 		"sidecar-catalog": "pipeline", "sidecar-inventory": "pipeline", "pipeline-check": "pipeline",
-		"frontend": "demo", "catalog": "demo", "inventory": "demo", "load": "demo",
+		"frontend": "demo", "catalog": "demo", "catalog-canary": "demo", "inventory": "demo", "load": "demo",
 		"prometheus": "infra", "jaeger": "infra", "grafana": "infra", "alertmanager": "infra",
 	}
 	for name, label := range labels {

@@ -120,6 +120,13 @@ func newBreaker(cfg *config.CircuitBreakers, st *BreakerStats) *Breaker {
 	b.syncPending()
 	b.syncRq()
 	b.syncRetries()
+	if b.cs != nil {
+		// hopwatch has no max_connection_pools (one pool per host), so
+		// the connection pool breaker is never open. Set, it is reported
+		// like the other breakers' gauges (a gauge never set is not
+		// flushed), so dashboards that chart it read 0, as on Envoy.
+		b.cs.CircuitBreakers.CxPoolOpen.Set(0)
+	}
 	return b
 }
 
