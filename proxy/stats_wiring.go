@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,13 @@ func (s *Server) listenerStats(lc *config.Listener) func(net.Addr) *listener.Sta
 	return func(addr net.Addr) *listener.Stats {
 		if !s.statsOn() {
 			return nil
+		}
+		if slices.Contains(lc.Protocols, "http2") {
+			// Envoy creates http2.* at the first HTTP/2 connection; a
+			// listener that may speak HTTP/2 shows them at 0 from the
+			// first scrape instead, so a dashboard of HTTP/2 errors reads
+			// 0, not "No data", until something goes wrong.
+			s.store.HTTP2CodecStats()
 		}
 		return &listener.Stats{
 			Listener: s.store.ListenerStats(addr.String()),

@@ -102,9 +102,9 @@ func (s *servers) close() {
 type Stats struct {
 	Listener *stats.ListenerStats
 	HTTP     *stats.HTTPConnManagerStats
-	// HTTP2 returns http2.*; it is called at the first HTTP/2 connection,
-	// so that, as in Envoy, the codec stats exist once HTTP/2 was spoken.
-	// Nil leaves them uncounted.
+	// HTTP2 returns http2.*; it is called at the first HTTP/2 connection
+	// (the proxy has already created them, at 0, for a listener with
+	// HTTP/2 enabled). Nil leaves them uncounted.
 	HTTP2 func() *stats.HTTP2CodecStats
 }
 

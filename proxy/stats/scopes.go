@@ -285,8 +285,9 @@ type TracerStats struct {
 
 // HTTP2CodecStats are Envoy's downstream HTTP/2 codec stats, rooted at
 // http2.* (no tags: Envoy keeps one set for every downstream connection
-// manager; Prometheus names envoy_http2_<name>). Like Envoy, the proxy
-// creates them with its first HTTP/2 connection.
+// manager; Prometheus names envoy_http2_<name>). Envoy creates them with
+// its first HTTP/2 connection; hopwatch creates them, at 0, as soon as a
+// listener has HTTP/2 enabled.
 //
 // hopwatch serves HTTP/2 with golang.org/x/net/http2, whose Server reports
 // protocol errors through CountError and does not expose frame counts or
