@@ -44,6 +44,11 @@ type configData struct {
 	// StatsOff renders hopwatch-proxy with stats_config.disabled, the
 	// baseline that shows what stats cost.
 	StatsOff bool
+	// AccessLogOff renders hopwatch-proxy without an access log.
+	AccessLogOff bool
+	// TracingEndpoint is the OTLP gRPC host:port hopwatch-proxy traces to;
+	// empty renders no tracing section.
+	TracingEndpoint string
 }
 
 // peer is one proxy under test.
@@ -54,6 +59,12 @@ type peer struct {
 	Label string
 	// StatsOff sets configData.StatsOff (hopwatch-proxy only).
 	StatsOff bool
+	// AccessLogOff sets configData.AccessLogOff (hopwatch-proxy only).
+	AccessLogOff bool
+	// FullObservability sends stats to the real statsd-sink instead of
+	// the discarding socket and traces to the real Jaeger (hopwatch-proxy
+	// only).
+	FullObservability bool
 	// Template is the file name in templates/; the rendered config is
 	// written to Dir under the same name without ".tmpl".
 	Template string
@@ -116,6 +127,19 @@ func peers(hopwatchBin string) []peer {
 			Version:    func(ctx context.Context, bin string) string { return commandLine(ctx, bin, "version") },
 		},
 		{
+			// Everything off: no stats, no access log, no tracing. Full
+			// observability divided by this row is what observability costs.
+			Name:         "hopwatch-proxy-off",
+			Label:        obsOffRow,
+			StatsOff:     true,
+			AccessLogOff: true,
+			Template:     "hopwatch.yaml.tmpl",
+			Bin:          hopwatchBin,
+			Args:         func(cfg string, _ configData) []string { return []string{"-c", cfg} },
+			StopSignal:   syscall.SIGTERM,
+			Version:      hopwatchVersion,
+		},
+		{
 			// The same proxy with every stat off, measured in the same run:
 			// the full-stats row divided by this one is what stats cost.
 			Name:       "hopwatch-proxy-nostats",
@@ -134,6 +158,18 @@ func peers(hopwatchBin string) []peer {
 			Args:       func(cfg string, _ configData) []string { return []string{"-c", cfg} },
 			StopSignal: syscall.SIGTERM,
 			Version:    hopwatchVersion,
+		},
+		{
+			// Stats to a real statsd-sink, the JSON access log, and tracing
+			// at 1 % to a real Jaeger: what a production deployment runs.
+			Name:              "hopwatch-proxy-full",
+			Label:             obsFullRow,
+			FullObservability: true,
+			Template:          "hopwatch.yaml.tmpl",
+			Bin:               hopwatchBin,
+			Args:              func(cfg string, _ configData) []string { return []string{"-c", cfg} },
+			StopSignal:        syscall.SIGTERM,
+			Version:           hopwatchVersion,
 		},
 	}
 }

@@ -102,7 +102,10 @@ func TestHopwatchConfigValid(t *testing.T) {
 
 func checkHopwatchConfig(t *testing.T, hp peer) {
 	d := testConfigData(t)
-	d.StatsOff = hp.StatsOff
+	d.StatsOff, d.AccessLogOff = hp.StatsOff, hp.AccessLogOff
+	if hp.FullObservability {
+		d.TracingEndpoint = "127.0.0.1:40003"
+	}
 	path, err := hp.render(d)
 	if err != nil {
 		t.Fatal(err)
@@ -115,9 +118,13 @@ func checkHopwatchConfig(t *testing.T, hp peer) {
 		t.Fatalf("listeners = %+v, want one on %s", c.Listeners, d.Listen)
 	}
 	l := c.Listeners[0]
-	if len(l.AccessLog) != 1 || l.AccessLog[0].Path != d.AccessLog || l.AccessLog[0].Format != "json" {
+	switch {
+	case hp.AccessLogOff && len(l.AccessLog) != 0:
+		t.Fatalf("access_log = %+v, want none", l.AccessLog)
+	case !hp.AccessLogOff && (len(l.AccessLog) != 1 || l.AccessLog[0].Path != d.AccessLog || l.AccessLog[0].Format != "json"):
 		t.Fatalf("access_log = %+v, want JSON to %s", l.AccessLog, d.AccessLog)
 	}
+	checkHopwatchTracing(t, hp, c)
 	if c.Admin.Address != d.AdminListen {
 		t.Fatalf("admin address = %q, want the harness's free port %q, not the shared default", c.Admin.Address, d.AdminListen)
 	}
@@ -136,10 +143,25 @@ func checkHopwatchConfig(t *testing.T, hp peer) {
 	}
 }
 
+// checkHopwatchTracing checks that only the full-observability variant
+// traces, at 1 %, to the endpoint the harness gives it.
+func checkHopwatchTracing(t *testing.T, hp peer, c *config.Config) {
+	t.Helper()
+	if !hp.FullObservability {
+		if c.Tracing != nil {
+			t.Fatalf("tracing = %+v, want none", c.Tracing)
+		}
+		return
+	}
+	if c.Tracing == nil || c.Tracing.SamplingRatio == nil || *c.Tracing.SamplingRatio != 0.01 || c.Tracing.Endpoint != "127.0.0.1:40003" {
+		t.Fatalf("tracing = %+v, want 1 %% to 127.0.0.1:40003", c.Tracing)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	good := options{
 		upstreamBin: "u", hopwatchBin: "h", proxies: []string{"nginx", "hopwatch-proxy"},
-		threads: 2, conns: 64, duration: 10 * time.Second, warmup: 2 * time.Second,
+		loads: []load{{2, 64}, {1, 50}}, rounds: 3, duration: 10 * time.Second, warmup: 2 * time.Second,
 		bodySize: 128, workers: 2,
 	}
 	tests := []struct {
@@ -153,7 +175,12 @@ func TestValidate(t *testing.T) {
 		{"no proxies", func(o *options) { o.proxies = nil }, "-proxies: empty"},
 		{"hopwatch without binary", func(o *options) { o.hopwatchBin = "" }, "-hopwatch: required"},
 		{"peers only need no hopwatch binary", func(o *options) { o.hopwatchBin, o.proxies = "", []string{"caddy"} }, ""},
-		{"more threads than connections", func(o *options) { o.threads = 8; o.conns = 4 }, "connections ≥ threads"},
+		{"no loads", func(o *options) { o.loads = nil }, "-loads: empty"},
+		{"no rounds", func(o *options) { o.rounds = 0 }, "-rounds 0"},
+		{"full without its services", func(o *options) { o.proxies = []string{"hopwatch-proxy-full"} }, "-statsd-sink, -jaeger, -jaeger-config: required"},
+		{"full with its services", func(o *options) {
+			o.proxies, o.statsdSinkBin, o.jaegerBin, o.jaegerConfig = []string{"hopwatch-proxy-full"}, "s", "j", "c"
+		}, ""},
 		{"fractional duration", func(o *options) { o.duration = 1500 * time.Millisecond }, "-duration 1.5s"},
 		{"endless duration", func(o *options) { o.duration = time.Hour }, "-duration 1h0m0s"},
 		{"negative warmup", func(o *options) { o.warmup = -time.Second }, "-warmup"},
@@ -173,6 +200,26 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("validate error = %v, want one containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestParseLoads(t *testing.T) {
+	got, err := parseLoads(" 2x64, 1x50 ")
+	if err != nil || len(got) != 2 || got[0] != (load{2, 64}) || got[1] != (load{1, 50}) {
+		t.Fatalf("parseLoads = %v, %v; want [{2 64} {1 50}]", got, err)
+	}
+	for in, want := range map[string]string{
+		"":          "-loads: empty",
+		"2":         `"2": want THREADSxCONNECTIONS`,
+		"2x":        `"2x": want THREADSxCONNECTIONS`,
+		"ax64":      `"ax64": want THREADSxCONNECTIONS`,
+		"0x64":      "threads ≥ 1",
+		"8x4":       "threads ≤ connections",
+		"1x50,1x50": "listed twice",
+	} {
+		if _, err := parseLoads(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseLoads(%q) error = %v, want one containing %q", in, err, want)
+		}
 	}
 }
 
@@ -221,7 +268,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	work := filepath.Join(tmp, "work")
 	o := options{
-		upstreamBin: upstream, proxies: []string{"nginx"}, threads: 1, conns: 4,
+		upstreamBin: upstream, proxies: []string{"nginx"}, loads: []load{{1, 4}}, rounds: 2,
 		duration: time.Second, warmup: 0, bodySize: 64, workers: 1,
 		out: out, workDir: work, command: "go test",
 	}
@@ -239,7 +286,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if !strings.HasPrefix(doc, other) {
 		t.Fatalf("the other section was not preserved:\n%s", doc)
 	}
-	for _, want := range []string{"| nginx | ", "| upstream (direct) | ", "| 1.00× | 1.00× | 0 |"} {
+	for _, want := range []string{"### `wrk -t1 -c4`", "| nginx | ", "| upstream (direct) | ", "| 1.00× 1.00× | 1.00× | 1.00× | 0 |"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("BENCHMARKS.md lacks %q:\n%s", want, doc)
 		}
