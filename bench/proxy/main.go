@@ -39,7 +39,8 @@ const defaultProxies = "nginx,haproxy,caddy,hopwatch-proxy-off,hopwatch-proxy-no
 
 // defaultLoads are the wrk thread×connection pairs: the original -t2 -c64,
 // and -t1 -c50, which leaves one of two cores to the proxy.
-const defaultLoads = "2x64,1x50"
+// tls:1x50 is -t1 -c50 over HTTPS.
+const defaultLoads = "2x64,1x50,tls:1x50"
 
 // options are the harness's flags.
 type options struct {
@@ -71,7 +72,7 @@ func main() {
 	flag.StringVar(&o.statsdSinkBin, "statsd-sink", "", "path to the built statsd-sink binary (required for hopwatch-proxy-full)")
 	flag.StringVar(&o.jaegerBin, "jaeger", "", "path to bin/jaeger (required for hopwatch-proxy-full)")
 	flag.StringVar(&o.jaegerConfig, "jaeger-config", "", "Jaeger config with its listeners taken from HOPWATCH_E2E_* variables (tracing/testdata/jaeger-e2e.yaml; required for hopwatch-proxy-full)")
-	flag.StringVar(&loads, "loads", defaultLoads, "comma-separated wrk THREADSxCONNECTIONS pairs")
+	flag.StringVar(&loads, "loads", defaultLoads, "comma-separated wrk THREADSxCONNECTIONS pairs; a tls: prefix runs the pair over HTTPS")
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds: every proxy is measured once per round, in turn")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk run time per proxy (-d), whole seconds")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "wrk warm-up per proxy before the measured run, whole seconds; 0 skips it")
@@ -103,15 +104,17 @@ func main() {
 func parseLoads(s string) ([]load, error) {
 	var out []load
 	for _, f := range splitList(s) {
-		t, c, ok := strings.Cut(f, "x")
 		var l load
+		pair, isTLS := strings.CutPrefix(f, "tls:")
+		l.TLS = isTLS
+		t, c, ok := strings.Cut(pair, "x")
 		var errT, errC error
 		if ok {
 			l.Threads, errT = strconv.Atoi(t)
 			l.Conns, errC = strconv.Atoi(c)
 		}
 		if !ok || errT != nil || errC != nil {
-			return nil, fmt.Errorf("-loads: %q: want THREADSxCONNECTIONS, such as 1x50", f)
+			return nil, fmt.Errorf("-loads: %q: want THREADSxCONNECTIONS or tls:THREADSxCONNECTIONS, such as 1x50", f)
 		}
 		if l.Threads < 1 || l.Conns < l.Threads || l.Conns > 100000 {
 			return nil, fmt.Errorf("-loads: %q: want threads ≥ 1 and threads ≤ connections ≤ 100000", f)
@@ -187,6 +190,9 @@ type harness struct {
 	wrkBin   string
 	// sink is the StatsD server hopwatch-proxy with stats on sends to.
 	sink *statsdDrain
+	// cert is the self-signed certificate of every TLS listener; nil when
+	// no load is over TLS.
+	cert *benchCert
 	// realSink is the statsd-sink's UDP host:port and jaegerOTLP Jaeger's
 	// OTLP gRPC host:port, for hopwatch-proxy-full; empty when not selected.
 	realSink, jaegerOTLP string
@@ -241,6 +247,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	defer h.sink.close()
+	if slices.ContainsFunc(o.loads, func(l load) bool { return l.TLS }) {
+		if h.cert, err = newBenchCert(filepath.Join(h.workDir, "tls")); err != nil {
+			return err
+		}
+	}
 	var jg *jaegerProc
 	if slices.Contains(o.proxies, "hopwatch-proxy-full") {
 		ss, addr, err := h.startStatsdSink(ctx)
@@ -296,6 +307,9 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		}
 		fmt.Fprintf(out, "== round %d/%d: upstream (direct)\n", round, o.rounds)
 		for _, l := range o.loads {
+			if l.TLS {
+				continue // the upstream speaks plaintext only
+			}
 			res, err := h.measure(ctx, "http://"+h.upstream+"/", l)
 			if err != nil {
 				return fmt.Errorf("baseline: %w", err)
@@ -439,6 +453,9 @@ func (h *harness) benchPeer(ctx context.Context, p peer, round int) ([]sample, e
 	if p.FullObservability {
 		d.StatsSink, d.TracingEndpoint = h.realSink, h.jaegerOTLP
 	}
+	if h.cert != nil && p.TLS {
+		d.CertFile, d.KeyFile = h.cert.certFile, h.cert.keyFile
+	}
 	h.sink.take() // count only what this proxy sends
 	cfg, err := p.render(d)
 	if err != nil {
@@ -459,12 +476,25 @@ func (h *harness) benchPeer(ctx context.Context, p peer, round int) ([]sample, e
 	defer c.stop(syscall.SIGKILL, 0)
 
 	url := "http://" + d.Listen + "/"
-	if err := waitReady(ctx, c, url, h.wantBody, 15*time.Second); err != nil {
+	if err := waitReady(ctx, c, url, nil, h.wantBody, 15*time.Second); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Name, err)
+	}
+	tlsURL := "https://" + d.TLSListen + "/"
+	if d.CertFile != "" {
+		if err := waitReady(ctx, c, tlsURL, h.cert.pool, h.wantBody, 15*time.Second); err != nil {
+			return nil, fmt.Errorf("%s over TLS: %w", p.Name, err)
+		}
 	}
 	var samples []sample
 	for _, l := range h.o.loads {
-		res, err := h.measure(ctx, url, l)
+		u := url
+		if l.TLS {
+			if d.CertFile == "" {
+				continue // HAProxy and Caddy are not measured over TLS
+			}
+			u = tlsURL
+		}
+		res, err := h.measure(ctx, u, l)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w; %s", p.Name, err, c.failure())
 		}
@@ -481,6 +511,11 @@ func (h *harness) benchPeer(ctx context.Context, p peer, round int) ([]sample, e
 		if lines, err = countLines(d.AccessLog); err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Name, err)
 		}
+		tlsLines, err := countLines(d.AccessLogTLS)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Name, err)
+		}
+		lines += tlsLines
 	}
 	dgrams, byt := h.sink.take()
 	for i := range samples {

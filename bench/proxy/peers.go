@@ -38,6 +38,12 @@ type configData struct {
 	Upstream string
 	// AccessLog is the access-log file.
 	AccessLog string
+	// TLSListen is a second loopback host:port, served over TLS with
+	// CertFile and KeyFile when CertFile is set (nginx and hopwatch-proxy).
+	TLSListen, CertFile, KeyFile string
+	// AccessLogTLS is hopwatch-proxy's access-log file for the TLS
+	// listener; nginx logs both servers to AccessLog.
+	AccessLogTLS string
 	// StatsSink is the loopback host:port of the harness's StatsD reader,
 	// where hopwatch-proxy with stats on sends its stats.
 	StatsSink string
@@ -75,6 +81,9 @@ type peer struct {
 	// Env is added to the environment, for programs that would otherwise
 	// write state under $HOME.
 	Env func(d configData) []string
+	// TLS says the peer's template has a TLS server, so it is measured
+	// under the https loads too.
+	TLS bool
 	// StdoutIsLog sends the process's stdout to the access-log file, for
 	// HAProxy, which can only log to syslog or stdout.
 	StdoutIsLog bool
@@ -96,6 +105,7 @@ func peers(hopwatchBin string) []peer {
 				// -e keeps nginx's start-up messages out of /var/log/nginx.
 				return []string{"-p", d.Dir, "-e", filepath.Join(d.Dir, "nginx-error.log"), "-c", cfg}
 			},
+			TLS: true,
 			// SIGQUIT is nginx's graceful stop, which flushes buffered logs.
 			StopSignal: syscall.SIGQUIT,
 			Version:    func(ctx context.Context, bin string) string { return commandLine(ctx, bin, "-v") },
@@ -133,6 +143,7 @@ func peers(hopwatchBin string) []peer {
 			Label:        obsOffRow,
 			StatsOff:     true,
 			AccessLogOff: true,
+			TLS:          true,
 			Template:     "hopwatch.yaml.tmpl",
 			Bin:          hopwatchBin,
 			Args:         func(cfg string, _ configData) []string { return []string{"-c", cfg} },
@@ -145,6 +156,7 @@ func peers(hopwatchBin string) []peer {
 			Name:       "hopwatch-proxy-nostats",
 			Label:      "hopwatch-proxy (stats off)",
 			StatsOff:   true,
+			TLS:        true,
 			Template:   "hopwatch.yaml.tmpl",
 			Bin:        hopwatchBin,
 			Args:       func(cfg string, _ configData) []string { return []string{"-c", cfg} },
@@ -153,6 +165,7 @@ func peers(hopwatchBin string) []peer {
 		},
 		{
 			Name:       "hopwatch-proxy",
+			TLS:        true,
 			Template:   "hopwatch.yaml.tmpl",
 			Bin:        hopwatchBin,
 			Args:       func(cfg string, _ configData) []string { return []string{"-c", cfg} },
@@ -165,6 +178,7 @@ func peers(hopwatchBin string) []peer {
 			Name:              "hopwatch-proxy-full",
 			Label:             obsFullRow,
 			FullObservability: true,
+			TLS:               true,
 			Template:          "hopwatch.yaml.tmpl",
 			Bin:               hopwatchBin,
 			Args:              func(cfg string, _ configData) []string { return []string{"-c", cfg} },
@@ -208,15 +222,21 @@ func newConfigData(dir, upstream string, workers int) (configData, error) {
 	if err != nil {
 		return configData{}, err
 	}
+	tlsListen, err := freeLoopbackAddr()
+	if err != nil {
+		return configData{}, err
+	}
 	host, _, _ := net.SplitHostPort(listen)
 	return configData{
-		Workers:     workers,
-		Dir:         dir,
-		Listen:      listen,
-		ListenHost:  host,
-		AdminListen: admin,
-		Upstream:    upstream,
-		AccessLog:   filepath.Join(dir, "access.log"),
+		Workers:      workers,
+		Dir:          dir,
+		Listen:       listen,
+		ListenHost:   host,
+		AdminListen:  admin,
+		Upstream:     upstream,
+		AccessLog:    filepath.Join(dir, "access.log"),
+		TLSListen:    tlsListen,
+		AccessLogTLS: filepath.Join(dir, "access-tls.log"),
 	}, nil
 }
 

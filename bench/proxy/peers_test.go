@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,11 @@ func testConfigData(t *testing.T) configData {
 		t.Fatal(err)
 	}
 	d.StatsSink = "127.0.0.1:40002"
+	cert, err := newBenchCert(filepath.Join(d.Dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.CertFile, d.KeyFile = cert.certFile, cert.keyFile
 	return d
 }
 
@@ -35,7 +41,11 @@ func TestTemplatesRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := string(b)
-			for _, want := range []string{d.Listen, d.Upstream} {
+			want := []string{d.Listen, d.Upstream}
+			if p.TLS {
+				want = append(want, d.TLSListen, d.CertFile, d.KeyFile)
+			}
+			for _, want := range want {
 				if !strings.Contains(cfg, want) {
 					t.Errorf("config lacks %q:\n%s", want, cfg)
 				}
@@ -114,8 +124,8 @@ func checkHopwatchConfig(t *testing.T, hp peer) {
 	if err != nil {
 		t.Fatalf("hopwatch-proxy rejects the benchmark config: %v", err)
 	}
-	if len(c.Listeners) != 1 || c.Listeners[0].Address != d.Listen {
-		t.Fatalf("listeners = %+v, want one on %s", c.Listeners, d.Listen)
+	if len(c.Listeners) != 2 || c.Listeners[0].Address != d.Listen {
+		t.Fatalf("listeners = %+v, want one on %s and one over TLS", c.Listeners, d.Listen)
 	}
 	l := c.Listeners[0]
 	switch {
@@ -124,6 +134,7 @@ func checkHopwatchConfig(t *testing.T, hp peer) {
 	case !hp.AccessLogOff && (len(l.AccessLog) != 1 || l.AccessLog[0].Path != d.AccessLog || l.AccessLog[0].Format != "json"):
 		t.Fatalf("access_log = %+v, want JSON to %s", l.AccessLog, d.AccessLog)
 	}
+	checkHopwatchTLSListener(t, hp, d, c)
 	checkHopwatchTracing(t, hp, c)
 	if c.Admin.Address != d.AdminListen {
 		t.Fatalf("admin address = %q, want the harness's free port %q, not the shared default", c.Admin.Address, d.AdminListen)
@@ -140,6 +151,22 @@ func checkHopwatchConfig(t *testing.T, hp peer) {
 	if c.StatsConfig.Disabled || len(c.StatsSinks) != 1 || c.StatsSinks[0].Address != d.StatsSink ||
 		c.StatsSinks[0].Type != "statsd" || c.StatsSinks[0].Protocol != "udp" || c.StatsConfig.FlushInterval.D() != 5*time.Second {
 		t.Fatalf("stats on: stats_config %+v, sinks %+v; want one UDP statsd sink to %s at the default 5s flush", c.StatsConfig, c.StatsSinks, d.StatsSink)
+	}
+}
+
+// checkHopwatchTLSListener checks the second listener: TLS with the
+// harness's certificate, logging (unless off) to its own file.
+func checkHopwatchTLSListener(t *testing.T, hp peer, d configData, c *config.Config) {
+	t.Helper()
+	l := c.Listeners[1]
+	if l.Address != d.TLSListen || l.TLS == nil || l.TLS.CertFile != d.CertFile || l.TLS.KeyFile != d.KeyFile {
+		t.Fatalf("TLS listener = %+v, TLS %+v; want %s with %s and %s", l, l.TLS, d.TLSListen, d.CertFile, d.KeyFile)
+	}
+	switch {
+	case hp.AccessLogOff && len(l.AccessLog) != 0:
+		t.Fatalf("TLS access_log = %+v, want none", l.AccessLog)
+	case !hp.AccessLogOff && (len(l.AccessLog) != 1 || l.AccessLog[0].Path != d.AccessLogTLS):
+		t.Fatalf("TLS access_log = %+v, want %s", l.AccessLog, d.AccessLogTLS)
 	}
 }
 
@@ -161,7 +188,7 @@ func checkHopwatchTracing(t *testing.T, hp peer, c *config.Config) {
 func TestValidate(t *testing.T) {
 	good := options{
 		upstreamBin: "u", hopwatchBin: "h", proxies: []string{"nginx", "hopwatch-proxy"},
-		loads: []load{{2, 64}, {1, 50}}, rounds: 3, duration: 10 * time.Second, warmup: 2 * time.Second,
+		loads: []load{{Threads: 2, Conns: 64}, {Threads: 1, Conns: 50}}, rounds: 3, duration: 10 * time.Second, warmup: 2 * time.Second,
 		bodySize: 128, workers: 2,
 	}
 	tests := []struct {
@@ -204,9 +231,10 @@ func TestValidate(t *testing.T) {
 }
 
 func TestParseLoads(t *testing.T) {
-	got, err := parseLoads(" 2x64, 1x50 ")
-	if err != nil || len(got) != 2 || got[0] != (load{2, 64}) || got[1] != (load{1, 50}) {
-		t.Fatalf("parseLoads = %v, %v; want [{2 64} {1 50}]", got, err)
+	got, err := parseLoads(" 2x64, 1x50 ,tls:1x50")
+	want := []load{{Threads: 2, Conns: 64}, {Threads: 1, Conns: 50}, {Threads: 1, Conns: 50, TLS: true}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("parseLoads = %v, %v; want %v", got, err, want)
 	}
 	for in, want := range map[string]string{
 		"":          "-loads: empty",
@@ -216,6 +244,8 @@ func TestParseLoads(t *testing.T) {
 		"0x64":      "threads ≥ 1",
 		"8x4":       "threads ≤ connections",
 		"1x50,1x50": "listed twice",
+		"tls:":      `"tls:": want THREADSxCONNECTIONS or tls:`,
+		"ssl:1x50":  `"ssl:1x50": want`,
 	} {
 		if _, err := parseLoads(in); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("parseLoads(%q) error = %v, want one containing %q", in, err, want)
@@ -268,7 +298,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	work := filepath.Join(tmp, "work")
 	o := options{
-		upstreamBin: upstream, proxies: []string{"nginx"}, loads: []load{{1, 4}}, rounds: 2,
+		upstreamBin: upstream, proxies: []string{"nginx"}, loads: []load{{Threads: 1, Conns: 4}, {Threads: 1, Conns: 4, TLS: true}}, rounds: 2,
 		duration: time.Second, warmup: 0, bodySize: 64, workers: 1,
 		out: out, workDir: work, command: "go test",
 	}
@@ -286,7 +316,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if !strings.HasPrefix(doc, other) {
 		t.Fatalf("the other section was not preserved:\n%s", doc)
 	}
-	for _, want := range []string{"### `wrk -t1 -c4`", "| nginx | ", "| upstream (direct) | ", "| 1.00× 1.00× | 1.00× | 1.00× | 0 |"} {
+	for _, want := range []string{"### `wrk -t1 -c4`", "### `wrk -t1 -c4 https`", "| nginx | ", "| upstream (direct) | ", "| 1.00× 1.00× | 1.00× | 1.00× | 0 |"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("BENCHMARKS.md lacks %q:\n%s", want, doc)
 		}
@@ -301,7 +331,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Name() != "upstream" {
+		if e.Name() != "upstream" && e.Name() != "tls" {
 			t.Errorf("left behind in the work directory: %s", e.Name())
 		}
 	}

@@ -84,7 +84,7 @@ func FuzzReplaceSection(f *testing.F) {
 }
 
 // testLoad is the load of testReport's samples.
-var testLoad = load{2, 64}
+var testLoad = load{Threads: 2, Conns: 64}
 
 func smp(round int, name string, rps float64, p50, p99 time.Duration, logs int64) sample {
 	return sample{Round: round, Load: testLoad, row: row{Name: name, Result: wrkResult{RPS: rps, P50: p50, P99: p99, Requests: 100}, LogLines: logs, StatsDatagrams: -1}}
@@ -153,7 +153,7 @@ func TestSummarize(t *testing.T) {
 	if want := []float64{0.5, 1, 0.5}; !slices.Equal(hp.P99Ratios, want) {
 		t.Fatalf("per-round p99 ratios = %v, want %v", hp.P99Ratios, want)
 	}
-	if got := summarize(testReport().Samples, load{1, 50}); len(got) != 0 {
+	if got := summarize(testReport().Samples, load{Threads: 1, Conns: 50}); len(got) != 0 {
 		t.Fatalf("another load's summaries = %+v, want none", got)
 	}
 }
@@ -228,7 +228,7 @@ func TestReportObservabilityCost(t *testing.T) {
 	if !strings.Contains(r.section(), got) {
 		t.Error("the section does not include the observability cost paragraph")
 	}
-	if got := obsCost(r.Samples, load{1, 50}); got != "" {
+	if got := obsCost(r.Samples, load{Threads: 1, Conns: 50}); got != "" {
 		t.Errorf("another load's obsCost = %q, want nothing", got)
 	}
 	r.Samples[len(r.Samples)-1].Result.RPS = 19900

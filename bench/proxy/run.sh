@@ -5,7 +5,7 @@
 # of BENCHMARKS.md and leaves the rest of the file alone.
 #
 # Settings (environment):
-#   LOADS=2x64,1x50                              wrk THREADSxCONNECTIONS pairs
+#   LOADS=2x64,1x50,tls:1x50                     wrk THREADSxCONNECTIONS pairs; tls: = HTTPS
 #                                                (WRK_THREADS/WRK_CONNECTIONS, if set
 #                                                and LOADS is not, give one pair)
 #   ROUNDS=3                                     interleaved rounds
@@ -25,7 +25,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
-default_loads=2x64,1x50
+default_loads=2x64,1x50,tls:1x50
 if [[ -z ${LOADS:-} && ( -n ${WRK_THREADS:-} || -n ${WRK_CONNECTIONS:-} ) ]]; then
 	LOADS=${WRK_THREADS:-2}x${WRK_CONNECTIONS:-64}
 fi
@@ -47,8 +47,8 @@ for pair in ROUNDS:rounds WRK_DURATION:duration WARMUP:warmup BODY_SIZE:body_siz
 		exit 2
 	fi
 done
-if ! [[ $loads =~ ^[0-9]+x[0-9]+(,[0-9]+x[0-9]+)*$ ]]; then
-	echo "run.sh: LOADS=$loads: want THREADSxCONNECTIONS pairs separated by commas, such as $default_loads" >&2
+if ! [[ $loads =~ ^(tls:)?[0-9]+x[0-9]+(,(tls:)?[0-9]+x[0-9]+)*$ ]]; then
+	echo "run.sh: LOADS=$loads: want THREADSxCONNECTIONS pairs (tls:THREADSxCONNECTIONS for HTTPS) separated by commas, such as $default_loads" >&2
 	exit 2
 fi
 

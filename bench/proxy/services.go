@@ -44,7 +44,7 @@ func (h *harness) startStatsdSink(ctx context.Context) (*child, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := waitStatus(ctx, c, "http://"+web+"/metrics", 30*time.Second); err != nil {
+	if err := waitReady(ctx, c, "http://"+web+"/metrics", nil, nil, 30*time.Second); err != nil {
 		c.stop(syscall.SIGKILL, 0)
 		return nil, "", fmt.Errorf("statsd-sink: %w", err)
 	}
@@ -89,7 +89,7 @@ func (h *harness) startJaeger(ctx context.Context) (*jaegerProc, error) {
 	}
 	j.child = c
 	// Jaeger is slow to start on a loaded machine; the e2e tests allow 90 s.
-	if err := waitStatus(ctx, c, "http://"+j.query+"/api/services", 90*time.Second); err != nil {
+	if err := waitReady(ctx, c, "http://"+j.query+"/api/services", nil, nil, 90*time.Second); err != nil {
 		c.stop(syscall.SIGKILL, 0)
 		return nil, fmt.Errorf("jaeger: %w", err)
 	}
@@ -121,36 +121,4 @@ func (j *jaegerProc) sawService(ctx context.Context, service string) string {
 		return "yes"
 	}
 	return fmt.Sprintf("services: [%s]", strings.Join(body.Data, ", "))
-}
-
-// waitStatus polls url until it answers 200, or the process exits, or
-// timeout passes.
-func waitStatus(ctx context.Context, c *child, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	last := "no attempt"
-	for {
-		if c.exited() {
-			return fmt.Errorf("waiting for %s: %s", url, c.failure())
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("status %d", resp.StatusCode)
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %v; last attempt: %s; %s", url, timeout, last, c.failure())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
