@@ -233,8 +233,16 @@ func TestReportObservabilityCost(t *testing.T) {
 	}
 	r.Samples[len(r.Samples)-1].Result.RPS = 19900
 	r.Samples[len(r.Samples)-4].Result.RPS = 9900
-	if got := obsCost(r.Samples, testLoad); !strings.Contains(got, "**0.99×**") || !strings.Contains(got, "within the 3 % budget") {
-		t.Errorf("at 0.99× obsCost should be within budget:\n%s", got)
+	if got := obsCost(r.Samples, testLoad); !strings.Contains(got, "**0.99×**") || !strings.Contains(got, "within the 3 % budget") || strings.Contains(got, "disagree") {
+		t.Errorf("at 0.99× with rounds that agree, obsCost should be within budget and say nothing of noise:\n%s", got)
+	}
+	r.Samples[len(r.Samples)-1].Result.RPS = 25000
+	r.Samples[len(r.Samples)-4].Result.RPS = 9500
+	got = obsCost(r.Samples, testLoad)
+	for _, want := range []string{"**1.10×**", "not slower than everything off", "The rounds disagree by 30 points (0.95× to 1.25×)"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("obsCost with rounds 0.95× and 1.25× lacks %q:\n%s", want, got)
+		}
 	}
 }
 
