@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,33 +33,47 @@ import (
 
 // defaultProxies is every proxy, in benchmark order. hopwatch-proxy-nostats
 // is hopwatch-proxy with stats_config.disabled, the baseline for the cost of
-// stats.
-const defaultProxies = "nginx,haproxy,caddy,hopwatch-proxy-nostats,hopwatch-proxy"
+// stats; hopwatch-proxy-off (nothing on) is the baseline for
+// hopwatch-proxy-full (stats to statsd-sink, access log, tracing to Jaeger).
+const defaultProxies = "nginx,haproxy,caddy,hopwatch-proxy-off,hopwatch-proxy-nostats,hopwatch-proxy,hopwatch-proxy-full"
+
+// defaultLoads are the wrk thread×connection pairs: the original -t2 -c64,
+// and -t1 -c50, which leaves one of two cores to the proxy.
+// tls:1x50 is -t1 -c50 over HTTPS.
+const defaultLoads = "2x64,1x50,tls:1x50"
 
 // options are the harness's flags.
 type options struct {
 	upstreamBin string
 	hopwatchBin string
-	proxies     []string
-	threads     int
-	conns       int
-	duration    time.Duration
-	warmup      time.Duration
-	bodySize    int
-	workers     int
-	out         string
-	workDir     string
-	command     string
+	// statsdSinkBin and jaegerBin (with jaegerConfig) serve
+	// hopwatch-proxy-full.
+	statsdSinkBin string
+	jaegerBin     string
+	jaegerConfig  string
+	proxies       []string
+	loads         []load
+	rounds        int
+	duration      time.Duration
+	warmup        time.Duration
+	bodySize      int
+	workers       int
+	out           string
+	workDir       string
+	command       string
 }
 
 func main() {
 	var o options
-	var proxies string
+	var proxies, loads string
 	flag.StringVar(&o.upstreamBin, "upstream", "", "path to the built bench/proxy/upstream binary (required)")
 	flag.StringVar(&o.hopwatchBin, "hopwatch", "", "path to the built hopwatch-proxy binary (required when -proxies has a hopwatch-proxy variant)")
 	flag.StringVar(&proxies, "proxies", defaultProxies, "comma-separated proxies to measure, from "+defaultProxies)
-	flag.IntVar(&o.threads, "threads", 2, "wrk threads (-t)")
-	flag.IntVar(&o.conns, "connections", 64, "wrk connections (-c)")
+	flag.StringVar(&o.statsdSinkBin, "statsd-sink", "", "path to the built statsd-sink binary (required for hopwatch-proxy-full)")
+	flag.StringVar(&o.jaegerBin, "jaeger", "", "path to bin/jaeger (required for hopwatch-proxy-full)")
+	flag.StringVar(&o.jaegerConfig, "jaeger-config", "", "Jaeger config with its listeners taken from HOPWATCH_E2E_* variables (tracing/testdata/jaeger-e2e.yaml; required for hopwatch-proxy-full)")
+	flag.StringVar(&loads, "loads", defaultLoads, "comma-separated wrk THREADSxCONNECTIONS pairs; a tls: prefix runs the pair over HTTPS")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds: every proxy is measured once per round, in turn")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk run time per proxy (-d), whole seconds")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "wrk warm-up per proxy before the measured run, whole seconds; 0 skips it")
 	flag.IntVar(&o.bodySize, "body-size", 128, "upstream response body size in bytes")
@@ -68,6 +83,11 @@ func main() {
 	flag.StringVar(&o.command, "command", "", "the command line to record in BENCHMARKS.md; default this process's own")
 	flag.Parse()
 	o.proxies = splitList(proxies)
+	var err error
+	if o.loads, err = parseLoads(loads); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	if o.command == "" {
 		o.command = strings.Join(os.Args, " ")
 	}
@@ -78,6 +98,36 @@ func main() {
 		slog.Error("proxy benchmark failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// parseLoads parses "2x64,1x50" into wrk thread and connection pairs.
+func parseLoads(s string) ([]load, error) {
+	var out []load
+	for _, f := range splitList(s) {
+		var l load
+		pair, isTLS := strings.CutPrefix(f, "tls:")
+		l.TLS = isTLS
+		t, c, ok := strings.Cut(pair, "x")
+		var errT, errC error
+		if ok {
+			l.Threads, errT = strconv.Atoi(t)
+			l.Conns, errC = strconv.Atoi(c)
+		}
+		if !ok || errT != nil || errC != nil {
+			return nil, fmt.Errorf("-loads: %q: want THREADSxCONNECTIONS or tls:THREADSxCONNECTIONS, such as 1x50", f)
+		}
+		if l.Threads < 1 || l.Conns < l.Threads || l.Conns > 100000 {
+			return nil, fmt.Errorf("-loads: %q: want threads ≥ 1 and threads ≤ connections ≤ 100000", f)
+		}
+		if slices.Contains(out, l) {
+			return nil, fmt.Errorf("-loads: %q is listed twice", f)
+		}
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-loads: empty; want THREADSxCONNECTIONS pairs such as " + defaultLoads)
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {
@@ -107,8 +157,14 @@ func (o options) validate(all []peer) error {
 	if slices.ContainsFunc(o.proxies, isHopwatch) && o.hopwatchBin == "" {
 		errs = append(errs, errors.New("-hopwatch: required when -proxies includes hopwatch-proxy"))
 	}
-	if o.threads < 1 || o.conns < o.threads {
-		errs = append(errs, fmt.Errorf("-threads %d, -connections %d: want threads ≥ 1 and connections ≥ threads", o.threads, o.conns))
+	if slices.Contains(o.proxies, "hopwatch-proxy-full") && (o.statsdSinkBin == "" || o.jaegerBin == "" || o.jaegerConfig == "") {
+		errs = append(errs, errors.New("-statsd-sink, -jaeger, -jaeger-config: required when -proxies includes hopwatch-proxy-full"))
+	}
+	if len(o.loads) == 0 {
+		errs = append(errs, errors.New("-loads: empty; want THREADSxCONNECTIONS pairs such as "+defaultLoads))
+	}
+	if o.rounds < 1 || o.rounds > 20 {
+		errs = append(errs, fmt.Errorf("-rounds %d: want 1 to 20", o.rounds))
 	}
 	if o.duration < time.Second || o.duration%time.Second != 0 || o.duration > 10*time.Minute {
 		errs = append(errs, fmt.Errorf("-duration %v: want whole seconds from 1s to 10m (wrk -d)", o.duration))
@@ -134,6 +190,12 @@ type harness struct {
 	wrkBin   string
 	// sink is the StatsD server hopwatch-proxy with stats on sends to.
 	sink *statsdDrain
+	// cert is the self-signed certificate of every TLS listener; nil when
+	// no load is over TLS.
+	cert *benchCert
+	// realSink is the statsd-sink's UDP host:port and jaegerOTLP Jaeger's
+	// OTLP gRPC host:port, for hopwatch-proxy-full; empty when not selected.
+	realSink, jaegerOTLP string
 }
 
 // run measures every selected proxy and the baseline, prints the section
@@ -185,10 +247,29 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	defer h.sink.close()
+	if slices.ContainsFunc(o.loads, func(l load) bool { return l.TLS }) {
+		if h.cert, err = newBenchCert(filepath.Join(h.workDir, "tls")); err != nil {
+			return err
+		}
+	}
+	var jg *jaegerProc
+	if slices.Contains(o.proxies, "hopwatch-proxy-full") {
+		ss, addr, err := h.startStatsdSink(ctx)
+		if err != nil {
+			return err
+		}
+		defer ss.stop(syscall.SIGTERM, 5*time.Second)
+		h.realSink = addr
+		if jg, err = h.startJaeger(ctx); err != nil {
+			return err
+		}
+		defer jg.stop(syscall.SIGTERM, 5*time.Second)
+		h.jaegerOTLP = jg.otlp
+	}
 
 	rep := report{
 		Date: time.Now(), Command: o.command, Nproc: runtime.NumCPU(), CPU: cpuModel(),
-		Threads: o.threads, Conns: o.conns, Duration: o.duration, Warmup: o.warmup,
+		Loads: o.loads, Rounds: o.rounds, Duration: o.duration, Warmup: o.warmup,
 		BodySize: o.bodySize, Workers: o.workers, LoadAvg: loadAverage(),
 	}
 	if rep.LoadAvg > float64(rep.Nproc)/2 {
@@ -200,36 +281,47 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 			continue // hopwatch-proxy's two variants are one binary
 		}
 		versioned[p.Bin] = true
-		rep.Versions = append(rep.Versions, [2]string{strings.TrimSuffix(p.Name, "-nostats"), p.Version(ctx, p.Bin)})
+		rep.Versions = append(rep.Versions, [2]string{versionName(p.Name), p.Version(ctx, p.Bin)})
 	}
 	rep.Versions = append(rep.Versions,
 		[2]string{"wrk", commandLine(ctx, wrkBin, "-v")},
 		[2]string{"Go (upstream and harness)", runtime.Version()})
 
 	var failed []error
-	for _, p := range selected {
-		fmt.Fprintf(out, "== %s\n", p.Name)
-		rw, err := h.benchPeer(ctx, p)
-		if ctx.Err() != nil {
-			return fmt.Errorf("interrupted during %s: %w", p.Name, context.Cause(ctx))
+	for round := 1; round <= o.rounds; round++ {
+		for _, p := range selected {
+			fmt.Fprintf(out, "== round %d/%d: %s\n", round, o.rounds, p.Name)
+			samples, err := h.benchPeer(ctx, p, round)
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted during %s: %w", p.Name, context.Cause(ctx))
+			}
+			if err != nil {
+				slog.Error("proxy not measured", "proxy", p.Name, "round", round, "err", err)
+				failed = append(failed, fmt.Errorf("round %d: %w", round, err))
+				continue
+			}
+			for _, s := range samples {
+				logRow(out, s)
+			}
+			rep.Samples = append(rep.Samples, samples...)
 		}
-		if err != nil {
-			slog.Error("proxy not measured", "proxy", p.Name, "err", err)
-			failed = append(failed, err)
-			continue
+		fmt.Fprintf(out, "== round %d/%d: upstream (direct)\n", round, o.rounds)
+		for _, l := range o.loads {
+			if l.TLS {
+				continue // the upstream speaks plaintext only
+			}
+			res, err := h.measure(ctx, "http://"+h.upstream+"/", l)
+			if err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
+			s := sample{Round: round, Load: l, row: row{Name: "upstream (direct)", Result: res, LogLines: -1, StatsDatagrams: -1}}
+			logRow(out, s)
+			rep.Samples = append(rep.Samples, s)
 		}
-		logRow(out, rw)
-		rep.Rows = append(rep.Rows, rw)
 	}
-
-	fmt.Fprintln(out, "== upstream (direct)")
-	res, err := h.measure(ctx, "http://"+h.upstream+"/")
-	if err != nil {
-		return fmt.Errorf("baseline: %w", err)
+	if jg != nil {
+		rep.TracesSeen = jg.sawService(ctx, "hopwatch-bench")
 	}
-	base := row{Name: "upstream (direct)", Result: res, LogLines: -1, StatsDatagrams: -1}
-	logRow(out, base)
-	rep.Rows = append(rep.Rows, base)
 
 	section := rep.section()
 	fmt.Fprintf(out, "\n%s", section)
@@ -240,12 +332,12 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		}
 		return fmt.Errorf("%s: %w", msg, errors.Join(failed...))
 	}
-	for _, rw := range rep.Rows {
+	for _, rw := range rep.Samples {
 		if e := rw.Result.errors(); e > 0 {
-			slog.Warn("run had errors; its numbers are not comparable", "proxy", rw.Name, "errors", formatErrors(rw.Result))
+			slog.Warn("run had errors; its numbers are not comparable", "proxy", rw.Name, "round", rw.Round, "load", rw.Load, "errors", formatErrors(rw.Result))
 		}
 		if rw.LogLines == 0 {
-			slog.Warn("access log is empty; was logging on?", "proxy", rw.Name)
+			slog.Warn("access log is empty; was logging on?", "proxy", rw.Name, "round", rw.Round)
 		}
 	}
 	if o.out != "" {
@@ -257,9 +349,9 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	return nil
 }
 
-func logRow(w io.Writer, r row) {
-	fmt.Fprintf(w, "   %.0f req/s, p50 %s, p99 %s, errors %s, %d requests in %v\n",
-		r.Result.RPS, formatLatency(r.Result.P50), formatLatency(r.Result.P99),
+func logRow(w io.Writer, r sample) {
+	fmt.Fprintf(w, "   wrk %s: %.0f req/s, p50 %s, p99 %s, errors %s, %d requests in %v\n",
+		r.Load, r.Result.RPS, formatLatency(r.Result.P50), formatLatency(r.Result.P99),
 		formatErrors(r.Result), r.Result.Requests, r.Result.Elapsed)
 }
 
@@ -347,21 +439,27 @@ func fetch(ctx context.Context, url string) ([]byte, error) {
 // benchPeer starts one proxy, checks that it forwards to the upstream,
 // measures it, stops it and counts its access-log lines. The proxy's
 // directory is removed afterwards so that logs do not pile up.
-func (h *harness) benchPeer(ctx context.Context, p peer) (row, error) {
+func (h *harness) benchPeer(ctx context.Context, p peer, round int) ([]sample, error) {
 	dir := filepath.Join(h.workDir, p.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return row{}, fmt.Errorf("%s: %w", p.Name, err)
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
 	defer os.RemoveAll(dir)
 	d, err := newConfigData(dir, h.upstream, h.o.workers)
 	if err != nil {
-		return row{}, fmt.Errorf("%s: %w", p.Name, err)
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
-	d.StatsSink, d.StatsOff = h.sink.addr(), p.StatsOff
+	d.StatsSink, d.StatsOff, d.AccessLogOff = h.sink.addr(), p.StatsOff, p.AccessLogOff
+	if p.FullObservability {
+		d.StatsSink, d.TracingEndpoint = h.realSink, h.jaegerOTLP
+	}
+	if h.cert != nil && p.TLS {
+		d.CertFile, d.KeyFile = h.cert.certFile, h.cert.keyFile
+	}
 	h.sink.take() // count only what this proxy sends
 	cfg, err := p.render(d)
 	if err != nil {
-		return row{}, err
+		return nil, err
 	}
 	stdout := filepath.Join(dir, "stdout.log")
 	if p.StdoutIsLog {
@@ -373,43 +471,72 @@ func (h *harness) benchPeer(ctx context.Context, p peer) (row, error) {
 	}
 	c, err := startChild(p.Name, append([]string{p.Bin}, p.Args(cfg, d)...), env, stdout, filepath.Join(dir, "stderr.log"))
 	if err != nil {
-		return row{}, err
+		return nil, err
 	}
 	defer c.stop(syscall.SIGKILL, 0)
 
 	url := "http://" + d.Listen + "/"
-	if err := waitReady(ctx, c, url, h.wantBody, 15*time.Second); err != nil {
-		return row{}, fmt.Errorf("%s: %w", p.Name, err)
+	if err := waitReady(ctx, c, url, nil, h.wantBody, 15*time.Second); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
-	res, err := h.measure(ctx, url)
-	if err != nil {
-		return row{}, fmt.Errorf("%s: %w; %s", p.Name, err, c.failure())
+	tlsURL := "https://" + d.TLSListen + "/"
+	if d.CertFile != "" {
+		if err := waitReady(ctx, c, tlsURL, h.cert.pool, h.wantBody, 15*time.Second); err != nil {
+			return nil, fmt.Errorf("%s over TLS: %w", p.Name, err)
+		}
 	}
-	if c.exited() {
-		return row{}, fmt.Errorf("%s died during the run: %s", p.Name, c.failure())
+	var samples []sample
+	for _, l := range h.o.loads {
+		u := url
+		if l.TLS {
+			if d.CertFile == "" {
+				continue // HAProxy and Caddy are not measured over TLS
+			}
+			u = tlsURL
+		}
+		res, err := h.measure(ctx, u, l)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w; %s", p.Name, err, c.failure())
+		}
+		if c.exited() {
+			return nil, fmt.Errorf("%s died during the run: %s", p.Name, c.failure())
+		}
+		samples = append(samples, sample{Round: round, Load: l, row: row{Name: p.label(), Result: res, StatsDatagrams: -1}})
 	}
 	c.stop(p.StopSignal, 10*time.Second)
-	lines, err := countLines(d.AccessLog)
-	if err != nil {
-		return row{}, fmt.Errorf("%s: %w", p.Name, err)
+	// The access log and the stats socket cover the proxy's whole run, every
+	// load included, so each of its samples carries the same counts.
+	lines := int64(-1)
+	if !d.AccessLogOff {
+		if lines, err = countLines(d.AccessLog); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Name, err)
+		}
+		tlsLines, err := countLines(d.AccessLogTLS)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Name, err)
+		}
+		lines += tlsLines
 	}
-	rw := row{Name: p.label(), Result: res, LogLines: lines, StatsDatagrams: -1}
-	if isHopwatch(p.Name) {
-		rw.StatsDatagrams, rw.StatsBytes = h.sink.take()
+	dgrams, byt := h.sink.take()
+	for i := range samples {
+		samples[i].LogLines = lines
+		if isHopwatch(p.Name) && !p.FullObservability {
+			samples[i].StatsDatagrams, samples[i].StatsBytes = dgrams, byt
+		}
 	}
-	return rw, nil
+	return samples, nil
 }
 
 // measure runs the warm-up, then the measured wrk run, against url.
-func (h *harness) measure(ctx context.Context, url string) (wrkResult, error) {
+func (h *harness) measure(ctx context.Context, url string, l load) (wrkResult, error) {
 	if h.o.warmup > 0 {
 		// The warm-up's numbers are thrown away; only a failure to run wrk
 		// matters, not how many requests a cold proxy completed.
-		if _, err := h.wrk(ctx, url, h.o.warmup); err != nil && !errors.Is(err, errNoRequests) {
+		if _, err := h.wrk(ctx, url, l, h.o.warmup); err != nil && !errors.Is(err, errNoRequests) {
 			return wrkResult{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	return h.wrk(ctx, url, h.o.duration)
+	return h.wrk(ctx, url, l, h.o.duration)
 }
 
 // errNoRequests means wrk ran but no request completed.
@@ -417,11 +544,11 @@ var errNoRequests = errors.New("no request completed")
 
 // wrk runs one bounded wrk and parses its output. The context deadline is a
 // safety net on top of -d: wrk stops by itself after d.
-func (h *harness) wrk(ctx context.Context, url string, d time.Duration) (wrkResult, error) {
+func (h *harness) wrk(ctx context.Context, url string, l load, d time.Duration) (wrkResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
 	args := []string{
-		fmt.Sprintf("-t%d", h.o.threads), fmt.Sprintf("-c%d", h.o.conns),
+		fmt.Sprintf("-t%d", l.Threads), fmt.Sprintf("-c%d", l.Conns),
 		fmt.Sprintf("-d%ds", int(d/time.Second)), "--latency", url,
 	}
 	cmd := exec.CommandContext(ctx, h.wrkBin, args...)

@@ -38,12 +38,23 @@ type configData struct {
 	Upstream string
 	// AccessLog is the access-log file.
 	AccessLog string
+	// TLSListen is a second loopback host:port, served over TLS with
+	// CertFile and KeyFile when CertFile is set (nginx and hopwatch-proxy).
+	TLSListen, CertFile, KeyFile string
+	// AccessLogTLS is hopwatch-proxy's access-log file for the TLS
+	// listener; nginx logs both servers to AccessLog.
+	AccessLogTLS string
 	// StatsSink is the loopback host:port of the harness's StatsD reader,
 	// where hopwatch-proxy with stats on sends its stats.
 	StatsSink string
 	// StatsOff renders hopwatch-proxy with stats_config.disabled, the
 	// baseline that shows what stats cost.
 	StatsOff bool
+	// AccessLogOff renders hopwatch-proxy without an access log.
+	AccessLogOff bool
+	// TracingEndpoint is the OTLP gRPC host:port hopwatch-proxy traces to;
+	// empty renders no tracing section.
+	TracingEndpoint string
 }
 
 // peer is one proxy under test.
@@ -54,6 +65,12 @@ type peer struct {
 	Label string
 	// StatsOff sets configData.StatsOff (hopwatch-proxy only).
 	StatsOff bool
+	// AccessLogOff sets configData.AccessLogOff (hopwatch-proxy only).
+	AccessLogOff bool
+	// FullObservability sends stats to the real statsd-sink instead of
+	// the discarding socket and traces to the real Jaeger (hopwatch-proxy
+	// only).
+	FullObservability bool
 	// Template is the file name in templates/; the rendered config is
 	// written to Dir under the same name without ".tmpl".
 	Template string
@@ -64,6 +81,9 @@ type peer struct {
 	// Env is added to the environment, for programs that would otherwise
 	// write state under $HOME.
 	Env func(d configData) []string
+	// TLS says the peer's template has a TLS server, so it is measured
+	// under the https loads too.
+	TLS bool
 	// StdoutIsLog sends the process's stdout to the access-log file, for
 	// HAProxy, which can only log to syslog or stdout.
 	StdoutIsLog bool
@@ -85,6 +105,7 @@ func peers(hopwatchBin string) []peer {
 				// -e keeps nginx's start-up messages out of /var/log/nginx.
 				return []string{"-p", d.Dir, "-e", filepath.Join(d.Dir, "nginx-error.log"), "-c", cfg}
 			},
+			TLS: true,
 			// SIGQUIT is nginx's graceful stop, which flushes buffered logs.
 			StopSignal: syscall.SIGQUIT,
 			Version:    func(ctx context.Context, bin string) string { return commandLine(ctx, bin, "-v") },
@@ -116,11 +137,26 @@ func peers(hopwatchBin string) []peer {
 			Version:    func(ctx context.Context, bin string) string { return commandLine(ctx, bin, "version") },
 		},
 		{
+			// Everything off: no stats, no access log, no tracing. Full
+			// observability divided by this row is what observability costs.
+			Name:         "hopwatch-proxy-off",
+			Label:        obsOffRow,
+			StatsOff:     true,
+			AccessLogOff: true,
+			TLS:          true,
+			Template:     "hopwatch.yaml.tmpl",
+			Bin:          hopwatchBin,
+			Args:         func(cfg string, _ configData) []string { return []string{"-c", cfg} },
+			StopSignal:   syscall.SIGTERM,
+			Version:      hopwatchVersion,
+		},
+		{
 			// The same proxy with every stat off, measured in the same run:
 			// the full-stats row divided by this one is what stats cost.
 			Name:       "hopwatch-proxy-nostats",
 			Label:      "hopwatch-proxy (stats off)",
 			StatsOff:   true,
+			TLS:        true,
 			Template:   "hopwatch.yaml.tmpl",
 			Bin:        hopwatchBin,
 			Args:       func(cfg string, _ configData) []string { return []string{"-c", cfg} },
@@ -129,11 +165,25 @@ func peers(hopwatchBin string) []peer {
 		},
 		{
 			Name:       "hopwatch-proxy",
+			TLS:        true,
 			Template:   "hopwatch.yaml.tmpl",
 			Bin:        hopwatchBin,
 			Args:       func(cfg string, _ configData) []string { return []string{"-c", cfg} },
 			StopSignal: syscall.SIGTERM,
 			Version:    hopwatchVersion,
+		},
+		{
+			// Stats to a real statsd-sink, the JSON access log, and tracing
+			// at 1 % to a real Jaeger: what a production deployment runs.
+			Name:              "hopwatch-proxy-full",
+			Label:             obsFullRow,
+			FullObservability: true,
+			TLS:               true,
+			Template:          "hopwatch.yaml.tmpl",
+			Bin:               hopwatchBin,
+			Args:              func(cfg string, _ configData) []string { return []string{"-c", cfg} },
+			StopSignal:        syscall.SIGTERM,
+			Version:           hopwatchVersion,
 		},
 	}
 }
@@ -172,15 +222,21 @@ func newConfigData(dir, upstream string, workers int) (configData, error) {
 	if err != nil {
 		return configData{}, err
 	}
+	tlsListen, err := freeLoopbackAddr()
+	if err != nil {
+		return configData{}, err
+	}
 	host, _, _ := net.SplitHostPort(listen)
 	return configData{
-		Workers:     workers,
-		Dir:         dir,
-		Listen:      listen,
-		ListenHost:  host,
-		AdminListen: admin,
-		Upstream:    upstream,
-		AccessLog:   filepath.Join(dir, "access.log"),
+		Workers:      workers,
+		Dir:          dir,
+		Listen:       listen,
+		ListenHost:   host,
+		AdminListen:  admin,
+		Upstream:     upstream,
+		AccessLog:    filepath.Join(dir, "access.log"),
+		TLSListen:    tlsListen,
+		AccessLogTLS: filepath.Join(dir, "access-tls.log"),
 	}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,11 @@ func testConfigData(t *testing.T) configData {
 		t.Fatal(err)
 	}
 	d.StatsSink = "127.0.0.1:40002"
+	cert, err := newBenchCert(filepath.Join(d.Dir, "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.CertFile, d.KeyFile = cert.certFile, cert.keyFile
 	return d
 }
 
@@ -35,7 +41,11 @@ func TestTemplatesRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := string(b)
-			for _, want := range []string{d.Listen, d.Upstream} {
+			want := []string{d.Listen, d.Upstream}
+			if p.TLS {
+				want = append(want, d.TLSListen, d.CertFile, d.KeyFile)
+			}
+			for _, want := range want {
 				if !strings.Contains(cfg, want) {
 					t.Errorf("config lacks %q:\n%s", want, cfg)
 				}
@@ -102,7 +112,10 @@ func TestHopwatchConfigValid(t *testing.T) {
 
 func checkHopwatchConfig(t *testing.T, hp peer) {
 	d := testConfigData(t)
-	d.StatsOff = hp.StatsOff
+	d.StatsOff, d.AccessLogOff = hp.StatsOff, hp.AccessLogOff
+	if hp.FullObservability {
+		d.TracingEndpoint = "127.0.0.1:40003"
+	}
 	path, err := hp.render(d)
 	if err != nil {
 		t.Fatal(err)
@@ -111,13 +124,18 @@ func checkHopwatchConfig(t *testing.T, hp peer) {
 	if err != nil {
 		t.Fatalf("hopwatch-proxy rejects the benchmark config: %v", err)
 	}
-	if len(c.Listeners) != 1 || c.Listeners[0].Address != d.Listen {
-		t.Fatalf("listeners = %+v, want one on %s", c.Listeners, d.Listen)
+	if len(c.Listeners) != 2 || c.Listeners[0].Address != d.Listen {
+		t.Fatalf("listeners = %+v, want one on %s and one over TLS", c.Listeners, d.Listen)
 	}
 	l := c.Listeners[0]
-	if len(l.AccessLog) != 1 || l.AccessLog[0].Path != d.AccessLog || l.AccessLog[0].Format != "json" {
+	switch {
+	case hp.AccessLogOff && len(l.AccessLog) != 0:
+		t.Fatalf("access_log = %+v, want none", l.AccessLog)
+	case !hp.AccessLogOff && (len(l.AccessLog) != 1 || l.AccessLog[0].Path != d.AccessLog || l.AccessLog[0].Format != "json"):
 		t.Fatalf("access_log = %+v, want JSON to %s", l.AccessLog, d.AccessLog)
 	}
+	checkHopwatchTLSListener(t, hp, d, c)
+	checkHopwatchTracing(t, hp, c)
 	if c.Admin.Address != d.AdminListen {
 		t.Fatalf("admin address = %q, want the harness's free port %q, not the shared default", c.Admin.Address, d.AdminListen)
 	}
@@ -136,10 +154,41 @@ func checkHopwatchConfig(t *testing.T, hp peer) {
 	}
 }
 
+// checkHopwatchTLSListener checks the second listener: TLS with the
+// harness's certificate, logging (unless off) to its own file.
+func checkHopwatchTLSListener(t *testing.T, hp peer, d configData, c *config.Config) {
+	t.Helper()
+	l := c.Listeners[1]
+	if l.Address != d.TLSListen || l.TLS == nil || l.TLS.CertFile != d.CertFile || l.TLS.KeyFile != d.KeyFile {
+		t.Fatalf("TLS listener = %+v, TLS %+v; want %s with %s and %s", l, l.TLS, d.TLSListen, d.CertFile, d.KeyFile)
+	}
+	switch {
+	case hp.AccessLogOff && len(l.AccessLog) != 0:
+		t.Fatalf("TLS access_log = %+v, want none", l.AccessLog)
+	case !hp.AccessLogOff && (len(l.AccessLog) != 1 || l.AccessLog[0].Path != d.AccessLogTLS):
+		t.Fatalf("TLS access_log = %+v, want %s", l.AccessLog, d.AccessLogTLS)
+	}
+}
+
+// checkHopwatchTracing checks that only the full-observability variant
+// traces, at 1 %, to the endpoint the harness gives it.
+func checkHopwatchTracing(t *testing.T, hp peer, c *config.Config) {
+	t.Helper()
+	if !hp.FullObservability {
+		if c.Tracing != nil {
+			t.Fatalf("tracing = %+v, want none", c.Tracing)
+		}
+		return
+	}
+	if c.Tracing == nil || c.Tracing.SamplingRatio == nil || *c.Tracing.SamplingRatio != 0.01 || c.Tracing.Endpoint != "127.0.0.1:40003" {
+		t.Fatalf("tracing = %+v, want 1 %% to 127.0.0.1:40003", c.Tracing)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	good := options{
 		upstreamBin: "u", hopwatchBin: "h", proxies: []string{"nginx", "hopwatch-proxy"},
-		threads: 2, conns: 64, duration: 10 * time.Second, warmup: 2 * time.Second,
+		loads: []load{{Threads: 2, Conns: 64}, {Threads: 1, Conns: 50}}, rounds: 3, duration: 10 * time.Second, warmup: 2 * time.Second,
 		bodySize: 128, workers: 2,
 	}
 	tests := []struct {
@@ -153,7 +202,12 @@ func TestValidate(t *testing.T) {
 		{"no proxies", func(o *options) { o.proxies = nil }, "-proxies: empty"},
 		{"hopwatch without binary", func(o *options) { o.hopwatchBin = "" }, "-hopwatch: required"},
 		{"peers only need no hopwatch binary", func(o *options) { o.hopwatchBin, o.proxies = "", []string{"caddy"} }, ""},
-		{"more threads than connections", func(o *options) { o.threads = 8; o.conns = 4 }, "connections ≥ threads"},
+		{"no loads", func(o *options) { o.loads = nil }, "-loads: empty"},
+		{"no rounds", func(o *options) { o.rounds = 0 }, "-rounds 0"},
+		{"full without its services", func(o *options) { o.proxies = []string{"hopwatch-proxy-full"} }, "-statsd-sink, -jaeger, -jaeger-config: required"},
+		{"full with its services", func(o *options) {
+			o.proxies, o.statsdSinkBin, o.jaegerBin, o.jaegerConfig = []string{"hopwatch-proxy-full"}, "s", "j", "c"
+		}, ""},
 		{"fractional duration", func(o *options) { o.duration = 1500 * time.Millisecond }, "-duration 1.5s"},
 		{"endless duration", func(o *options) { o.duration = time.Hour }, "-duration 1h0m0s"},
 		{"negative warmup", func(o *options) { o.warmup = -time.Second }, "-warmup"},
@@ -173,6 +227,29 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("validate error = %v, want one containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestParseLoads(t *testing.T) {
+	got, err := parseLoads(" 2x64, 1x50 ,tls:1x50")
+	want := []load{{Threads: 2, Conns: 64}, {Threads: 1, Conns: 50}, {Threads: 1, Conns: 50, TLS: true}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("parseLoads = %v, %v; want %v", got, err, want)
+	}
+	for in, want := range map[string]string{
+		"":          "-loads: empty",
+		"2":         `"2": want THREADSxCONNECTIONS`,
+		"2x":        `"2x": want THREADSxCONNECTIONS`,
+		"ax64":      `"ax64": want THREADSxCONNECTIONS`,
+		"0x64":      "threads ≥ 1",
+		"8x4":       "threads ≤ connections",
+		"1x50,1x50": "listed twice",
+		"tls:":      `"tls:": want THREADSxCONNECTIONS or tls:`,
+		"ssl:1x50":  `"ssl:1x50": want`,
+	} {
+		if _, err := parseLoads(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseLoads(%q) error = %v, want one containing %q", in, err, want)
+		}
 	}
 }
 
@@ -221,7 +298,7 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	work := filepath.Join(tmp, "work")
 	o := options{
-		upstreamBin: upstream, proxies: []string{"nginx"}, threads: 1, conns: 4,
+		upstreamBin: upstream, proxies: []string{"nginx"}, loads: []load{{Threads: 1, Conns: 4}, {Threads: 1, Conns: 4, TLS: true}}, rounds: 2,
 		duration: time.Second, warmup: 0, bodySize: 64, workers: 1,
 		out: out, workDir: work, command: "go test",
 	}
@@ -239,7 +316,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if !strings.HasPrefix(doc, other) {
 		t.Fatalf("the other section was not preserved:\n%s", doc)
 	}
-	for _, want := range []string{"| nginx | ", "| upstream (direct) | ", "| 1.00× | 1.00× | 0 |"} {
+	for _, want := range []string{"### `wrk -t1 -c4`", "### `wrk -t1 -c4 https`", "| nginx | ", "| upstream (direct) | ", "| 1.00× 1.00× | 1.00× | 1.00× | 0 |"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("BENCHMARKS.md lacks %q:\n%s", want, doc)
 		}
@@ -254,7 +331,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Name() != "upstream" {
+		if e.Name() != "upstream" && e.Name() != "tls" {
 			t.Errorf("left behind in the work directory: %s", e.Name())
 		}
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -118,10 +120,16 @@ func tailFile(path string, n int64) string {
 
 // waitReady polls url until it answers 200 with the upstream's body, so that
 // a proxy that answers by itself (a default page, a 502) is not measured.
-func waitReady(ctx context.Context, c *child, url string, wantBody []byte, timeout time.Duration) error {
+// A nil wantBody accepts any body, for the services that are not proxies.
+// roots, when not nil, is what an https url's certificate must chain to.
+func waitReady(ctx context.Context, c *child, url string, roots *x509.CertPool, wantBody []byte, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	tr := &http.Transport{DisableKeepAlives: true}
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: tr}
 	var last string
 	for {
 		if c != nil && c.exited() {
@@ -140,7 +148,7 @@ func waitReady(ctx context.Context, c *child, url string, wantBody []byte, timeo
 				last = fmt.Sprintf("reading body: %v", rerr)
 			case resp.StatusCode != http.StatusOK:
 				last = fmt.Sprintf("status %d, body %q", resp.StatusCode, truncate(body, 200))
-			case !bytes.Equal(body, wantBody):
+			case wantBody != nil && !bytes.Equal(body, wantBody):
 				last = fmt.Sprintf("status 200 but the body %q is not the upstream's", truncate(body, 200))
 			default:
 				return nil

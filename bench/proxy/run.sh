@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # bench/proxy/run.sh — `make bench-proxy`: hopwatch-proxy vs nginx, HAProxy
 # and Caddy, all with access logging on, plus the upstream alone as a
-# baseline. Rewrites the "## hopwatch-proxy vs nginx, HAProxy, Caddy" section
+# baseline, in interleaved rounds. Rewrites the "## hopwatch-proxy vs nginx, HAProxy, Caddy" section
 # of BENCHMARKS.md and leaves the rest of the file alone.
 #
 # Settings (environment):
-#   WRK_THREADS=2 WRK_CONNECTIONS=64 WRK_DURATION=10 (seconds) WARMUP=2 (seconds)
-#   PROXIES=nginx,haproxy,caddy,hopwatch-proxy-nostats,hopwatch-proxy
+#   LOADS=2x64,1x50,tls:1x50                     wrk THREADSxCONNECTIONS pairs; tls: = HTTPS
+#                                                (WRK_THREADS/WRK_CONNECTIONS, if set
+#                                                and LOADS is not, give one pair)
+#   ROUNDS=3                                     interleaved rounds
+#   WRK_DURATION=10 (seconds) WARMUP=2 (seconds) per proxy, per load, per round
+#   PROXIES=nginx,haproxy,caddy,hopwatch-proxy-off,hopwatch-proxy-nostats,hopwatch-proxy,hopwatch-proxy-full
 #                                                which proxies to measure
-#                                                (hopwatch-proxy-nostats: stats off)
+#                                                (-off: nothing on; -nostats: stats off;
+#                                                -full: statsd-sink, access log, Jaeger)
 #   BODY_SIZE=128                                upstream body in bytes
 #   BENCH_OUT=BENCHMARKS.md                      file to update; empty = print only
 #
@@ -20,24 +25,32 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
-threads=${WRK_THREADS:-2}
-connections=${WRK_CONNECTIONS:-64}
+default_loads=2x64,1x50,tls:1x50
+if [[ -z ${LOADS:-} && ( -n ${WRK_THREADS:-} || -n ${WRK_CONNECTIONS:-} ) ]]; then
+	LOADS=${WRK_THREADS:-2}x${WRK_CONNECTIONS:-64}
+fi
+loads=${LOADS:-$default_loads}
+rounds=${ROUNDS:-3}
 duration=${WRK_DURATION:-10}
 warmup=${WARMUP:-2}
-default_proxies=nginx,haproxy,caddy,hopwatch-proxy-nostats,hopwatch-proxy
+default_proxies=nginx,haproxy,caddy,hopwatch-proxy-off,hopwatch-proxy-nostats,hopwatch-proxy,hopwatch-proxy-full
 proxies=${PROXIES:-$default_proxies}
 body_size=${BODY_SIZE:-128}
 out=${BENCH_OUT-BENCHMARKS.md}
 # Accept "10" and "10s" alike; the harness wants whole seconds.
 duration=${duration%s}
 warmup=${warmup%s}
-for pair in WRK_THREADS:threads WRK_CONNECTIONS:connections WRK_DURATION:duration WARMUP:warmup BODY_SIZE:body_size; do
+for pair in ROUNDS:rounds WRK_DURATION:duration WARMUP:warmup BODY_SIZE:body_size; do
 	env_name=${pair%%:*} v=${pair#*:}
 	if ! [[ ${!v} =~ ^[0-9]+$ ]]; then
 		echo "run.sh: $env_name=${!v}: want a whole number" >&2
 		exit 2
 	fi
 done
+if ! [[ $loads =~ ^(tls:)?[0-9]+x[0-9]+(,(tls:)?[0-9]+x[0-9]+)*$ ]]; then
+	echo "run.sh: LOADS=$loads: want THREADSxCONNECTIONS pairs (tls:THREADSxCONNECTIONS for HTTPS) separated by commas, such as $default_loads" >&2
+	exit 2
+fi
 
 # --- tools -----------------------------------------------------------------
 # wrk and the peers this run measures, installed with apt-get when missing.
@@ -78,7 +91,7 @@ echo "run.sh: building upstream, harness and hopwatch-proxy" >&2
 go build -o "$work/bin/upstream" ./bench/proxy/upstream
 go build -o "$work/bin/harness" ./bench/proxy
 hopwatch_args=()
-if [[ ,$proxies, == *,hopwatch-proxy,* || ,$proxies, == *,hopwatch-proxy-nostats,* ]]; then
+if [[ ,$proxies, == *,hopwatch-proxy* ]]; then
 	if ! go build -o "$work/bin/hopwatch-proxy" ./cmd/hopwatch-proxy; then
 		echo "run.sh: hopwatch-proxy does not build; fix it, or run the peers alone with PROXIES=nginx,haproxy,caddy" >&2
 		exit 1
@@ -86,8 +99,20 @@ if [[ ,$proxies, == *,hopwatch-proxy,* || ,$proxies, == *,hopwatch-proxy-nostats
 	hopwatch_args=(-hopwatch "$work/bin/hopwatch-proxy")
 fi
 
+# hopwatch-proxy-full needs a real statsd-sink (as `make build` builds it)
+# and Jaeger (bin/jaeger, from `make tools`).
+if [[ ,$proxies, == *,hopwatch-proxy-full,* ]]; then
+	go build -o "$work/bin/statsd-sink" ./cmd/statsd-sink
+	if [[ ! -x $root/bin/jaeger ]]; then
+		echo "run.sh: $root/bin/jaeger is missing: run \`make tools\` (or tools/build.sh jaeger), or leave hopwatch-proxy-full out of PROXIES" >&2
+		exit 1
+	fi
+	hopwatch_args+=(-statsd-sink "$work/bin/statsd-sink" -jaeger "$root/bin/jaeger"
+		-jaeger-config "$root/tracing/testdata/jaeger-e2e.yaml")
+fi
+
 # The command recorded in BENCHMARKS.md, with the settings spelled out.
-recorded="WRK_THREADS=$threads WRK_CONNECTIONS=$connections WRK_DURATION=$duration WARMUP=$warmup"
+recorded="ROUNDS=$rounds LOADS=$loads WRK_DURATION=$duration WARMUP=$warmup"
 [[ $proxies != "$default_proxies" ]] && recorded+=" PROXIES=$proxies"
 [[ $body_size != 128 ]] && recorded+=" BODY_SIZE=$body_size"
 recorded+=" bench/proxy/run.sh"
@@ -96,7 +121,7 @@ recorded+=" bench/proxy/run.sh"
 "$work/bin/harness" \
 	-upstream "$work/bin/upstream" "${hopwatch_args[@]}" \
 	-proxies "$proxies" \
-	-threads "$threads" -connections "$connections" \
+	-loads "$loads" -rounds "$rounds" \
 	-duration "${duration}s" -warmup "${warmup}s" \
 	-body-size "$body_size" -workers "$(nproc)" \
 	-workdir "$work/run" -out "$out" -command "$recorded" &

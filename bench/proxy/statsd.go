@@ -55,3 +55,18 @@ func (d *statsdDrain) close() {
 	_ = d.pc.Close()
 	<-d.done
 }
+
+// freeLoopbackUDPAddr asks the kernel for a free UDP port on 127.0.0.1, for
+// the statsd-sink; like freeLoopbackAddr, another process could take it
+// first, and the sink then fails to start with an error naming the port.
+func freeLoopbackUDPAddr() (string, error) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free loopback UDP port: %w", err)
+	}
+	addr := pc.LocalAddr().String()
+	if err := pc.Close(); err != nil {
+		return "", fmt.Errorf("release UDP port %s: %w", addr, err)
+	}
+	return addr, nil
+}
