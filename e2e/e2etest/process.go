@@ -1,6 +1,8 @@
 package e2etest
 
 import (
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -15,23 +17,35 @@ type Process struct {
 	// Name says which process it is in failure messages.
 	Name string
 
-	cmd  *exec.Cmd
-	out  *SyncBuffer
-	done chan struct{}
+	cmd     *exec.Cmd
+	out     *SyncBuffer
+	done    chan struct{}
+	waitErr error // set before done closes
 }
 
 // StartProcess runs bin with args, its environment extended by env
 // ("KEY=value" entries), output collected for failure messages.
 func StartProcess(t testing.TB, name string, env []string, bin string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Name: name, out: &SyncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, name, cmd, nil)
+}
+
+// startCmd starts cmd as a Process. Its stderr, and its stdout too unless
+// stdout is given, are collected in Output; a process whose stdout carries
+// data of its own (the proxy's access log) passes a writer for it.
+func startCmd(t testing.TB, name string, cmd *exec.Cmd, stdout io.Writer) *Process {
+	t.Helper()
+	p := &Process{Name: name, cmd: cmd, out: &SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if stdout != nil {
+		p.cmd.Stdout = stdout
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	go func() { p.waitErr = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
@@ -39,6 +53,36 @@ func StartProcess(t testing.TB, name string, env []string, bin string, args ...s
 		}
 	})
 	return p
+}
+
+// PID returns the process ID.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the process, failing the test if it cannot.
+func (p *Process) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v to %s: %v", sig, p.Name, err)
+	}
+}
+
+// WaitExit waits up to limit for the process to exit and returns its exit
+// code; a process still running after limit fails the test.
+func (p *Process) WaitExit(t testing.TB, limit time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(limit):
+		t.Fatalf("%s still running %v after the signal", p.Name, limit)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.waitErr, &ee) {
+		return ee.ExitCode()
+	}
+	if p.waitErr != nil {
+		t.Fatalf("%s: wait: %v", p.Name, p.waitErr)
+	}
+	return 0
 }
 
 // Kill sends SIGKILL and waits for the process to exit; a process that

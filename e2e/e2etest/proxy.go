@@ -24,8 +24,7 @@ type Proxy struct {
 	// proxy's own log.
 	Stdout, Stderr *SyncBuffer
 
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *Process
 }
 
 // StartProxy writes config to a temporary file, runs the real
@@ -40,51 +39,26 @@ func StartProxy(t testing.TB, config string) *Proxy {
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Admin: admin, ConfigPath: path, Stdout: &SyncBuffer{}, Stderr: &SyncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "-c", path, "--log-format", "json")
-	p.cmd.Stdout, p.cmd.Stderr = p.Stdout, p.Stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	p := &Proxy{Admin: admin, ConfigPath: path, Stdout: &SyncBuffer{}}
+	p.proc = startCmd(t, "hopwatch-proxy", exec.Command(bin, "-c", path, "--log-format", "json"), p.Stdout)
+	p.Stderr = p.proc.out
 	t.Cleanup(func() {
 		// A second SIGTERM skips the drain: the test is over.
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.proc.cmd.Process.Signal(syscall.SIGTERM)
 		time.Sleep(50 * time.Millisecond)
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.proc.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-p.done:
+		case <-p.proc.done:
 		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("hopwatch-proxy stderr:\n%s", tail(p.Stderr.String(), 8000))
+			p.proc.Kill()
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-p.done:
-			t.Fatalf("hopwatch-proxy exited early:\n%s", p.Stderr.String())
-		default:
-		}
-		if res, err := http.Get("http://" + admin + "/ready"); err == nil {
-			_, _ = io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hopwatch-proxy admin %s not ready after 20s:\n%s", admin, p.Stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	p.proc.WaitFor(t, "admin "+admin+" ready", 20*time.Second, func() error { return HTTPOK("http://" + admin + "/ready") })
+	return p
 }
 
 // PID returns the proxy's process ID.
-func (p *Proxy) PID() int { return p.cmd.Process.Pid }
+func (p *Proxy) PID() int { return p.proc.PID() }
 
 // Reload writes config over the proxy's config file and sends SIGHUP.
 // It returns once the proxy logs a reload newer than the call (success or
@@ -95,9 +69,7 @@ func (p *Proxy) Reload(t testing.TB, config string) {
 	if err := os.WriteFile(p.ConfigPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	p.proc.Signal(t, syscall.SIGHUP)
 	deadline := time.Now().Add(10 * time.Second)
 	for reloads(p.Stderr.String()) == before {
 		if time.Now().After(deadline) {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,36 +21,9 @@ import (
 	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
-// binary is the hopwatch-proxy built by TestMain.
-var binary string
-
-func TestMain(m *testing.M) {
-	os.Exit(buildAndRun(m))
-}
-
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hopwatch-e2e-proxy-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	binary = filepath.Join(dir, "hopwatch-proxy")
-	cmd := exec.Command("go", "build", "-o", binary, "github.com/hopwatch/hopwatch/cmd/hopwatch-proxy")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "building hopwatch-proxy: %v\n", err)
-		return 1
-	}
-	return m.Run()
-}
-
 // proc is a running hopwatch-proxy.
 type proc struct {
-	cmd      *exec.Cmd
-	stderr   *e2etest.SyncBuffer
-	done     chan struct{}
-	waitErr  error
+	*e2etest.Process
 	listener string // address of the listener named "ingress"
 	admin    string
 }
@@ -60,39 +32,10 @@ type proc struct {
 // it logs the addresses of its admin server and its "ingress" listener.
 func startProc(t *testing.T, path string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{stderr: &e2etest.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, append([]string{"-c", path, "--log-format", "json"}, extra...)...)
-	p.cmd.Stderr = p.stderr
-	p.cmd.Stdout = io.Discard
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("hopwatch-proxy stderr:\n%s", p.stderr.String())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for p.listener == "" || p.admin == "" {
-		select {
-		case <-p.done:
-			t.Fatalf("hopwatch-proxy exited early (%v):\n%s", p.waitErr, p.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hopwatch-proxy did not report its addresses:\n%s", p.stderr.String())
-		}
-		sc := bufio.NewScanner(strings.NewReader(p.stderr.String()))
+	bin := e2etest.GoBuild(t, "cmd/hopwatch-proxy")
+	p := &proc{Process: e2etest.StartProcess(t, "hopwatch-proxy", nil, bin, append([]string{"-c", path, "--log-format", "json"}, extra...)...)}
+	p.WaitFor(t, "its addresses logged", 20*time.Second, func() error {
+		sc := bufio.NewScanner(strings.NewReader(p.Output()))
 		for sc.Scan() {
 			var l struct {
 				Msg      string `json:"msg"`
@@ -109,27 +52,12 @@ func startProc(t *testing.T, path string, extra ...string) *proc {
 				p.listener = l.Address
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		if p.listener == "" || p.admin == "" {
+			return errors.New("no admin or ingress address logged yet")
+		}
+		return nil
+	})
 	return p
-}
-
-// waitExit waits up to d for the process to exit and returns its exit code.
-func (p *proc) waitExit(t *testing.T, d time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		t.Fatalf("hopwatch-proxy still running %v after the signal", d)
-	}
-	var ee *exec.ExitError
-	if errors.As(p.waitErr, &ee) {
-		return ee.ExitCode()
-	}
-	if p.waitErr != nil {
-		t.Fatalf("wait: %v", p.waitErr)
-	}
-	return 0
 }
 
 func writeFile(t *testing.T, path, body string) {
@@ -223,7 +151,7 @@ func TestCheckConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			out, err := exec.CommandContext(ctx, binary, "--check-config", "-c", tc.path).CombinedOutput()
+			out, err := exec.CommandContext(ctx, e2etest.GoBuild(t, "cmd/hopwatch-proxy"), "--check-config", "-c", tc.path).CombinedOutput()
 			code := 0
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
@@ -258,30 +186,24 @@ func TestReloadBySIGHUP(t *testing.T) {
 	if _, body := get(t, url); body != "one" {
 		t.Fatalf("body %q before SIGHUP with watch_config false, want one", body)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGHUP)
 	waitBody(t, url, "two")
 
 	// A broken file is refused; the running configuration keeps serving.
 	writeFile(t, path, "listeners: [\n")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGHUP)
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.stderr.String(), "reload rejected") {
+	for !strings.Contains(p.Output(), "reload rejected") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no rejection logged:\n%s", p.stderr.String())
+			t.Fatalf("no rejection logged:\n%s", p.Output())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if _, body := get(t, url); body != "two" {
 		t.Errorf("after a rejected reload: body %q, want two", body)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.waitExit(t, 10*time.Second); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.WaitExit(t, 10*time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
 }
@@ -341,23 +263,19 @@ func TestSIGTERMDrain(t *testing.T) {
 		t.Fatal("the slow request never reached the upstream")
 	}
 	signalled := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGTERM)
 	// Wait for the drain to start, then check new requests are still
 	// served but told to close their connections.
 	deadline := time.Now().Add(drain - time.Second)
-	for !strings.Contains(p.stderr.String(), `"msg":"draining"`) {
+	for !strings.Contains(p.Output(), `"msg":"draining"`) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no drain logged:\n%s", p.stderr.String())
+			t.Fatalf("no drain logged:\n%s", p.Output())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	// logrotate sends SIGUSR1 whenever it likes: reopening the logs must
 	// not cut the drain short (only a second SIGTERM or SIGINT does).
-	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGUSR1)
 	time.Sleep(100 * time.Millisecond)
 	res, body := get(t, base+"/fast")
 	if res.StatusCode != http.StatusOK || body != "upstream /fast" || !res.Close {
@@ -368,7 +286,7 @@ func TestSIGTERMDrain(t *testing.T) {
 	}
 	// drain_time for the drain itself plus a generous margin for a loaded
 	// machine; the in-flight request finished long before.
-	if code := p.waitExit(t, drain+10*time.Second); code != 0 {
+	if code := p.WaitExit(t, drain+10*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
 	if took := time.Since(signalled); took < drain {
@@ -381,21 +299,17 @@ func TestSecondSIGTERMSkipsDrain(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "proxy.yaml")
 	writeFile(t, path, config("direct", "127.0.0.1:9", "{drain_time: 60s, watch_config: false}"))
 	p := startProc(t, path)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGTERM)
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(p.stderr.String(), `"msg":"draining"`) {
+	for !strings.Contains(p.Output(), `"msg":"draining"`) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no drain logged:\n%s", p.stderr.String())
+			t.Fatalf("no drain logged:\n%s", p.Output())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(t, syscall.SIGINT)
 	// Far less than the 60 s drain time.
-	if code := p.waitExit(t, 15*time.Second); code != 0 {
+	if code := p.WaitExit(t, 15*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
 }
