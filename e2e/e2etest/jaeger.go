@@ -1,6 +1,43 @@
 package e2etest
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Jaeger is the pinned Jaeger (bin/jaeger) running all-in-one with
+// tracing/testdata/jaeger-e2e.yaml, every listener on a free loopback port.
+type Jaeger struct {
+	*Process
+	// OTLPGRPC is the OTLP/gRPC receiver's host:port, where the proxies
+	// and the demo services export spans.
+	OTLPGRPC string
+	// Query is the query API's host:port (/api/traces, /api/services).
+	Query string
+}
+
+// StartJaeger runs bin/jaeger and waits until its query API answers; a
+// missing binary fails the test, which needs a real Jaeger.
+func StartJaeger(t testing.TB) *Jaeger {
+	t.Helper()
+	root := RepoRoot(t)
+	bin := filepath.Join(root, "bin", "jaeger")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s is missing: run `make tools` (or tools/build.sh jaeger) to build Jaeger v1.76.0 from tools/jaeger/go.mod", bin)
+	}
+	j := &Jaeger{OTLPGRPC: FreeAddr(t), Query: FreeAddr(t)}
+	j.Process = StartProcess(t, "jaeger", []string{
+		"HOPWATCH_E2E_OTLP_GRPC=" + j.OTLPGRPC,
+		"HOPWATCH_E2E_OTLP_HTTP=" + FreeAddr(t),
+		"HOPWATCH_E2E_QUERY_HTTP=" + j.Query,
+		"HOPWATCH_E2E_QUERY_GRPC=" + FreeAddr(t),
+	}, bin, "--config", filepath.Join(root, "tracing", "testdata", "jaeger-e2e.yaml"))
+	j.WaitHTTP(t, "http://"+j.Query+"/api/services", 90*time.Second)
+	return j
+}
 
 // JaegerTrace is one trace as Jaeger's query API (/api/traces) returns it:
 // the parts the end-to-end tests read.

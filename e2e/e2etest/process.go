@@ -146,3 +146,10 @@ func (p *Process) WaitFor(t testing.TB, what string, limit time.Duration, ready 
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// WaitHTTP waits up to limit for url to answer 200, failing the test if
+// the process exits first.
+func (p *Process) WaitHTTP(t testing.TB, url string, limit time.Duration) {
+	t.Helper()
+	p.WaitFor(t, url+" answering 200", limit, func() error { return HTTPOK(url) })
+}

@@ -17,7 +17,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,70 +27,9 @@ import (
 	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
-// Binaries built by TestMain.
-var proxyBin, demoBin string
-
-func TestMain(m *testing.M) { os.Exit(buildAndRun(m)) }
-
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hopwatch-e2e-tracing-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	proxyBin, demoBin = filepath.Join(dir, "hopwatch-proxy"), filepath.Join(dir, "demo")
-	for bin, pkg := range map[string]string{proxyBin: "github.com/hopwatch/hopwatch/cmd/hopwatch-proxy", demoBin: "github.com/hopwatch/hopwatch/cmd/demo"} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n", pkg, err)
-			return 1
-		}
-	}
-	return m.Run()
-}
-
-// waitHTTP polls url until it answers 200, or fails the test.
-func waitHTTP(t *testing.T, p *e2etest.Process, url string, limit time.Duration) {
-	t.Helper()
-	p.WaitFor(t, url+" answering 200", limit, func() error {
-		res, err := http.Get(url)
-		if err != nil {
-			return err
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", res.StatusCode)
-		}
-		return nil
-	})
-}
-
-type jaeger struct {
-	*e2etest.Process
-	otlpGRPC, query string
-}
-
-// startJaeger runs bin/jaeger with tracing/testdata/jaeger-e2e.yaml, every
-// listener on a free loopback port.
-func startJaeger(t *testing.T) *jaeger {
-	t.Helper()
-	root := e2etest.RepoRoot(t)
-	bin := filepath.Join(root, "bin", "jaeger")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%s is missing: run `make tools` (or tools/build.sh jaeger) to build Jaeger v1.76.0 from tools/jaeger/go.mod", bin)
-	}
-	j := &jaeger{otlpGRPC: e2etest.FreeAddr(t), query: e2etest.FreeAddr(t)}
-	j.Process = e2etest.StartProcess(t, "jaeger", []string{
-		"HOPWATCH_E2E_OTLP_GRPC=" + j.otlpGRPC,
-		"HOPWATCH_E2E_OTLP_HTTP=" + e2etest.FreeAddr(t),
-		"HOPWATCH_E2E_QUERY_HTTP=" + j.query,
-		"HOPWATCH_E2E_QUERY_GRPC=" + e2etest.FreeAddr(t),
-	}, bin, "--config", filepath.Join(root, "tracing", "testdata", "jaeger-e2e.yaml"))
-	waitHTTP(t, j.Process, "http://"+j.query+"/api/services", 90*time.Second)
-	return j
-}
+// jaeger is the Jaeger all the processes export to, with the queries
+// this test makes.
+type jaeger struct{ *e2etest.Jaeger }
 
 // Jaeger's query API JSON, shared with the other tests that read Jaeger.
 type (
@@ -102,7 +40,7 @@ type (
 // getTrace fetches one trace by ID; found is false on Jaeger's 404.
 func (j *jaeger) getTrace(t *testing.T, id string) (tr jTrace, found bool) {
 	t.Helper()
-	res, err := http.Get("http://" + j.query + "/api/traces/" + id)
+	res, err := http.Get("http://" + j.Query + "/api/traces/" + id)
 	if err != nil {
 		t.Fatalf("jaeger query: %v", err)
 	}
@@ -208,8 +146,8 @@ func startProxy(t *testing.T, dir string, spec proxySpec) *hopProxy {
 	if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &hopProxy{Process: e2etest.StartProcess(t, spec.Name, nil, proxyBin, "-c", path, "--log-format", "json"), spec: spec}
-	waitHTTP(t, p.Process, "http://"+spec.Admin+"/ready", 20*time.Second)
+	p := &hopProxy{Process: e2etest.StartProcess(t, spec.Name, nil, e2etest.GoBuild(t, "cmd/hopwatch-proxy"), "-c", path, "--log-format", "json"), spec: spec}
+	p.WaitHTTP(t, "http://"+spec.Admin+"/ready", 20*time.Second)
 	return p
 }
 
@@ -260,8 +198,8 @@ func startDemo(t *testing.T, name, listen, upstream, otlp string) *e2etest.Proce
 		args = append(args, "--upstream", upstream)
 	}
 	// A short batch delay, so that spans reach Jaeger while the test waits.
-	p := e2etest.StartProcess(t, name, []string{"OTEL_BSP_SCHEDULE_DELAY=100", "OTEL_BSP_EXPORT_TIMEOUT=1000"}, demoBin, args...)
-	waitHTTP(t, p, "http://"+listen+"/demo/inject", 20*time.Second)
+	p := e2etest.StartProcess(t, name, []string{"OTEL_BSP_SCHEDULE_DELAY=100", "OTEL_BSP_EXPORT_TIMEOUT=1000"}, e2etest.GoBuild(t, "cmd/demo"), args...)
+	p.WaitHTTP(t, "http://"+listen+"/demo/inject", 20*time.Second)
 	return p
 }
 
@@ -297,23 +235,23 @@ var demoNames = []string{"frontend", "catalog", "inventory"}
 
 func TestTracingAcrossHops(t *testing.T) {
 	dir := t.TempDir()
-	j := startJaeger(t)
+	j := jaeger{e2etest.StartJaeger(t)}
 
 	// Back to front: inventory, its sidecar, catalog, ... the edge.
 	invAddr, catAddr, feAddr := e2etest.FreeAddr(t), e2etest.FreeAddr(t), e2etest.FreeAddr(t)
 	demos := map[string]*e2etest.Process{}
-	demos["inventory"] = startDemo(t, "inventory", invAddr, "", j.otlpGRPC)
-	scInv := startProxy(t, dir, proxySpec{Name: "sidecar-inventory", OTLP: j.otlpGRPC, Ratio: 1, Upstream: invAddr})
-	demos["catalog"] = startDemo(t, "catalog", catAddr, "http://"+scInv.spec.Listen+"/", j.otlpGRPC)
+	demos["inventory"] = startDemo(t, "inventory", invAddr, "", j.OTLPGRPC)
+	scInv := startProxy(t, dir, proxySpec{Name: "sidecar-inventory", OTLP: j.OTLPGRPC, Ratio: 1, Upstream: invAddr})
+	demos["catalog"] = startDemo(t, "catalog", catAddr, "http://"+scInv.spec.Listen+"/", j.OTLPGRPC)
 	// The sidecar in front of catalog retries, so that an error injected at
 	// catalog shows one client span per attempt.
-	scCat := startProxy(t, dir, proxySpec{Name: "sidecar-catalog", OTLP: j.otlpGRPC, Ratio: 1, Upstream: catAddr, Retry: true})
-	demos["frontend"] = startDemo(t, "frontend", feAddr, "http://"+scCat.spec.Listen+"/", j.otlpGRPC)
-	scFe := startProxy(t, dir, proxySpec{Name: "sidecar-frontend", OTLP: j.otlpGRPC, Ratio: 1, Upstream: feAddr})
-	edge := startProxy(t, dir, proxySpec{Name: "edge", OTLP: j.otlpGRPC, Ratio: 1, Upstream: scFe.spec.Listen,
+	scCat := startProxy(t, dir, proxySpec{Name: "sidecar-catalog", OTLP: j.OTLPGRPC, Ratio: 1, Upstream: catAddr, Retry: true})
+	demos["frontend"] = startDemo(t, "frontend", feAddr, "http://"+scCat.spec.Listen+"/", j.OTLPGRPC)
+	scFe := startProxy(t, dir, proxySpec{Name: "sidecar-frontend", OTLP: j.OTLPGRPC, Ratio: 1, Upstream: feAddr})
+	edge := startProxy(t, dir, proxySpec{Name: "edge", OTLP: j.OTLPGRPC, Ratio: 1, Upstream: scFe.spec.Listen,
 		Propagators: "tracecontext, baggage, b3, jaeger"})
 	// An edge that samples nothing unless forced.
-	edge0 := startProxy(t, dir, proxySpec{Name: "edge-unsampled", OTLP: j.otlpGRPC, Ratio: 0, Upstream: scFe.spec.Listen})
+	edge0 := startProxy(t, dir, proxySpec{Name: "edge-unsampled", OTLP: j.OTLPGRPC, Ratio: 0, Upstream: scFe.spec.Listen})
 	proxies := []*hopProxy{edge, scFe, scCat, scInv}
 	edgeURL := "http://" + edge.spec.Listen + "/"
 
