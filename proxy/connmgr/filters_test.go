@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hopwatch/hopwatch/proxy/accesslog"
 	"github.com/hopwatch/hopwatch/proxy/cluster"
 	"github.com/hopwatch/hopwatch/proxy/config"
 	"github.com/hopwatch/hopwatch/proxy/route"
@@ -75,12 +77,12 @@ func upstreamSeen(t *testing.T) (addr string, seen chan http.Header) {
 	return up.Listener.Addr().String(), seen
 }
 
-// serveFilters serves filterConfig with listenerYAML on a real loopback
-// socket, every cluster but "gone" in the cluster manager.
-func serveFilters(t *testing.T, listenerYAML, up string) (string, logChan) {
+// newTestManager builds a connection manager from the config src (its
+// first listener), logging to log; the clusters named in leaveOut are
+// left out of the cluster manager, as a route to a cluster that is gone.
+func newTestManager(t *testing.T, src string, log accesslog.Logger, leaveOut ...string) *Manager {
 	t.Helper()
-	src := strings.NewReplacer("{{LISTENER}}", listenerYAML, "{{UP}}", up).Replace(filterConfig)
-	cfg, err := config.Parse([]byte(src), "filters_test.yaml")
+	cfg, err := config.Parse([]byte(src), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func serveFilters(t *testing.T, listenerYAML, up string) (string, logChan) {
 	}
 	var kept []config.Cluster
 	for _, c := range cfg.Clusters {
-		if c.Name != "gone" {
+		if !slices.Contains(leaveOut, c.Name) {
 			kept = append(kept, c)
 		}
 	}
@@ -100,8 +102,16 @@ func serveFilters(t *testing.T, listenerYAML, up string) (string, logChan) {
 		t.Fatal(err)
 	}
 	t.Cleanup(clusters.Close)
+	return New(&Snapshot{Listener: lc, Routes: table, Clusters: clusters, AccessLog: log}, nil)
+}
+
+// serveFilters serves filterConfig with listenerYAML on a real loopback
+// socket, every cluster but "gone" in the cluster manager.
+func serveFilters(t *testing.T, listenerYAML, up string) (string, logChan) {
+	t.Helper()
 	log := make(logChan, 4)
-	srv := httptest.NewServer(New(&Snapshot{Listener: lc, Routes: table, Clusters: clusters, AccessLog: log}, nil))
+	src := strings.NewReplacer("{{LISTENER}}", listenerYAML, "{{UP}}", up).Replace(filterConfig)
+	srv := httptest.NewServer(newTestManager(t, src, log, "gone"))
 	t.Cleanup(srv.Close)
 	return srv.URL, log
 }

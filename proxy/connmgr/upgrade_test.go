@@ -1,16 +1,11 @@
 package connmgr
 
 import (
-	"context"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/hopwatch/hopwatch/proxy/cluster"
-	"github.com/hopwatch/hopwatch/proxy/config"
-	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
 )
 
@@ -48,22 +43,8 @@ func (l *logged) Log(info *streaminfo.Info) { l.infos = append(l.infos, *info) }
 func newUpgradeManager(t *testing.T, upgrades, up string) (*Manager, *logged) {
 	t.Helper()
 	src := strings.NewReplacer("{{UPGRADES}}", upgrades, "{{UP}}", up).Replace(upgradeConfig)
-	cfg, err := config.Parse([]byte(src), "test.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc := &cfg.Listeners[0]
-	table, err := route.NewTable(lc.VirtualHosts, route.Options{NodeHostname: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clusters, err := cluster.NewManagerWithOptions(context.Background(), cfg.Clusters, nil, slog.New(slog.DiscardHandler), cluster.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(clusters.Close)
 	log := &logged{}
-	return New(&Snapshot{Listener: lc, Routes: table, Clusters: clusters, AccessLog: log}, nil), log
+	return newTestManager(t, src, log), log
 }
 
 // TestUpgradeDecision: an upgrade reaches the upstream only when the
