@@ -181,9 +181,10 @@ listeners:
             direct_response: {status: 200}
 `
 
-func h1Get(t *testing.T, addr net.Addr) (string, error) {
-	t.Helper()
-	client := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+// getProto sends GET / to addr through tr and returns the body: the
+// protocol the server saw.
+func getProto(tr http.RoundTripper, addr net.Addr) (string, error) {
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
 	res, err := client.Get("http://" + addr.String() + "/")
 	if err != nil {
@@ -194,21 +195,15 @@ func h1Get(t *testing.T, addr net.Addr) (string, error) {
 	return string(b), err
 }
 
-func h2cGet(t *testing.T, addr net.Addr) (string, error) {
-	t.Helper()
-	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
+func h1Get(_ *testing.T, addr net.Addr) (string, error) {
+	return getProto(&http.Transport{}, addr)
+}
+
+func h2cGet(_ *testing.T, addr net.Addr) (string, error) {
+	return getProto(&http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, a)
-	}}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	res, err := client.Get("http://" + addr.String() + "/")
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return string(b), err
+	}}, addr)
 }
 
 // TestPrefaceSniff: on a plaintext listener the first bytes choose the
