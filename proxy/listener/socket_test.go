@@ -2,7 +2,6 @@ package listener
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
 )
@@ -200,10 +197,9 @@ func h1Get(_ *testing.T, addr net.Addr) (string, error) {
 }
 
 func h2cGet(_ *testing.T, addr net.Addr) (string, error) {
-	return getProto(&http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, a string, _ *tls.Config) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, a)
-	}}, addr)
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true) // h2c with prior knowledge
+	return getProto(&http.Transport{Protocols: &p}, addr)
 }
 
 // TestPrefaceSniff: on a plaintext listener the first bytes choose the
