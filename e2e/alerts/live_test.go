@@ -20,8 +20,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -60,28 +58,7 @@ func testRuleOptions() dashboards.RuleOptions {
 	}
 }
 
-func pinned(t *testing.T, root, name string) string {
-	t.Helper()
-	p := filepath.Join(root, "bin", name)
-	if fi, err := os.Stat(p); err != nil || fi.Mode()&0o111 == 0 {
-		t.Fatalf("%s is missing: run `make tools-test` (it builds the %s pinned in tools/%s); this test needs a real one", p, name, name)
-	}
-	return p
-}
-
 var client = &http.Client{Timeout: 10 * time.Second}
-
-func httpOK(u string) error {
-	resp, err := client.Get(u)
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", u, resp.Status)
-	}
-	return nil
-}
 
 // amAlert is an alert as Alertmanager's API v2 lists it.
 type amAlert struct {
@@ -144,30 +121,15 @@ func inject(t *testing.T, method, u string) {
 
 func TestAlertsLive(t *testing.T) {
 	root := e2etest.RepoRoot(t)
-	promBin := pinned(t, root, "prometheus")
-	amBin := pinned(t, root, "alertmanager")
+	e2etest.PinnedBin(t, "prometheus") // before anything starts: the test needs it
+	amBin := e2etest.PinnedBin(t, "alertmanager")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/hopwatch-proxy", "./cmd/statsd-sink", "./cmd/demo")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
-	base := e2etest.FreePortBlock(t, numPorts+2, offStatsd)
-	promPort, amPort := base+numPorts, base+numPorts+1
-	up := e2etest.StartProcess(t, "up.sh", []string{"UP_PORT_BASE=" + strconv.Itoa(base), "UP_BIN_DIR=" + bin, "UP_LOG_DIR=" + t.TempDir(),
-		"UP_LOAD_RATE=30", "UP_LOAD_DURATION=6m", "UP_JAEGER=0"}, "bash", filepath.Join(root, "deploy", "local", "up.sh"))
-	up.WaitFor(t, "the pipeline up", 2*time.Minute, func() error {
-		if strings.Contains(up.Output(), "hopwatch is up.") {
-			return nil
-		}
-		return fmt.Errorf("no \"hopwatch is up.\" yet")
-	})
-	// up.sh stops its children on SIGTERM; Kill (SIGKILL) would orphan them.
-	t.Cleanup(func() { up.Terminate(40 * time.Second) })
+	bin := e2etest.PipelineBinaries(t)
+	base := e2etest.FreePortBlock(t, numPorts+1, offStatsd)
+	amPort := base + numPorts
+	e2etest.StartLocalPipeline(t, bin, base, "UP_LOAD_RATE=30", "UP_LOAD_DURATION=6m", "UP_JAEGER=0")
 
 	rf, err := dashboards.Rules(testRuleOptions())
 	if err != nil {
@@ -178,15 +140,7 @@ func TestAlertsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	write("hopwatch.rules.yml", string(rules))
-	promCfg := write("prometheus.yml", fmt.Sprintf(`global:
+	promCfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
 rule_files: [hopwatch.rules.yml]
@@ -198,17 +152,14 @@ scrape_configs:
   - job_name: statsd-sink
     static_configs:
       - targets: ['127.0.0.1:%d']
-`, amPort, base+offSinkWeb))
+`, amPort, base+offSinkWeb)
 
 	amURL := "http://127.0.0.1:" + strconv.Itoa(amPort)
 	am := e2etest.StartProcess(t, "alertmanager", nil, amBin, "--config.file="+filepath.Join(root, "deploy", "local", "alertmanager.yml"),
 		"--storage.path="+filepath.Join(dir, "am"), "--web.listen-address=127.0.0.1:"+strconv.Itoa(amPort), "--cluster.listen-address=", "--log.level=warn")
-	am.WaitFor(t, "Alertmanager ready", time.Minute, func() error { return httpOK(amURL + "/-/ready") })
+	am.WaitFor(t, "Alertmanager ready", time.Minute, func() error { return e2etest.HTTPOK(amURL + "/-/ready") })
 
-	promURL := "http://127.0.0.1:" + strconv.Itoa(promPort)
-	prom := e2etest.StartProcess(t, "prometheus", nil, promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "prom"),
-		"--web.listen-address=127.0.0.1:"+strconv.Itoa(promPort), "--log.level=warn")
-	prom.WaitFor(t, "Prometheus ready", time.Minute, func() error { return httpOK(promURL + "/-/ready") })
+	prom, promURL := e2etest.StartPrometheus(t, promCfg, e2etest.PrometheusFile{Name: "hopwatch.rules.yml", Text: string(rules)})
 
 	// Healthy first: the recorded request rate of the cluster is there,
 	// and no alert for it has reached Alertmanager.

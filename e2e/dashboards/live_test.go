@@ -30,14 +30,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -115,24 +113,14 @@ const (
 	offSinkWeb    = 12
 )
 
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
 // sinkSeriesBudget is the per-metric budget the test's sink runs with, low
 // enough that the test can exceed it without flooding Prometheus.
 const sinkSeriesBudget = 2000
 
-// buildBinaries builds the pipeline's binaries into dir and wraps
-// statsd-sink so that up.sh starts it with a small cardinality budget.
-func buildBinaries(t *testing.T, root, dir string) {
+// wrapSink wraps the statsd-sink in dir so that up.sh starts it with a
+// small cardinality budget.
+func wrapSink(t *testing.T, dir string) {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/hopwatch-proxy", "./cmd/statsd-sink", "./cmd/demo")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	real := filepath.Join(dir, "statsd-sink.real")
 	if err := os.Rename(filepath.Join(dir, "statsd-sink"), real); err != nil {
 		t.Fatal(err)
@@ -143,76 +131,7 @@ func buildBinaries(t *testing.T, root, dir string) {
 	}
 }
 
-// process is a child the test started and must stop.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  *e2etest.SyncBuffer
-	done chan struct{}
-}
-
-func start(t *testing.T, name string, cmd *exec.Cmd) *process {
-	t.Helper()
-	p := &process{name: name, cmd: cmd, out: &e2etest.SyncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(40 * time.Second):
-				_ = cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			out := p.out.String()
-			if len(out) > 8000 {
-				out = "…" + out[len(out)-8000:]
-			}
-			t.Logf("%s output:\n%s", name, out)
-		}
-	})
-	return p
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 var client = &http.Client{Timeout: 10 * time.Second}
-
-func waitHTTP(t *testing.T, p *process, u string, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if p.exited() {
-			t.Fatalf("%s exited before %s answered", p.name, u)
-		}
-		if resp, err := client.Get(u); err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: %s not ready within %v", p.name, u, d)
-}
 
 const probeConfig = `node:
   id: dashboards-probe
@@ -350,45 +269,28 @@ clusters:
 
 func TestDashboardsLive(t *testing.T) {
 	root := e2etest.RepoRoot(t)
-	promBin := filepath.Join(root, "bin", "prometheus")
-	if !isExecutable(promBin) {
-		t.Fatalf("%s is missing: run `make tools` (or tools/build.sh prometheus) to build the pinned Prometheus; this test needs a real one", promBin)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	testStart := time.Now()
 
-	bin := t.TempDir()
-	buildBinaries(t, root, bin)
+	e2etest.PinnedBin(t, "prometheus") // before anything starts: the test needs it
+	bin := e2etest.PipelineBinaries(t)
+	wrapSink(t, bin)
 
-	// The pipeline, plus 5 ports of our own: the probe's two listeners and
-	// admin, Prometheus, and a closed port for connection failures.
-	base := e2etest.FreePortBlock(t, numPorts+5, offStatsd)
-	probeListen, probeAdmin, promPort, closedPort, probeMore := base+numPorts, base+numPorts+1, base+numPorts+2, base+numPorts+3, base+numPorts+4
-	logDir := t.TempDir()
-	up := exec.Command("bash", filepath.Join(root, "deploy", "local", "up.sh"))
-	up.Env = append(os.Environ(), "UP_PORT_BASE="+strconv.Itoa(base), "UP_BIN_DIR="+bin, "UP_LOG_DIR="+logDir,
-		"UP_LOAD_RATE=30", "UP_LOAD_DURATION=6m", "UP_JAEGER=0")
-	pipe := start(t, "up.sh", up)
-	for deadline := time.Now().Add(90 * time.Second); !strings.Contains(pipe.out.String(), "hopwatch is up."); {
-		if pipe.exited() || time.Now().After(deadline) {
-			t.Fatalf("up.sh did not report the pipeline up (exited: %v)", pipe.exited())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	port := func(off int) string { return strconv.Itoa(base + off) }
-
-	promDir := t.TempDir()
-	promCfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: statsd-sink\n    static_configs:\n      - targets: ['127.0.0.1:%s']\n", port(offSinkWeb))
-	if err := os.WriteFile(filepath.Join(promDir, "prometheus.yml"), []byte(promCfg), 0o644); err != nil {
+	// The pipeline, plus 3 ports of our own: the probe's two listeners and
+	// admin; and a refusing port for connection failures.
+	base := e2etest.FreePortBlock(t, numPorts+3, offStatsd)
+	probeListen, probeAdmin, probeMore := base+numPorts, base+numPorts+1, base+numPorts+2
+	_, closedPort, err := net.SplitHostPort(e2etest.RefusingAddr(t))
+	if err != nil {
 		t.Fatal(err)
 	}
-	prom := start(t, "prometheus", exec.Command(promBin, "--config.file="+filepath.Join(promDir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(promDir, "data"), "--web.listen-address=127.0.0.1:"+strconv.Itoa(promPort), "--log.level=warn"))
-	promURL := "http://127.0.0.1:" + strconv.Itoa(promPort)
-	waitHTTP(t, prom, promURL+"/-/ready", 60*time.Second)
+	e2etest.StartLocalPipeline(t, bin, base, "UP_LOAD_RATE=30", "UP_LOAD_DURATION=6m", "UP_JAEGER=0")
+	port := func(off int) string { return strconv.Itoa(base + off) }
 
-	targets, vars := loadDashboards(t, root)
+	_, promURL := e2etest.StartPrometheus(t, fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: statsd-sink\n    static_configs:\n      - targets: ['127.0.0.1:%s']\n", port(offSinkWeb)))
+
+	targets, vars := loadDashboards(t)
 	values := map[string]string{"__rate_interval": "20s", "__interval": "5s", "__range": "5m",
 		"job": ".*", "instance": ".*", "envoy_cluster_name": ".*", "envoy_http_conn_manager_prefix": ".*", "datasource": "prometheus"}
 
@@ -396,13 +298,15 @@ func TestDashboardsLive(t *testing.T) {
 	checkOrdinary(ctx, t, promURL, targets, values)
 
 	cfg := strings.NewReplacer("{{admin}}", strconv.Itoa(probeAdmin), "{{statsd}}", port(offStatsd), "{{listen}}", strconv.Itoa(probeListen),
-		"{{catalog}}", port(offCatalogApp), "{{inventory}}", port(offInvApp), "{{closed}}", strconv.Itoa(closedPort), "{{more}}", strconv.Itoa(probeMore)).Replace(probeConfig)
+		"{{catalog}}", port(offCatalogApp), "{{inventory}}", port(offInvApp), "{{closed}}", closedPort, "{{more}}", strconv.Itoa(probeMore)).Replace(probeConfig)
 	cfgPath := filepath.Join(t.TempDir(), "probe.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	probe := start(t, "probe proxy", exec.Command(filepath.Join(bin, "hopwatch-proxy"), "-c", cfgPath))
-	waitHTTP(t, probe, fmt.Sprintf("http://127.0.0.1:%d/ready", probeAdmin), 30*time.Second)
+	probe := e2etest.StartProcess(t, "probe proxy", nil, filepath.Join(bin, "hopwatch-proxy"), "-c", cfgPath)
+	// SIGTERM first, so that the probe drains and flushes its stats.
+	t.Cleanup(func() { probe.Terminate(40 * time.Second) })
+	probe.WaitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/ready", probeAdmin), 30*time.Second)
 
 	drive(ctx, t, base, probeListen, probeMore)
 
@@ -651,23 +555,11 @@ type variable struct{ key, selector, label string }
 var labelValuesRE = regexp.MustCompile(`^label_values\((.*),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$`)
 
 // loadDashboards reads every committed dashboard's queries and variables.
-func loadDashboards(t *testing.T, root string) ([]target, []variable) {
+func loadDashboards(t *testing.T) ([]target, []variable) {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(root, "dashboards", "generated", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no dashboards in dashboards/generated (%v): run `make dashboards`", err)
-	}
 	var ts []target
 	var vs []variable
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := lint.Parse(raw)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+	for _, d := range e2etest.GeneratedDashboards(t) {
 		for _, p := range d.Panels {
 			for _, tg := range p.Targets {
 				ts = append(ts, target{key: d.UID + "/" + p.Title + "/" + tg.RefID, expr: tg.Expr})

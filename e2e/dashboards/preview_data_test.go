@@ -13,6 +13,7 @@ import (
 
 	"github.com/hopwatch/hopwatch/dashboards/lint"
 	"github.com/hopwatch/hopwatch/dashboards/render"
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // previewStep is the resolution of the recorded range queries, in seconds:
@@ -46,20 +47,8 @@ func recordPreviewData(ctx context.Context, t *testing.T, root, promURL string, 
 	sleep(since.Add(previewSpan / 2))
 	again()
 	sleep(since.Add(previewSpan))
-	files, err := filepath.Glob(filepath.Join(root, "dashboards", "generated", "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	end := time.Now()
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := lint.Parse(raw)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+	for _, d := range e2etest.GeneratedDashboards(t) {
 		rec := render.Recording{Dashboard: d.UID, Start: since.Unix(), Step: previewStep}
 		for _, p := range d.Panels {
 			pr := render.PanelRecording{Title: p.Title}
@@ -77,7 +66,7 @@ func recordPreviewData(ctx context.Context, t *testing.T, root, promURL string, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := filepath.Join(root, "dashboards", "preview", "data", filepath.Base(f))
+		out := filepath.Join(root, "dashboards", "preview", "data", filepath.Base(d.File))
 		if err := os.WriteFile(out, b, 0o644); err != nil { //nolint:gosec // G306: a committed file
 			t.Fatal(err)
 		}

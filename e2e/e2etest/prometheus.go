@@ -7,27 +7,28 @@ import (
 	"time"
 )
 
-// PrometheusBin returns the pinned Prometheus (bin/prometheus); a missing
-// one fails the test, which needs a real Prometheus.
-func PrometheusBin(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(RepoRoot(t), "bin", "prometheus")
-	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
-		t.Fatalf("%s is missing: run `make tools` (it builds the Prometheus pinned in tools/prometheus)", bin)
-	}
-	return bin
+// PrometheusFile is a file StartPrometheus writes beside prometheus.yml,
+// such as a rule file the config names.
+type PrometheusFile struct {
+	// Name is the file's name, relative to the config's directory.
+	Name string
+	// Text is the file's content.
+	Text string
 }
 
 // StartPrometheus runs the real Prometheus on a free loopback port with
 // config (a prometheus.yml), its storage in a temporary directory, and
-// waits until it is ready. It returns the process and its base URL.
-func StartPrometheus(t testing.TB, config string) (*Process, string) {
+// waits until it is ready. files are written beside the config. It
+// returns the process and its base URL.
+func StartPrometheus(t testing.TB, config string, files ...PrometheusFile) (*Process, string) {
 	t.Helper()
-	bin := PrometheusBin(t)
+	bin := PinnedBin(t, "prometheus")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
+	for _, f := range append(files, PrometheusFile{Name: "prometheus.yml", Text: config}) {
+		if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(f.Text), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	addr := FreeAddr(t)
 	p := StartProcess(t, "prometheus", nil, bin, "--config.file="+path,

@@ -3,10 +3,8 @@ package envoymixin
 import (
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +49,6 @@ func init() {
 // metric name and label set of the mixin's dashboards against statsd-sink's
 // /metrics and the front proxy's /stats/prometheus.
 func TestEnvoyMixinLive(t *testing.T) {
-	root := e2etest.RepoRoot(t)
 	qs, err := LoadQueries(filepath.Join("testdata", "envoy-mixin"))
 	if err != nil {
 		t.Fatal(err)
@@ -61,26 +58,8 @@ func TestEnvoyMixinLive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./cmd/hopwatch-proxy", "./cmd/statsd-sink", "./cmd/demo")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	base := e2etest.FreePortBlock(t, numPorts, offStatsd)
-	up := e2etest.StartProcess(t, "up.sh", []string{
-		"UP_PORT_BASE=" + strconv.Itoa(base), "UP_BIN_DIR=" + bin, "UP_LOG_DIR=" + t.TempDir(),
-		"UP_LOAD_RATE=20", "UP_LOAD_DURATION=3m", "UP_JAEGER=0",
-	}, "bash", filepath.Join(root, "deploy", "local", "up.sh"))
-	// SIGTERM, so that up.sh stops everything it started (registered after
-	// StartProcess's own cleanup, so it runs first).
-	t.Cleanup(func() { up.Terminate(60 * time.Second) })
-	up.WaitFor(t, "the pipeline up", 90*time.Second, func() error {
-		if !strings.Contains(up.Output(), "hopwatch is up.") {
-			return fmt.Errorf("not up yet")
-		}
-		return nil
-	})
+	e2etest.StartLocalPipeline(t, e2etest.PipelineBinaries(t), base, "UP_LOAD_RATE=20", "UP_LOAD_DURATION=3m", "UP_JAEGER=0")
 	sources := map[string]string{
 		"sink":  fmt.Sprintf("http://127.0.0.1:%d/metrics", base+offSinkWeb),
 		"proxy": fmt.Sprintf("http://127.0.0.1:%d/stats/prometheus", base+offFrontAdmin),

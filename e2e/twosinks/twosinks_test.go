@@ -71,7 +71,7 @@ type sink struct {
 func traffic(i int) (ok, bad, none int) { return 10 + 3*i, 2 + i, 1 + i }
 
 func TestTwoSinksMatchOneSink(t *testing.T) {
-	e2etest.PrometheusBin(t) // before anything starts: the test needs it
+	e2etest.PinnedBin(t, "prometheus") // before anything starts: the test needs it
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

@@ -32,7 +32,7 @@ const node = "zeros-proxy"
 var client = &http.Client{Timeout: 5 * time.Second}
 
 func TestZeroFromTheFirstScrape(t *testing.T) {
-	e2etest.PrometheusBin(t) // before anything starts: the test needs it
+	e2etest.PinnedBin(t, "prometheus") // before anything starts: the test needs it
 
 	statsd, sinkWeb := e2etest.FreeAddr(t), e2etest.FreeAddr(t)
 	sink := e2etest.StartProcess(t, "statsd-sink", nil, e2etest.GoBuild(t, "cmd/statsd-sink"), "--preset=envoy",
