@@ -73,7 +73,7 @@ func (p *Process) WaitExit(t testing.TB, limit time.Duration) int {
 	select {
 	case <-p.done:
 	case <-time.After(limit):
-		t.Fatalf("%s still running %v after the signal", p.Name, limit)
+		t.Fatalf("%s still running %v later:\n%s", p.Name, limit, tail(p.Output(), 4000))
 	}
 	var ee *exec.ExitError
 	if errors.As(p.waitErr, &ee) {
@@ -100,10 +100,8 @@ func (p *Process) Kill() {
 // as deploy/local/up.sh) can stop them, and waits up to limit before it
 // kills it. A process that has already exited is left alone.
 func (p *Process) Terminate(limit time.Duration) {
-	select {
-	case <-p.done:
+	if p.Exited() {
 		return
-	default:
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -120,6 +118,20 @@ func (p *Process) Exited() bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err is how the process ended (exec.Cmd.Wait's error) once Done is
+// closed; nil before that and after a clean exit.
+func (p *Process) Err() error {
+	select {
+	case <-p.done:
+		return p.waitErr
+	default:
+		return nil
 	}
 }
 

@@ -94,45 +94,15 @@ func TestMain(m *testing.M) {
 
 // pipeline is a running up.sh.
 type pipeline struct {
-	base     int
-	logDir   string
-	cmd      *exec.Cmd
-	out      *e2etest.SyncBuffer
-	done     chan struct{}
-	waitErr  error
+	base   int
+	logDir string
+	*e2etest.Process
 	children map[string]int // name → PID, from the "started" lines
 	jaeger   bool
 }
 
 func (p *pipeline) url(off int, path string) string {
 	return fmt.Sprintf("http://127.0.0.1:%d%s", p.base+off, path)
-}
-
-func (p *pipeline) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// exitCode waits up to d for up.sh to exit and returns its exit code.
-func (p *pipeline) exitCode(t *testing.T, d time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		t.Fatalf("up.sh still running %v later; output:\n%s", d, p.out)
-	}
-	var ee *exec.ExitError
-	if errors.As(p.waitErr, &ee) {
-		return ee.ExitCode()
-	}
-	if p.waitErr != nil {
-		t.Fatalf("up.sh: %v", p.waitErr)
-	}
-	return 0
 }
 
 var startedLine = regexp.MustCompile(`(?m)^\s+started (\S+)\s+pid (\d+)`)
@@ -142,30 +112,13 @@ var startedLine = regexp.MustCompile(`(?m)^\s+started (\S+)\s+pid (\d+)`)
 func startScript(t *testing.T, env ...string) *pipeline {
 	t.Helper()
 	root := e2etest.RepoRoot(t)
-	p := &pipeline{out: &e2etest.SyncBuffer{}, done: make(chan struct{}), logDir: t.TempDir()}
-	p.cmd = exec.Command("bash", filepath.Join(root, "deploy", "local", "up.sh"))
-	p.cmd.Env = append(os.Environ(), "UP_LOG_DIR="+p.logDir)
-	p.cmd.Env = append(p.cmd.Env, env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
+	p := &pipeline{logDir: t.TempDir()}
+	p.Process = e2etest.StartProcess(t, "up.sh", append([]string{"UP_LOG_DIR=" + p.logDir}, env...),
+		"bash", filepath.Join(root, "deploy", "local", "up.sh"))
 	t.Cleanup(func() {
 		// The test may have failed half-way: stop the script the way a user
 		// does, then make sure, PID by PID, that nothing it started lives on.
-		if !p.exited() {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(40 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
+		p.Terminate(40 * time.Second)
 		for _, pid := range p.startedPIDs() {
 			// Only a process that still runs one of the test's binaries:
 			// never a stranger that reused the PID.
@@ -175,9 +128,6 @@ func startScript(t *testing.T, env ...string) *pipeline {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
-		if t.Failed() {
-			t.Logf("up.sh output:\n%s", p.out)
-		}
 	})
 	return p
 }
@@ -185,7 +135,7 @@ func startScript(t *testing.T, env ...string) *pipeline {
 // startedPIDs reads the PIDs up.sh reported starting so far.
 func (p *pipeline) startedPIDs() []int {
 	var pids []int
-	for _, m := range startedLine.FindAllStringSubmatch(p.out.String(), -1) {
+	for _, m := range startedLine.FindAllStringSubmatch(p.Output(), -1) {
 		if pid, err := strconv.Atoi(m[2]); err == nil {
 			pids = append(pids, pid)
 		}
@@ -224,14 +174,14 @@ func tryUp(t *testing.T, extraEnv []string) (p *pipeline, portTaken bool) {
 	p = startScript(t, env...)
 	p.base, p.jaeger = base, jaeger
 	deadline := time.After(60 * time.Second)
-	for !strings.Contains(p.out.String(), "hopwatch is up.") {
+	for !strings.Contains(p.Output(), "hopwatch is up.") {
 		select {
-		case <-p.done:
-			if strings.Contains(p.out.String(), "ports the pipeline needs are taken") {
-				t.Logf("port block %d was taken meanwhile:\n%s", base, p.out)
+		case <-p.Done():
+			if strings.Contains(p.Output(), "ports the pipeline needs are taken") {
+				t.Logf("port block %d was taken meanwhile:\n%s", base, p.Output())
 				return nil, true
 			}
-			t.Errorf("up.sh exited before the pipeline was up (%v)", p.waitErr)
+			t.Errorf("up.sh exited before the pipeline was up (%v)", p.Err())
 			return nil, false
 		case <-deadline:
 			t.Errorf("up.sh did not report the pipeline up within 60s")
@@ -240,7 +190,7 @@ func tryUp(t *testing.T, extraEnv []string) (p *pipeline, portTaken bool) {
 		}
 	}
 	p.children = map[string]int{}
-	for _, m := range startedLine.FindAllStringSubmatch(p.out.String(), -1) {
+	for _, m := range startedLine.FindAllStringSubmatch(p.Output(), -1) {
 		pid, _ := strconv.Atoi(m[2])
 		p.children[m[1]] = pid
 	}
@@ -339,8 +289,8 @@ func waitMetrics(t *testing.T, p *pipeline, d time.Duration, want []metric) {
 	deadline := time.Now().Add(d)
 	var missing []metric
 	for {
-		if p.exited() {
-			t.Fatalf("up.sh exited while waiting for metrics (%v)", p.waitErr)
+		if p.Exited() {
+			t.Fatalf("up.sh exited while waiting for metrics (%v)", p.Err())
 		}
 		missing = missing[:0]
 		code, body, _, err := get(p.url(offSinkWeb, "/metrics"))
@@ -403,8 +353,8 @@ func TestUp(t *testing.T) {
 	if _, ok := p.children["jaeger"]; ok != p.jaeger {
 		t.Errorf("jaeger started = %v, but bin/jaeger present = %v", ok, p.jaeger)
 	}
-	if !strings.Contains(p.out.String(), "Prometheus") || !strings.Contains(p.out.String(), p.url(offSinkWeb, "/metrics")) {
-		t.Errorf("the URL table does not name the sink's /metrics and what is missing (Prometheus):\n%s", p.out)
+	if !strings.Contains(p.Output(), "Prometheus") || !strings.Contains(p.Output(), p.url(offSinkWeb, "/metrics")) {
+		t.Errorf("the URL table does not name the sink's /metrics and what is missing (Prometheus):\n%s", p.Output())
 	}
 
 	t.Run("metrics", func(t *testing.T) {
@@ -551,13 +501,11 @@ func TestUp(t *testing.T) {
 		t.Log("bin/jaeger is not built (make tools): the Jaeger part of up.sh is not exercised")
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.exitCode(t, 40*time.Second); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.WaitExit(t, 40*time.Second); code != 0 {
 		t.Errorf("up.sh exited %d after SIGTERM, want 0", code)
 	}
-	if !strings.Contains(p.out.String(), "SIGTERM received; stopping everything") {
+	if !strings.Contains(p.Output(), "SIGTERM received; stopping everything") {
 		t.Errorf("up.sh did not say it was stopping")
 	}
 	assertGone(t, p)
@@ -574,10 +522,10 @@ func TestUpChildDies(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.exitCode(t, 40*time.Second); code == 0 {
+	if code := p.WaitExit(t, 40*time.Second); code == 0 {
 		t.Error("up.sh exited 0 after a child was killed, want non-zero")
 	}
-	out := p.out.String()
+	out := p.Output()
 	if want := fmt.Sprintf("catalog (pid %d) exited unexpectedly", pid); !strings.Contains(out, want) {
 		t.Errorf("up.sh output lacks %q", want)
 	}
@@ -620,10 +568,10 @@ func TestUpRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := append([]string{"UP_BIN_DIR=" + bin, "UP_JAEGER=0"}, tc.env...)
 			p := startScript(t, env...)
-			if code := p.exitCode(t, 30*time.Second); code != 1 {
+			if code := p.WaitExit(t, 30*time.Second); code != 1 {
 				t.Errorf("exit code %d, want 1", code)
 			}
-			if out := p.out.String(); !strings.Contains(out, tc.want) {
+			if out := p.Output(); !strings.Contains(out, tc.want) {
 				t.Errorf("output lacks %q:\n%s", tc.want, out)
 			}
 			if pids := p.startedPIDs(); len(pids) != 0 {
