@@ -34,15 +34,12 @@ const (
 var knownGaps = map[string]string{}
 
 func init() {
-	// The listener's certificate expiry gauge
-	// (listener.<address>.ssl.certificate.<name>.expiration_unix_time_seconds)
-	// is not in hopwatch's catalogue yet: the proxy reports only
-	// server.days_until_first_cert_expiring. The dev environment's
-	// listeners are plaintext besides, so even with the gauge the series
-	// would need a TLS listener there.
+	// The proxy reports each TLS listener's certificate expiry
+	// (listener.<address>.ssl.certificate.<name>.expiration_unix_time_seconds),
+	// but the dev environment's listeners are plaintext, so no series exists.
 	for _, src := range []string{"sink", "proxy"} {
 		knownGaps[src+" envoy_listener_ssl_certificate_expiration_unix_time_seconds{envoy_tls_certificate}"] =
-			"not built: no per-certificate expiry gauge yet, and no TLS listener in the dev environment"
+			"no TLS listener in the dev environment"
 	}
 }
 
