@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +35,7 @@ import (
 
 	"github.com/hopwatch/hopwatch/e2e/e2etest"
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/tracing/demo"
 )
 
 const namespace = "hopwatch"
@@ -591,10 +594,12 @@ func TestProxyConfigsResolveInCluster(t *testing.T) {
 			t.Errorf("Deployment %s: its proxy has no render-config init container", d.Name)
 			continue
 		}
-		path := filepath.Join(t.TempDir(), src)
+		dir := t.TempDir()
+		path := filepath.Join(dir, src)
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		runCertInit(t, d, dir)
 		cfg, err := config.Load(path)
 		if err != nil {
 			t.Errorf("Deployment %s: deploy/local/%s rewritten for the cluster is not a valid proxy config:\n%v\n%s", d.Name, src, err, text)
@@ -654,6 +659,33 @@ func TestProxyConfigsResolveInCluster(t *testing.T) {
 	}
 	if proxies != 4 {
 		t.Errorf("found %d Deployments with a hopwatch-proxy container, want 4 (front-proxy and three sidecars)", proxies)
+	}
+}
+
+// runCertInit does what a Deployment's `demo cert` init container does,
+// with the pod's /config volume (where render-config writes the proxy's
+// config) at dir, so that the config's certificate files exist as in the
+// pod.
+func runCertInit(t *testing.T, d appsv1.Deployment, dir string) {
+	t.Helper()
+	for _, c := range d.Spec.Template.Spec.InitContainers {
+		if len(c.Args) == 0 || c.Args[0] != "cert" {
+			continue
+		}
+		fs := flag.NewFlagSet("cert", flag.ContinueOnError)
+		certDir := fs.String("dir", "", "")
+		name := fs.String("name", "front-proxy", "")
+		fs.Duration("valid-for", 0, "")
+		if err := fs.Parse(c.Args[1:]); err != nil {
+			t.Fatalf("Deployment %s: init container %s: %v", d.Name, c.Name, err)
+		}
+		rel, ok := strings.CutPrefix(*certDir, "/config/")
+		if !ok {
+			t.Fatalf("Deployment %s: init container %s writes to %s, outside the /config volume the proxy reads", d.Name, c.Name, *certDir)
+		}
+		if _, _, err := demo.WriteSelfSignedCert(filepath.Join(dir, rel), *name, time.Hour); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

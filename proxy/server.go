@@ -132,7 +132,6 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	go s.refreshMembership(ctx)
 	go s.tracers.refreshStats(ctx)
-	s.setCertExpiry()
 	if err := s.startAdmin(ctx); err != nil {
 		clusters.Close()
 		s.tracers.stop()
@@ -149,6 +148,7 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	s.setCertExpiry()
 	s.logs.closeUnused(s.cfg)
 	s.loads.Add(1)
 	s.initialized.Store(true)
@@ -312,6 +312,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 	// manager's transports; closing it only closes idle connections of
 	// clusters that were not carried over.
 	old.Close()
+	s.setCertExpiry()
 	s.logs.closeUnused(cfg)
 	s.log.Info("configuration reloaded", "path", s.path, "listeners", len(cfg.Listeners), "clusters", len(cfg.Clusters))
 	return nil

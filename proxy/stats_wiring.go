@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"net"
 	"os"
@@ -291,28 +289,30 @@ func (s *Server) setListenerHTTPStats(snap *connmgr.Snapshot, ln *listener.Liste
 	}
 }
 
-// setCertExpiry sets server.days_until_first_cert_expiring from the
-// listeners' certificates, as Envoy reports for the certificates it serves.
+// setCertExpiry sets each TLS listener's
+// listener.<address>.ssl.certificate.<cert_file>.expiration_unix_time_seconds
+// and server.days_until_first_cert_expiring from the certificates the
+// listeners serve now, as Envoy reports for the certificates it manages.
+// It reads the listeners' loaded certificates rather than the files, so a
+// reload that could not read new files reports the certificate still in use.
+// The caller holds s.mu.
 func (s *Server) setCertExpiry() {
-	if s.server == nil {
+	if s.server == nil || !s.statsOn() {
 		return
 	}
 	var first time.Time
-	for i := range s.cfg.Listeners {
-		t := s.cfg.Listeners[i].TLS
-		if t == nil {
+	for name, live := range s.listeners {
+		notAfter, ok := live.ln.CertNotAfter()
+		if !ok {
 			continue
 		}
-		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil || len(pair.Certificate) == 0 {
-			continue
+		if lc := live.ln.Config(); lc.TLS != nil {
+			s.store.ListenerCertStats(live.ln.Addr().String(), lc.TLS.CertFile).ExpirationUnixTimeSeconds.Set(uint64(max(notAfter.Unix(), 0)))
+		} else {
+			s.log.Warn("listener serves a certificate but has no TLS settings", "listener", name)
 		}
-		leaf, err := x509.ParseCertificate(pair.Certificate[0])
-		if err != nil {
-			continue
-		}
-		if first.IsZero() || leaf.NotAfter.Before(first) {
-			first = leaf.NotAfter
+		if first.IsZero() || notAfter.Before(first) {
+			first = notAfter
 		}
 	}
 	if !first.IsZero() {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,8 +53,27 @@ func TestTLSCertificateRotatedOnReload(t *testing.T) {
 	if !bytes.Equal(presented(), first.Certificate[0]) {
 		t.Fatal("the listener does not present the configured certificate")
 	}
+	// Envoy's per-certificate expiry gauge follows the certificate served.
+	expiry := "listener." + strings.ReplaceAll(addr, ":", "_") + ".ssl.certificate." + certFile + ".expiration_unix_time_seconds"
+	wantExpiry := func(c tls.Certificate, when string) {
+		t.Helper()
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := h.stat(expiry), uint64(leaf.NotAfter.Unix()); got != want {
+			t.Fatalf("%s: %s = %d, want the served certificate's NotAfter %d", when, expiry, got, want)
+		}
+		if got, want := h.stat("server.days_until_first_cert_expiring"), uint64(time.Until(leaf.NotAfter).Hours()/24); got != want {
+			t.Fatalf("%s: server.days_until_first_cert_expiring = %d, want %d", when, got, want)
+		}
+	}
+	wantExpiry(first, "at start")
 
-	// Rotate: new files under the same paths, then reload.
+	// Rotate: new files under the same paths, then reload. The new
+	// certificate's NotAfter is a whole second later, so the gauge shows
+	// which one it reports.
+	time.Sleep(1100 * time.Millisecond)
 	newCert, newKey, _, second := selfSigned(t, t.TempDir())
 	for src, dst := range map[string]string{newCert: certFile, newKey: keyFile} {
 		b, err := os.ReadFile(src)
@@ -71,6 +91,7 @@ func TestTLSCertificateRotatedOnReload(t *testing.T) {
 		leaf, _ := x509.ParseCertificate(got)
 		t.Fatalf("after rotation and reload the listener presents the old certificate (serial %v)", leaf.SerialNumber)
 	}
+	wantExpiry(second, "after rotation")
 
 	// A broken certificate file: the reload keeps the working certificate.
 	if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
@@ -80,4 +101,5 @@ func TestTLSCertificateRotatedOnReload(t *testing.T) {
 	if !bytes.Equal(presented(), second.Certificate[0]) {
 		t.Fatal("a reload with an unreadable certificate replaced the working one")
 	}
+	wantExpiry(second, "after a reload that could not read the certificate")
 }

@@ -59,14 +59,14 @@ func TestEnvoyPresetMapsCatalogue(t *testing.T) {
 			stats.TagClusterName: "backend", stats.TagResponseCode: "200", stats.TagResponseCodeClass: "2",
 			stats.TagHTTPConnManager: "ingress_http", stats.TagListenerAddress: "0.0.0.0_10000",
 			stats.TagVirtualHost: "vh", stats.TagRoute: "api", stats.ParamFromZone: "a", stats.ParamToZone: "b",
-			stats.TagLocalHTTPRateLimitPrefix: "http_local_rate_limiter",
+			stats.TagLocalHTTPRateLimitPrefix: "http_local_rate_limiter", stats.TagTLSCertificate: "front-proxy",
 		},
 		{
 			// Dotted names are kept whole; zones are sanitised in the name.
 			stats.TagClusterName: "svc.ns.svc.cluster.local", stats.TagResponseCode: "503", stats.TagResponseCodeClass: "5",
 			stats.TagHTTPConnManager: "egress-http", stats.TagListenerAddress: "[__1]_8443",
 			stats.TagVirtualHost: "my.vhost", stats.TagRoute: "api.v1", stats.ParamFromZone: "us-east-1a", stats.ParamToZone: "us-east-1b",
-			stats.TagLocalHTTPRateLimitPrefix: "cluster",
+			stats.TagLocalHTTPRateLimitPrefix: "cluster", stats.TagTLSCertificate: "/var/run/hopwatch/front-proxy.crt",
 		},
 	}
 	m, err := mapping.Load(mapping.Options{Preset: "envoy"})

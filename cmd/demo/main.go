@@ -5,6 +5,7 @@
 //	demo catalog   --listen 127.0.0.1:8082 --upstream http://127.0.0.1:8083/
 //	demo inventory --listen 127.0.0.1:8083
 //	demo load      --target http://127.0.0.1:8081/ --rate 20 --duration 1m
+//	demo cert      --dir tmp/up/tls --name front-proxy --valid-for 720h
 //
 // Tracing is on when --otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT is set;
 // other OTEL_* variables apply. The logic lives in tracing/demo.
@@ -32,7 +33,8 @@ import (
 
 func usage() {
 	fmt.Fprintf(os.Stderr, "usage: demo frontend|catalog|inventory [--listen ADDR] [--upstream URL] [--otlp-endpoint HOST:PORT] [--inject 'delay=20ms&error_rate=0.1']\n"+
-		"       demo load --target URL [--rate N] [--duration D] [--concurrency N] [--header 'Name: value']...\n")
+		"       demo load --target URL [--rate N] [--duration D] [--concurrency N] [--header 'Name: value']...\n"+
+		"       demo cert --dir DIR [--name NAME] [--valid-for D]\n")
 }
 
 func main() {
@@ -47,13 +49,15 @@ func main() {
 	switch {
 	case cmd == "load":
 		err = runLoad(ctx, args)
+	case cmd == "cert":
+		err = runCert(args)
 	case slices.Contains(demo.Services, cmd):
 		err = runService(ctx, cmd, args)
 	case cmd == "-h" || cmd == "--help" || cmd == "help":
 		usage()
 		return
 	default:
-		fmt.Fprintf(os.Stderr, "demo: unknown command %q; use one of %s or load\n", cmd, strings.Join(demo.Services, ", "))
+		fmt.Fprintf(os.Stderr, "demo: unknown command %q; use one of %s, load or cert\n", cmd, strings.Join(demo.Services, ", "))
 		usage()
 		os.Exit(2)
 	}
@@ -136,6 +140,26 @@ func runLoad(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Println(res)
+	return nil
+}
+
+// runCert writes a self-signed certificate and key for the dev
+// environment's TLS listener, and prints their paths.
+func runCert(args []string) error {
+	fs := flag.NewFlagSet("cert", flag.ExitOnError)
+	dir := fs.String("dir", "", "directory to write <name>.crt and <name>.key into (created)")
+	name := fs.String("name", "front-proxy", "file name stem and certificate common name")
+	validFor := fs.Duration("valid-for", 30*24*time.Hour, "how long the certificate is valid from now")
+	_ = fs.Parse(args)
+	if *dir == "" {
+		return errors.New("cert: --dir is required")
+	}
+	certFile, keyFile, err := demo.WriteSelfSignedCert(*dir, *name, *validFor)
+	if err != nil {
+		return fmt.Errorf("cert: %w", err)
+	}
+	fmt.Println(certFile)
+	fmt.Println(keyFile)
 	return nil
 }
 

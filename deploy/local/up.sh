@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # up.sh — run the local hopwatch pipeline as plain processes (`make up`).
 #
-#   client ─► front proxy :10000 ─► frontend sidecar :10001 ─► frontend app :8081
+#   client ─► front proxy :10000 (TLS :10443) ─► frontend sidecar :10001 ─► frontend app :8081
 #                 ─► catalog sidecar :10002 ─► catalog app :8082
 #                 ─► inventory sidecar :10003 ─► inventory app :8083
 #                 (the catalog sidecar sends a share to the catalog canary :8084,
@@ -23,7 +23,7 @@
 #   UP_LOAD_RATE       requests per second of the load generator (default 20)
 #   UP_LOAD_DURATION   how long it sends, a Go duration (default 1h)
 #   UP_PORT_BASE       move every port into the block UP_PORT_BASE ..
-#                      UP_PORT_BASE+17 (for tests and for running beside
+#                      UP_PORT_BASE+18 (for tests and for running beside
 #                      something that holds the default ports); the proxies
 #                      then run copies of their configs, in UP_LOG_DIR/config
 #   UP_BIN_DIR         where the binaries are (default ./bin)
@@ -59,6 +59,7 @@ port_names=(
 	statsd sink_web
 	otlp_grpc otlp_http jaeger_ui jaeger_grpc
 	catalog_canary_app
+	front_proxy_tls
 )
 port_defaults=(
 	10000 10001 10002 10003
@@ -67,6 +68,7 @@ port_defaults=(
 	8125 9102
 	4317 4318 16686 16685
 	8084
+	10443
 )
 declare -A port
 if [[ -n $port_base ]]; then
@@ -132,6 +134,11 @@ for p in "${proxies[@]}"; do
 		sed -E "$(for n in "${port_names[@]}"; do printf 's/@%s@/%s/g\n' "$n" "${port[$n]}"; done)" <<<"$named"
 	} >"${config[$p]}"
 done
+# The front proxy's TLS listener serves a self-signed certificate made now,
+# in tls/ beside the configuration it loads (front-proxy.yaml names it
+# relative to itself), so that the check below finds it.
+"$bin/demo" cert --dir "$(dirname "${config[front-proxy]}")/tls" --name front-proxy >/dev/null ||
+	die "could not write the front proxy's self-signed certificate"
 for p in "${proxies[@]}"; do
 	out=$("$bin/hopwatch-proxy" -check-config -c "${config[$p]}" 2>&1) ||
 		die "${config[$p]} is not a valid proxy configuration:"$'\n'"$out"
@@ -346,6 +353,7 @@ hopwatch is up. Logs: ${logs#"$root"/}/*.log
 
   what                      URL
   front proxy (clients)     $loop:${port[front_proxy]}/
+  front proxy over TLS      https://127.0.0.1:${port[front_proxy_tls]}/ (self-signed: curl -k)
   front proxy stats         $loop:${port[front_proxy_admin]}/stats/prometheus
   frontend sidecar stats    $loop:${port[frontend_sidecar_admin]}/stats/prometheus
   catalog sidecar stats     $loop:${port[catalog_sidecar_admin]}/stats/prometheus

@@ -33,7 +33,7 @@ import (
 
 // numPorts and the offsets follow port_names in deploy/local/up.sh.
 const (
-	numPorts      = 18
+	numPorts      = 19
 	offCatalogApp = 9
 	offStatsd     = 11
 	offSinkWeb    = 12

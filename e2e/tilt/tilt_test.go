@@ -32,7 +32,7 @@ import (
 
 // numPorts is the Tiltfile's PORT_TABLE length; offsets follow its order.
 const (
-	numPorts  = 21
+	numPorts  = 22
 	offStatsd = 11
 )
 

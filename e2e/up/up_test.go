@@ -36,7 +36,7 @@ import (
 // numPorts is the size of the block UP_PORT_BASE moves the ports to; it
 // must match port_names in up.sh. Offsets within it follow that table.
 const (
-	numPorts      = 18
+	numPorts      = 19
 	offFrontProxy = 0
 	offFrontAdmin = 4
 	offCatalogApp = 9

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -134,6 +135,17 @@ func Listen(ctx context.Context, cfg *config.Listener, h http.Handler, statsFor 
 		return nil, err
 	}
 	return l, nil
+}
+
+// CertNotAfter is the expiry of the leaf certificate handshakes present
+// now (after a reload that failed to read new files, still the previous
+// one); ok is false on a plaintext listener.
+func (l *Listener) CertNotAfter() (notAfter time.Time, ok bool) {
+	c := l.cert.Load()
+	if c == nil || c.Leaf == nil {
+		return time.Time{}, false
+	}
+	return c.Leaf.NotAfter, true
 }
 
 // Addr is the bound address (useful with port 0).
@@ -435,6 +447,11 @@ func loadCert(cfg *config.Listener) (*tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: loading TLS certificate %s and key %s: %w", cfg.Name, cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+	}
+	if cert.Leaf == nil { // LoadX509KeyPair fills it unless GODEBUG x509keypairleaf=0
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("listener %q: parsing TLS certificate %s: %w", cfg.Name, cfg.TLS.CertFile, err)
+		}
 	}
 	return &cert, nil
 }

@@ -17,6 +17,7 @@ const (
 	TagListenerAddress   = "envoy.listener_address"
 	TagVirtualHost       = "envoy.virtual_host"
 	TagRoute             = "envoy.route"
+	TagTLSCertificate    = "envoy.tls_certificate"
 )
 
 // Zone placeholders. They are not tags: Envoy has no zone extractor, so
@@ -64,6 +65,7 @@ func Catalogue() []Family {
 		{httpScope, &HTTPConnManagerStats{}},
 		{listenerScope, &ListenerStats{}},
 		{listenerHTTPScope, &ListenerHTTPStats{}},
+		{listenerCertScope, &ListenerCertStats{}},
 		{clusterScope, &ClusterStats{}},
 		{clusterScope, &circuitBreakerRemaining{}},
 		{zoneScope, &ZoneStats{}},
@@ -98,6 +100,8 @@ var (
 	listenerScope = scopeDef{flat: "listener.{envoy.listener_address}.", ext: "listener.", params: []string{TagListenerAddress}, tags: []string{TagListenerAddress}}
 	// Envoy extracts the connection manager prefix before the address.
 	listenerHTTPScope = scopeDef{flat: "listener.{envoy.listener_address}.http.{envoy.http_conn_manager_prefix}.", ext: "listener.http.", params: []string{TagHTTPConnManager, TagListenerAddress}, tags: []string{TagHTTPConnManager, TagListenerAddress}}
+	// Envoy extracts the certificate name before the address.
+	listenerCertScope = scopeDef{flat: "listener.{envoy.listener_address}.ssl.certificate.{envoy.tls_certificate}.", ext: "listener.ssl.certificate.", params: []string{TagListenerAddress, TagTLSCertificate}, tags: []string{TagTLSCertificate, TagListenerAddress}}
 	routeScope        = scopeDef{flat: "vhost.{envoy.virtual_host}.route.{envoy.route}.", ext: "vhost.route.", params: []string{TagVirtualHost, TagRoute}, tags: []string{TagVirtualHost, TagRoute}}
 )
 

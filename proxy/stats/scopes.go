@@ -344,6 +344,13 @@ type ListenerHTTPStats struct {
 // RecordResponse counts a response sent downstream on this listener.
 func (l *ListenerHTTPStats) RecordResponse(code int) { l.Responses.Record(code) }
 
+// ListenerCertStats are Envoy's per-certificate stats of a TLS listener,
+// listener.<address>.ssl.certificate.<cert_name>.*. Envoy names a
+// certificate loaded from files by its certificate chain's path.
+type ListenerCertStats struct {
+	ExpirationUnixTimeSeconds *Gauge `stat:"expiration_unix_time_seconds" help:"Expiry of the certificate (its NotAfter), in seconds since the Unix epoch"`
+}
+
 // RouteStats are Envoy's opt-in per-route stats,
 // vhost.<virtual_host>.route.<stat_prefix>.*.
 type RouteStats struct {

@@ -190,6 +190,16 @@ func (s *Store) ListenerHTTPStats(address, statPrefix string) *ListenerHTTPStats
 	})
 }
 
+// ListenerCertStats returns listener.<address>.ssl.certificate.<certName>.*
+// for a certificate a TLS listener serves.
+func (s *Store) ListenerCertStats(address, certName string) *ListenerCertStats {
+	return lookup(s, "listenercert\x00"+address+"\x00"+certName, func(b *builder) *ListenerCertStats {
+		c := &ListenerCertStats{}
+		b.fill(reflect.ValueOf(c).Elem(), newScope(listenerCertScope, address, certName))
+		return c
+	})
+}
+
 // RouteStats returns the opt-in per-route stats,
 // vhost.<virtualHost>.route.<statPrefix>.*.
 func (s *Store) RouteStats(virtualHost, statPrefix string) *RouteStats {

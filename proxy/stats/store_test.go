@@ -199,6 +199,7 @@ func TestCatalogueMatchesStore(t *testing.T) {
 	s.HTTPConnManagerStats("p")
 	s.ListenerStats("1.2.3.4:5")
 	s.ListenerHTTPStats("1.2.3.4:5", "p")
+	s.ListenerCertStats("1.2.3.4:5", "/etc/certs/cert.pem")
 	s.RouteStats("v", "r")
 	s.ServerStats()
 	s.TracerStats()
