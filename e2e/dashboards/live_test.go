@@ -379,7 +379,10 @@ func TestDashboardsLive(t *testing.T) {
 	port := func(off int) string { return strconv.Itoa(base + off) }
 
 	promDir := t.TempDir()
-	promCfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: statsd-sink\n    static_configs:\n      - targets: ['127.0.0.1:%s']\n", port(offSinkWeb))
+	// hopwatch's rules, as `make up` and the k8s Prometheus load them: the
+	// rate, success and latency panels read their recorded series.
+	rulesFile := filepath.Join(root, "deploy", "rules", "hopwatch.rules.yml")
+	promCfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - %q\nscrape_configs:\n  - job_name: statsd-sink\n    static_configs:\n      - targets: ['127.0.0.1:%s']\n", rulesFile, port(offSinkWeb))
 	if err := os.WriteFile(filepath.Join(promDir, "prometheus.yml"), []byte(promCfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -387,6 +390,7 @@ func TestDashboardsLive(t *testing.T) {
 		"--storage.tsdb.path="+filepath.Join(promDir, "data"), "--web.listen-address=127.0.0.1:"+strconv.Itoa(promPort), "--log.level=warn"))
 	promURL := "http://127.0.0.1:" + strconv.Itoa(promPort)
 	waitHTTP(t, prom, promURL+"/-/ready", 60*time.Second)
+	waitRulesEvaluated(ctx, t, promURL, 60*time.Second)
 
 	targets, vars := loadDashboards(t, root)
 	values := map[string]string{"__rate_interval": "20s", "__interval": "5s", "__range": "5m",
@@ -743,4 +747,43 @@ func labelValues(ctx context.Context, promURL, selector, label string, since tim
 		return 0, err
 	}
 	return len(vals), nil
+}
+
+// waitRulesEvaluated waits until Prometheus has loaded hopwatch's rule
+// groups and evaluated each at least once, so that the panels reading
+// recorded series are not judged before there is anything to read.
+func waitRulesEvaluated(ctx context.Context, t *testing.T, promURL string, d time.Duration) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		data, err := promGet(ctx, promURL+"/api/v1/rules")
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		var r struct {
+			Groups []struct {
+				Name           string    `json:"name"`
+				LastEvaluation time.Time `json:"lastEvaluation"`
+			} `json:"groups"`
+		}
+		if err := json.Unmarshal(data, &r); err != nil {
+			t.Fatalf("prometheus /api/v1/rules: %v", err)
+		}
+		var pending []string
+		for _, g := range r.Groups {
+			if g.LastEvaluation.IsZero() || g.LastEvaluation.Year() < 2000 {
+				pending = append(pending, g.Name)
+			}
+		}
+		switch {
+		case len(r.Groups) == 0:
+			last = "no rule groups loaded"
+		case len(pending) > 0:
+			last = "not evaluated yet: " + strings.Join(pending, ", ")
+		default:
+			return
+		}
+	}
+	t.Fatalf("prometheus did not evaluate deploy/rules/hopwatch.rules.yml within %v: %s", d, last)
 }
