@@ -292,9 +292,16 @@ func catalogued() map[string]bool {
 }
 
 // TestQueriesUseCataloguedNames: every selector in every panel and variable
-// names a catalogued metric.
+// names a catalogued metric or a series hopwatch's rules record.
 func TestQueriesUseCataloguedNames(t *testing.T) {
 	names := catalogued()
+	for _, g := range defaultRules(t).Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				names[r.Record] = true
+			}
+		}
+	}
 	for _, d := range build(t) {
 		ld, err := lint.Parse(committed(t, d.File))
 		if err != nil {
@@ -321,7 +328,7 @@ func TestQueriesUseCataloguedNames(t *testing.T) {
 			parser.Inspect(pe, func(n parser.Node, _ []parser.Node) error {
 				if vs, ok := n.(*parser.VectorSelector); ok {
 					if name := lint.SelectorName(vs); !names[name] {
-						t.Errorf("%s: %q uses %q, which is not in the stats catalogue or sink.SelfMetrics", d.File, e, name)
+						t.Errorf("%s: %q uses %q, which is not in the stats catalogue, sink.SelfMetrics or the recording rules", d.File, e, name)
 					}
 				}
 				return nil

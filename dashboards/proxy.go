@@ -45,7 +45,11 @@ func proxyOverview(c *catalog, opts Options) board {
 	s := scope{vars: []string{VarConnManager}}
 	rqTotal := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_rq_total")
 	rqXX := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_rq_{envoy.response_code_class}xx")
-	rqTime := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_rq_time")
+	// Rate, 5xx success and latency read what the rules record, so the
+	// panels and the alerts see the same numbers.
+	recCompleted := c.recorded("envoy_http", "_completed", "rate")
+	rec5xx := c.recorded("envoy_http", "_5xx", "rate")
+	recTime := c.recorded("envoy_http", "_time", "quantile_rate")
 	cxActive := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_cx_active")
 	rqActive := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_rq_active")
 	lsnXX := c.stat("listener.{envoy.listener_address}.http.{envoy.http_conn_manager_prefix}.downstream_rq_{envoy.response_code_class}xx")
@@ -63,21 +67,21 @@ func proxyOverview(c *catalog, opts Options) board {
 		anchor:      rqTotal,
 		panels: []panel{
 			{title: "Downstream request rate", unit: unitReqPerSec, w: 8,
-				description: "Requests per second received by each HTTP connection manager (http.<prefix>.downstream_rq_total).",
-				targets:     []target{{c.rate(s, rqTotal, cm), "{{" + lblConnMgr + "}}"}}},
+				description: "Requests per second completed by each HTTP connection manager over 5 minutes (http.<prefix>.downstream_rq_completed). Reads the recorded " + recCompleted.name + ", the series the burn-rate alerts read: needs hopwatch's rules.",
+				targets:     []target{{c.gauge(s, recCompleted, cm), "{{" + lblConnMgr + "}}"}}},
 			{title: "Success rate (4xx count as success)", unit: unitPercent, w: 8, thresholds: successSteps, min: ptr(0.0), max: ptr(1.0),
-				description: "Share of responses that are not 5xx: the proxy's and upstreams' own failures. Below 99 % is amber, below 95 % red.",
-				targets:     []target{{ratio(c.rate(s, rqXX, cm, classNot5xx), c.rate(s, rqXX, cm)), "{{" + lblConnMgr + "}}"}}},
+				description: "Share of requests over 5 minutes that did not end in a 5xx: the proxy's and upstreams' own failures. 1 − the error ratio the burn-rate alerts read (" + rec5xx.name + " / " + recCompleted.name + ", needs hopwatch's rules). Below 99 % is amber, below 95 % red.",
+				targets:     []target{{c.recordedSuccess(s, rec5xx, recCompleted, cm), "{{" + lblConnMgr + "}}"}}},
 			{title: "Success rate (4xx count as failure)", unit: unitPercent, w: 8, thresholds: successSteps, min: ptr(0.0), max: ptr(1.0),
-				description: "Share of responses that are 1xx–3xx. A gap to the panel on the left is client errors (4xx): bad requests, missing routes, rate limits.",
+				description: "Share of responses that are 1xx–3xx, over the dashboard's rate interval (no rule records 4xx). A gap to the panel on the left is client errors (4xx): bad requests, missing routes, rate limits.",
 				targets:     []target{{ratio(c.rate(s, rqXX, cm, classNot4or5), c.rate(s, rqXX, cm)), "{{" + lblConnMgr + "}}"}}},
 			{title: "Downstream latency p50 / p90 / p99", unit: unitMillis, w: 12, thresholds: latencySteps,
-				description: "Quantiles of downstream_rq_time, from the first byte received to the last byte sent, per connection manager. Amber from 250 ms, red from 1 s. Click a series for its traces in Jaeger.",
+				description: "Quantiles of downstream_rq_time over 5 minutes, from the first byte received to the last byte sent, per connection manager. Amber from 250 ms, red from 1 s. Reads the recorded " + recTime.name + " (needs hopwatch's rules), one series per sink instance. Click a series for its traces in Jaeger.",
 				links:       []link{jaegerLink(opts, lblConnMgr)},
 				targets: []target{
-					{c.quantile(s, 0.5, rqTime, cm), "p50 {{" + lblConnMgr + "}}"},
-					{c.quantile(s, 0.9, rqTime, cm), "p90 {{" + lblConnMgr + "}}"},
-					{c.quantile(s, 0.99, rqTime, cm), "p99 {{" + lblConnMgr + "}}"},
+					{c.recordedQuantile(s, recTime, 0.5), "p50 {{" + lblConnMgr + "}}"},
+					{c.recordedQuantile(s, recTime, 0.9), "p90 {{" + lblConnMgr + "}}"},
+					{c.recordedQuantile(s, recTime, 0.99), "p99 {{" + lblConnMgr + "}}"},
 				}},
 			{title: "Responses by code class", unit: unitReqPerSec, w: 12,
 				description: "Responses per second by status class (downstream_rq_1xx … 5xx). 5xx are the proxy's or upstreams' failures, 4xx the clients'.",

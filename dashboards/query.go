@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/sink"
@@ -170,4 +172,58 @@ func (c *catalog) quantile(s scope, q float64, m metric, groupBy []string) strin
 	}
 	return "histogram_quantile(" + strconv.FormatFloat(q, 'f', -1, 64) + ", sum" + by(append([]string{"le"}, groupBy...)) +
 		" (rate(" + s.selector(m, "_bucket") + "[" + RateInterval + "])))"
+}
+
+// recordedWindow is the window of the recorded series the panels read:
+// the shortest burn-rate window and the latency recordings' window of the
+// default RuleOptions, so a panel shows what the fastest alert sees.
+const recordedWindow = 5 * time.Minute
+
+// recordedNames is every series the default rules record, with the labels
+// each carries besides its hop's.
+var recordedNames = sync.OnceValue(func() map[string]bool {
+	o, err := RuleOptions{}.withDefaults()
+	if err != nil {
+		panic(err) // the defaults are valid; rules_test proves it
+	}
+	names := map[string]bool{}
+	for _, r := range (ruleBuilder{c: newCatalog(), o: o}).recordings() {
+		names[r.Record] = true
+	}
+	return names
+})
+
+// recorded returns the series the rules record for hop level (envoy_cluster
+// or envoy_http) as stem:op at recordedWindow
+// (envoy_cluster:upstream_rq_5xx:rate5m). A name the rules do not record is
+// an error, as an uncatalogued stat is: the panel would show nothing.
+func (c *catalog) recorded(level, stem, op string) metric {
+	i := slices.IndexFunc(sloHops, func(h hop) bool { return h.level == level })
+	if i < 0 {
+		c.errs = append(c.errs, fmt.Errorf("dashboards: no recording rules at level %q", level))
+		return metric{name: "missing_" + promIdent(level+":"+stem+":"+op), kind: stats.KindGauge}
+	}
+	h := sloHops[i]
+	name := recName(h, stem, op, recordedWindow)
+	if !recordedNames()[name] {
+		c.errs = append(c.errs, fmt.Errorf("dashboards: %s is not recorded by dashboards.Rules", name))
+		return metric{name: "missing_" + promIdent(name), kind: stats.KindGauge}
+	}
+	// A recorded series is a gauge to its readers: already a rate.
+	return metric{name: name, kind: stats.KindGauge, labels: []string{VarJob, VarInstance, h.label}}
+}
+
+// recordedQuantile selects a recorded latency quantile. Quantiles do not
+// add up, so there is no aggregation: one series per instance and hop.
+func (c *catalog) recordedQuantile(s scope, m metric, q float64) string {
+	return s.selector(m, "", `quantile="`+strconv.FormatFloat(q, 'f', -1, 64)+`"`)
+}
+
+// recordedSuccess is 1 − failed/all over recorded rates, summed by
+// groupBy across instances. A hop that never failed has no failed series
+// at all (Envoy creates upstream_rq_5xx on the first 5xx), so a missing one
+// counts as 0 instead of hiding the hop.
+func (c *catalog) recordedSuccess(s scope, failed, all metric, groupBy []string) string {
+	a := c.gauge(s, all, groupBy)
+	return "1 - (" + c.gauge(s, failed, groupBy) + " or 0 * " + a + ") / " + a
 }

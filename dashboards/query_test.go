@@ -37,6 +37,19 @@ func TestQueryHelpers(t *testing.T) {
 		{"quantile of a counter is refused", func(c *catalog) string {
 			return c.quantile(s, 0.5, c.stat("cluster.{envoy.cluster_name}.upstream_rq_retry"), nil)
 		}, "", "not a histogram"},
+		{"recorded rate keeps the dashboard's variables", func(c *catalog) string {
+			return c.gauge(s, c.recorded("envoy_cluster", "_completed", "rate"), []string{lblCluster})
+		}, `sum by (envoy_cluster_name) (envoy_cluster:upstream_rq_completed:rate5m{job=~"$job", instance=~"$instance", envoy_cluster_name=~"$envoy_cluster_name"})`, ""},
+		{"recorded success counts a missing 5xx series as 0", func(c *catalog) string {
+			return c.recordedSuccess(s, c.recorded("envoy_http", "_5xx", "rate"), c.recorded("envoy_http", "_completed", "rate"), nil)
+		}, `1 - (sum (envoy_http:downstream_rq_5xx:rate5m{job=~"$job", instance=~"$instance", envoy_http_conn_manager_prefix=~"$envoy_http_conn_manager_prefix"}) or 0 * sum (envoy_http:downstream_rq_completed:rate5m{job=~"$job", instance=~"$instance", envoy_http_conn_manager_prefix=~"$envoy_http_conn_manager_prefix"})) / sum (envoy_http:downstream_rq_completed:rate5m{job=~"$job", instance=~"$instance", envoy_http_conn_manager_prefix=~"$envoy_http_conn_manager_prefix"})`, ""},
+		{"recorded quantile", func(c *catalog) string {
+			return c.recordedQuantile(s, c.recorded("envoy_cluster", "_time", "quantile_rate"), 0.9)
+		}, `envoy_cluster:upstream_rq_time:quantile_rate5m{job=~"$job", instance=~"$instance", envoy_cluster_name=~"$envoy_cluster_name", quantile="0.9"}`, ""},
+		{"a series the rules do not record is refused", func(c *catalog) string {
+			return c.recorded("envoy_cluster", "_4xx", "rate").name
+		}, "", "envoy_cluster:upstream_rq_4xx:rate5m is not recorded by dashboards.Rules"},
+		{"a level without rules is refused", func(c *catalog) string { return c.recorded("envoy_listener", "_completed", "rate").name }, "", `no recording rules at level "envoy_listener"`},
 		{"unknown stat", func(c *catalog) string { return c.stat("cluster.{envoy.cluster_name}.no_such_stat").name }, "", "not in proxy/stats.Catalogue()"},
 		{"unknown self-metric", func(c *catalog) string { return c.self("statsd_no_such_total").name }, "", "not in sink.SelfMetrics()"},
 	}

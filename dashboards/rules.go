@@ -299,14 +299,18 @@ func recName(h hop, metric, op string, w time.Duration) string {
 func (b ruleBuilder) recordings() []Rule {
 	var rs []Rule
 	for _, h := range sloHops {
+		// The SLO ratios are per hop, across every proxy. The rates and
+		// quantiles keep job and instance as well, so that the dashboards,
+		// which filter on them, read these series and sum them up.
 		g := []string{h.label}
+		gi := []string{VarJob, VarInstance, h.label}
 		completed, classes, latency := b.c.stat(h.completed), b.c.stat(h.classes), b.c.stat(h.latency)
 		for _, w := range b.windows() {
 			rs = append(rs,
-				Rule{Record: recName(h, "_completed", "rate", w), Expr: b.c.ruleRate(completed, "", w, g)},
-				Rule{Record: recName(h, "_5xx", "rate", w), Expr: b.c.ruleRate(classes, "", w, g, `envoy_response_code_class="5"`)},
+				Rule{Record: recName(h, "_completed", "rate", w), Expr: b.c.ruleRate(completed, "", w, gi)},
+				Rule{Record: recName(h, "_5xx", "rate", w), Expr: b.c.ruleRate(classes, "", w, gi, `envoy_response_code_class="5"`)},
 				Rule{Record: recName(h, "_error", "ratio_rate", w),
-					Expr: recName(h, "_5xx", "rate", w) + "\n/\n" + recName(h, "_completed", "rate", w)},
+					Expr: "sum" + by(g) + " (" + recName(h, "_5xx", "rate", w) + ")\n/\nsum" + by(g) + " (" + recName(h, "_completed", "rate", w) + ")"},
 				Rule{Record: recName(h, "_slow", "ratio_rate", w),
 					Expr: "1 - (\n  " + b.c.ruleRate(latency, "_bucket", w, g, leMatcher(b.o.LatencyThresholdMs)) +
 						"\n/\n  " + b.c.ruleRate(latency, "_count", w, g) + "\n)"},
@@ -314,7 +318,7 @@ func (b ruleBuilder) recordings() []Rule {
 		}
 		for _, q := range []float64{0.5, 0.9, 0.99} {
 			rs = append(rs, Rule{Record: recName(h, "_time", "quantile_rate", b.o.CauseWindow),
-				Expr:   "histogram_quantile(" + fmtFloat(q) + ", " + b.c.ruleRate(latency, "_bucket", b.o.CauseWindow, append([]string{"le"}, g...)) + ")",
+				Expr:   "histogram_quantile(" + fmtFloat(q) + ", " + b.c.ruleRate(latency, "_bucket", b.o.CauseWindow, append([]string{"le"}, gi...)) + ")",
 				Labels: map[string]string{"quantile": fmtFloat(q)}})
 		}
 	}

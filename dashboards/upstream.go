@@ -6,7 +6,11 @@ func upstreamClusters(c *catalog, opts Options) board {
 	rqTotal := st("upstream_rq_total")
 	rqXX := st("upstream_rq_{envoy.response_code_class}xx")
 	rqCode := st("upstream_rq_{envoy.response_code}")
-	rqTime := st("upstream_rq_time")
+	// Rate, success and latency read what the rules record, so the panels
+	// and the alerts see the same numbers.
+	recCompleted := c.recorded("envoy_cluster", "_completed", "rate")
+	rec5xx := c.recorded("envoy_cluster", "_5xx", "rate")
+	recTime := c.recorded("envoy_cluster", "_time", "quantile_rate")
 	cl := []string{lblCluster}
 	leg := "{{" + lblCluster + "}}"
 	withLeg := func(prefix string) string { return prefix + " " + leg }
@@ -21,18 +25,18 @@ func upstreamClusters(c *catalog, opts Options) board {
 		anchor:      rqTotal,
 		panels: []panel{
 			{title: "Upstream request rate", unit: unitReqPerSec, w: 8, links: []link{clusterLink()},
-				description: "Requests per second sent to each cluster (upstream_rq_total), retries included.",
-				targets:     []target{{c.rate(s, rqTotal, cl), leg}}},
+				description: "Requests per second completed by each cluster over 5 minutes (upstream_rq_completed), retries included. Reads the recorded " + recCompleted.name + ", the series the burn-rate alerts read: needs hopwatch's rules.",
+				targets:     []target{{c.gauge(s, recCompleted, cl), leg}}},
 			{title: "Upstream success rate", unit: unitPercent, w: 8, thresholds: successSteps, min: ptr(0.0), max: ptr(1.0),
-				description: "Share of upstream responses that are not 5xx, per cluster. Below 99 % is amber, below 95 % red. Retries hide some failures from clients: compare with the retry panel.",
-				targets:     []target{{c.rate(s, rqXX, cl, classNot5xx) + " / " + c.rate(s, rqXX, cl), leg}}},
+				description: "Share of upstream requests over 5 minutes that did not end in a 5xx, per cluster: 1 − the error ratio the burn-rate alerts read (" + rec5xx.name + " / " + recCompleted.name + ", needs hopwatch's rules). Below 99 % is amber, below 95 % red. Retries hide some failures from clients: compare with the retry panel.",
+				targets:     []target{{c.recordedSuccess(s, rec5xx, recCompleted, cl), leg}}},
 			{title: "Upstream latency p50 / p90 / p99", unit: unitMillis, w: 8, thresholds: latencySteps,
-				description: "Quantiles of upstream_rq_time per cluster: from the request sent upstream to the response's last byte. Amber from 250 ms, red from 1 s. Click a series for the cluster's traces in Jaeger.",
+				description: "Quantiles of upstream_rq_time per cluster over 5 minutes: from the request sent upstream to the response's last byte. Amber from 250 ms, red from 1 s. Reads the recorded " + recTime.name + " (needs hopwatch's rules), one series per sink instance. Click a series for the cluster's traces in Jaeger.",
 				links:       []link{jaegerLink(opts, lblCluster)},
 				targets: []target{
-					{c.quantile(s, 0.5, rqTime, cl), withLeg("p50")},
-					{c.quantile(s, 0.9, rqTime, cl), withLeg("p90")},
-					{c.quantile(s, 0.99, rqTime, cl), withLeg("p99")},
+					{c.recordedQuantile(s, recTime, 0.5), withLeg("p50")},
+					{c.recordedQuantile(s, recTime, 0.9), withLeg("p90")},
+					{c.recordedQuantile(s, recTime, 0.99), withLeg("p99")},
 				}},
 			{title: "Responses by code", unit: unitReqPerSec, w: 12,
 				description: "Upstream responses per second by exact status code (upstream_rq_<code>).",

@@ -288,7 +288,15 @@ func TestDashboardsLive(t *testing.T) {
 	e2etest.StartLocalPipeline(t, bin, base, "UP_LOAD_RATE=30", "UP_LOAD_DURATION=6m", "UP_JAEGER=0")
 	port := func(off int) string { return strconv.Itoa(base + off) }
 
-	_, promURL := e2etest.StartPrometheus(t, fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: statsd-sink\n    static_configs:\n      - targets: ['127.0.0.1:%s']\n", port(offSinkWeb)))
+	// hopwatch's rules, as `make up` and the k8s Prometheus load them: the
+	// rate, success and latency panels read their recorded series.
+	rules, err := os.ReadFile(filepath.Join(e2etest.RepoRoot(t), "deploy", "rules", "hopwatch.rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, promURL := e2etest.StartPrometheus(t, fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [hopwatch.rules.yml]\nscrape_configs:\n  - job_name: statsd-sink\n    static_configs:\n      - targets: ['127.0.0.1:%s']\n", port(offSinkWeb)),
+		e2etest.PrometheusFile{Name: "hopwatch.rules.yml", Text: string(rules)})
+	waitRulesEvaluated(ctx, t, promURL, 60*time.Second)
 
 	targets, vars := loadDashboards(t)
 	values := map[string]string{"__rate_interval": "20s", "__interval": "5s", "__range": "5m",
@@ -635,4 +643,43 @@ func labelValues(ctx context.Context, promURL, selector, label string, since tim
 		return 0, err
 	}
 	return len(vals), nil
+}
+
+// waitRulesEvaluated waits until Prometheus has loaded hopwatch's rule
+// groups and evaluated each at least once, so that the panels reading
+// recorded series are not judged before there is anything to read.
+func waitRulesEvaluated(ctx context.Context, t *testing.T, promURL string, d time.Duration) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		data, err := promGet(ctx, promURL+"/api/v1/rules")
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		var r struct {
+			Groups []struct {
+				Name           string    `json:"name"`
+				LastEvaluation time.Time `json:"lastEvaluation"`
+			} `json:"groups"`
+		}
+		if err := json.Unmarshal(data, &r); err != nil {
+			t.Fatalf("prometheus /api/v1/rules: %v", err)
+		}
+		var pending []string
+		for _, g := range r.Groups {
+			if g.LastEvaluation.IsZero() || g.LastEvaluation.Year() < 2000 {
+				pending = append(pending, g.Name)
+			}
+		}
+		switch {
+		case len(r.Groups) == 0:
+			last = "no rule groups loaded"
+		case len(pending) > 0:
+			last = "not evaluated yet: " + strings.Join(pending, ", ")
+		default:
+			return
+		}
+	}
+	t.Fatalf("prometheus did not evaluate deploy/rules/hopwatch.rules.yml within %v: %s", d, last)
 }
