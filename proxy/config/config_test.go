@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hopwatch/hopwatch/tracing/demo"
 )
 
 // minimal is the smallest valid configuration. Error tests edit it with
@@ -812,6 +814,24 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// withDevCert copies the dev environment's config f (content data) into a
+// temporary directory beside a fresh tls/<name>.crt and .key, as
+// deploy/local/up.sh and the Tiltfile make them at start (`demo cert`),
+// and returns the copy's path: a fresh checkout has no certificate.
+func withDevCert(t *testing.T, f string, data []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	name := strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
+	if _, _, err := demo.WriteSelfSignedCert(filepath.Join(dir, "tls"), name, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, filepath.Base(f))
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestExampleConfigs loads every example: the dev environment's proxy
 // configs in deploy/local and every yaml block in docs/config.md that starts
 // with a listeners: or node: key, so that the documentation cannot rot.
@@ -830,7 +850,7 @@ func TestExampleConfigs(t *testing.T) {
 			continue // Prometheus and other tools' configs live here too.
 		}
 		loaded++
-		if _, err := Load(f); err != nil {
+		if _, err := Load(withDevCert(t, f, data)); err != nil {
 			t.Errorf("%v", err)
 		}
 	}
