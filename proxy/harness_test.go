@@ -233,31 +233,8 @@ func hasFlag(list, f string) bool {
 	return false
 }
 
-// rawOrigin is an origin that hands each connection it accepts on loopback
-// to serve, on its own goroutine with a 10 s deadline, and closes it when
-// serve returns; for tests that must see, or send, exact bytes.
-func rawOrigin(t *testing.T, serve func(c net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				serve(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+// rawOrigin is e2etest.RawServer: an origin that records or sends exact bytes.
+func rawOrigin(t *testing.T, serve func(c net.Conn)) string { return e2etest.RawServer(t, serve) }
 
 // closedPort returns a loopback address that refuses connections for the
 // rest of the test (e2etest.RefusingAddr).

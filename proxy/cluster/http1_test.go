@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 	"github.com/hopwatch/hopwatch/proxy/headers"
 )
 
@@ -311,30 +312,8 @@ func TestHTTP1ResponseParsing(t *testing.T) {
 	}
 }
 
-// rawUpstream accepts connections on loopback and hands each to serve on
-// its own goroutine; it stops when the test ends.
-func rawUpstream(t *testing.T, serve func(c net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				serve(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
+// rawUpstream is e2etest.RawServer: an origin that records or sends exact bytes.
+func rawUpstream(t *testing.T, serve func(c net.Conn)) string { return e2etest.RawServer(t, serve) }
 
 // readHead reads one request head, byte for byte as it arrived.
 func readHead(br *bufio.Reader) (string, error) {
