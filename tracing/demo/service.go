@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,10 @@ type Config struct {
 	// Upstream is the URL the service calls for every request; empty for
 	// the last service in the chain.
 	Upstream string
+	// Pricing is the URL of legacy-pricing (its sidecar), which the
+	// service asks for the price of the requested item after its upstream
+	// answered; empty for services that do not price anything.
+	Pricing string
 	// Provider traces the service; nil traces nothing (request IDs still
 	// propagate).
 	Provider *tracing.Provider
@@ -62,10 +67,13 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("demo: service name is empty")
 	}
-	if cfg.Upstream != "" {
-		u, err := url.Parse(cfg.Upstream)
+	for what, v := range map[string]string{"upstream": cfg.Upstream, "pricing": cfg.Pricing} {
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("demo: upstream %q: want an http:// or https:// URL", cfg.Upstream)
+			return nil, fmt.Errorf("demo: %s %q: want an http:// or https:// URL", what, v)
 		}
 	}
 	if cfg.Logger == nil {
@@ -150,7 +158,9 @@ type Reply struct {
 	RequestID string          `json:"request_id"`
 	TraceID   string          `json:"trace_id,omitempty"`
 	Upstream  json.RawMessage `json:"upstream,omitempty"`
-	Error     string          `json:"error,omitempty"`
+	// Price is legacy-pricing's PriceReply, for services with a Pricing URL.
+	Price json.RawMessage `json:"price,omitempty"`
+	Error string          `json:"error,omitempty"`
 }
 
 func (s *Service) serveWork(w http.ResponseWriter, r *http.Request) {
@@ -193,36 +203,62 @@ func (s *Service) work(ctx context.Context, r *http.Request, reply *Reply) int {
 		reply.Error = "injected by /demo/inject"
 		return inj.ErrorCode
 	}
-	if s.cfg.Upstream == "" {
-		return http.StatusOK
+	if s.cfg.Upstream != "" {
+		body, errText, status := s.call(ctx, s.cfg.Upstream, fault.forward)
+		reply.Upstream, reply.Error = body, errText
+		if status != http.StatusOK {
+			return status
+		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.Upstream, nil)
-	if err != nil {
-		reply.Error = err.Error()
-		return http.StatusInternalServerError
-	}
-	for k, v := range fault.forward {
-		req.Header[k] = v
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		reply.Error = "upstream: " + err.Error()
-		return http.StatusBadGateway
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		reply.Error = "upstream: reading body: " + err.Error()
-		return http.StatusBadGateway
-	}
-	if json.Valid(body) {
-		reply.Upstream = body
-	}
-	if resp.StatusCode >= 400 {
-		reply.Error = fmt.Sprintf("upstream answered %d", resp.StatusCode)
-		return http.StatusBadGateway
+	if s.cfg.Pricing != "" {
+		item := r.URL.Query().Get("item")
+		if item == "" {
+			item = DefaultItem
+		}
+		u := strings.TrimSuffix(s.cfg.Pricing, "/") + "/price?item=" + url.QueryEscape(item)
+		body, errText, status := s.call(ctx, u, nil)
+		reply.Price = body
+		if status != http.StatusOK {
+			reply.Error = "pricing: " + errText
+			return status
+		}
 	}
 	return http.StatusOK
+}
+
+// DefaultItem is the item the catalog prices when the request names none
+// (?item=...).
+const DefaultItem = "widget"
+
+// call GETs u with header added, and returns the answer's body when it is
+// JSON, and, when the call failed, what went wrong and the status to
+// answer with.
+func (s *Service) call(ctx context.Context, u string, header http.Header) (body json.RawMessage, errText string, status int) {
+	// The host is the configured upstream or pricing URL; a request adds
+	// only an escaped query value (?item=), so this is no request forgery.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil) //nolint:gosec // G704: see above
+	if err != nil {
+		return nil, err.Error(), http.StatusInternalServerError
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := s.client.Do(req) //nolint:gosec // G704: the configured host, as above
+	if err != nil {
+		return nil, "upstream: " + err.Error(), http.StatusBadGateway
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, "upstream: reading body: " + err.Error(), http.StatusBadGateway
+	}
+	if json.Valid(b) {
+		body = b
+	}
+	if resp.StatusCode >= 400 {
+		return body, fmt.Sprintf("upstream answered %d", resp.StatusCode), http.StatusBadGateway
+	}
+	return body, "", http.StatusOK
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
