@@ -210,7 +210,7 @@ func TestRenderDecodesStrictly(t *testing.T) {
 	if len(objs.namespaces) != 1 || objs.namespaces[0].Name != namespace {
 		t.Errorf("want exactly the namespace %q, got %d namespaces", namespace, len(objs.namespaces))
 	}
-	for _, name := range []string{"statsd-sink", "front-proxy", "frontend", "catalog", "inventory", "load", "prometheus", "alertmanager", "jaeger", "grafana"} {
+	for _, name := range []string{"statsd-sink", "front-proxy", "frontend", "catalog", "inventory", "legacy-pricing", "load", "prometheus", "alertmanager", "jaeger", "grafana"} {
 		if _, ok := objs.deployments[name]; !ok {
 			t.Errorf("no Deployment %q", name)
 		}
@@ -657,8 +657,8 @@ func TestProxyConfigsResolveInCluster(t *testing.T) {
 			}
 		}
 	}
-	if proxies != 4 {
-		t.Errorf("found %d Deployments with a hopwatch-proxy container, want 4 (front-proxy and three sidecars)", proxies)
+	if proxies != 5 {
+		t.Errorf("found %d Deployments with a hopwatch-proxy container, want 5 (front-proxy and four sidecars)", proxies)
 	}
 }
 

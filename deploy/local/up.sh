@@ -4,6 +4,9 @@
 #   client ─► front proxy :10000 (TLS :10443) ─► frontend sidecar :10001 ─► frontend app :8081
 #                 ─► catalog sidecar :10002 ─► catalog app :8082
 #                 ─► inventory sidecar :10003 ─► inventory app :8083
+#                 (the catalog app also asks the legacy-pricing sidecar :10004
+#                 ─► legacy-pricing app :8085 for a price; that app is traced
+#                 with jaeger-client-go and reports thrift to Jaeger :14268)
 #                 (the catalog sidecar sends a share to the catalog canary :8084,
 #                 zone-aware; sidecar-catalog.yaml)
 #
@@ -23,7 +26,7 @@
 #   UP_LOAD_RATE       requests per second of the load generator (default 20)
 #   UP_LOAD_DURATION   how long it sends, a Go duration (default 1h)
 #   UP_PORT_BASE       move every port into the block UP_PORT_BASE ..
-#                      UP_PORT_BASE+18 (for tests and for running beside
+#                      UP_PORT_BASE+22 (for tests and for running beside
 #                      something that holds the default ports); the proxies
 #                      then run copies of their configs, in UP_LOG_DIR/config
 #   UP_BIN_DIR         where the binaries are (default ./bin)
@@ -60,6 +63,7 @@ port_names=(
 	otlp_grpc otlp_http jaeger_ui jaeger_grpc
 	catalog_canary_app
 	front_proxy_tls
+	legacy_pricing_sidecar legacy_pricing_sidecar_admin legacy_pricing_app jaeger_thrift_http
 )
 port_defaults=(
 	10000 10001 10002 10003
@@ -69,6 +73,7 @@ port_defaults=(
 	4317 4318 16686 16685
 	8084
 	10443
+	10004 9905 8085 14268
 )
 declare -A port
 if [[ -n $port_base ]]; then
@@ -109,7 +114,7 @@ if [[ $want_jaeger != 0 && -x $bin/jaeger ]]; then
 fi
 
 mkdir -p "$logs"
-proxies=(front-proxy sidecar-frontend sidecar-catalog sidecar-inventory)
+proxies=(front-proxy sidecar-frontend sidecar-catalog sidecar-inventory sidecar-legacy-pricing)
 declare -A config
 for p in "${proxies[@]}"; do
 	src="$here/$p.yaml"
@@ -194,7 +199,7 @@ start() { # stage name command...
 	name_of[$pid]=$name
 	log_of[$pid]=$log
 	stage_of[$pid]=$stage
-	printf '  started %-18s pid %-7s log %s\n' "$name" "$pid" "${log#"$root"/}"
+	printf '  started %-22s pid %-7s log %s\n' "$name" "$pid" "${log#"$root"/}"
 }
 
 # stop_all stops the processes still running in stages, each with SIGTERM
@@ -284,39 +289,47 @@ start 3 statsd-sink "$bin/statsd-sink" --preset=envoy \
 	--web.listen-address="127.0.0.1:${port[sink_web]}"
 wait_ready "$!" "$loop:${port[sink_web]}/-/ready" "$ready_timeout"
 
-otlp=()
+otlp=() thrift=()
 if ((jaeger)); then
 	start 3 jaeger env HOPWATCH_UP_OTLP_GRPC="127.0.0.1:${port[otlp_grpc]}" \
 		HOPWATCH_UP_OTLP_HTTP="127.0.0.1:${port[otlp_http]}" \
 		HOPWATCH_UP_JAEGER_UI="127.0.0.1:${port[jaeger_ui]}" \
 		HOPWATCH_UP_JAEGER_GRPC="127.0.0.1:${port[jaeger_grpc]}" \
+		HOPWATCH_UP_JAEGER_THRIFT_HTTP="127.0.0.1:${port[jaeger_thrift_http]}" \
 		HOPWATCH_UP_JAEGER_UI_ASSETS="$here/jaeger-ui" \
 		"$bin/jaeger" --config "$here/jaeger.yml"
 	wait_ready "$!" "$loop:${port[jaeger_ui]}/api/services" $((2 * ready_timeout))
 	otlp=(--otlp-endpoint "127.0.0.1:${port[otlp_grpc]}")
+	thrift=(--jaeger-endpoint "$loop:${port[jaeger_thrift_http]}/api/traces")
 fi
 
 # The apps, last hop first, each calling the next service's sidecar.
+start 2 legacy-pricing "$bin/demo" legacy-pricing --listen "127.0.0.1:${port[legacy_pricing_app]}" "${thrift[@]}"
+wait_ready "$!" "$loop:${port[legacy_pricing_app]}/healthz" "$ready_timeout"
+pricing=(--pricing "$loop:${port[legacy_pricing_sidecar]}/")
 start 2 inventory "$bin/demo" inventory --listen "127.0.0.1:${port[inventory_app]}" "${otlp[@]}"
 wait_ready "$!" "$loop:${port[inventory_app]}/healthz" "$ready_timeout"
 start 2 catalog "$bin/demo" catalog --listen "127.0.0.1:${port[catalog_app]}" \
-	--upstream "$loop:${port[inventory_sidecar]}/" "${otlp[@]}"
+	--upstream "$loop:${port[inventory_sidecar]}/" "${pricing[@]}" "${otlp[@]}"
 wait_ready "$!" "$loop:${port[catalog_app]}/healthz" "$ready_timeout"
 # The catalog's canary: the same app, slower and failing 10 % of its
 # requests (its sidecar retries them), so that the canary dashboard shows
 # a difference. It gets a quarter of the catalog's traffic (zone-aware
 # routing, sidecar-catalog.yaml).
 start 2 catalog-canary "$bin/demo" catalog --listen "127.0.0.1:${port[catalog_canary_app]}" \
-	--upstream "$loop:${port[inventory_sidecar]}/" --inject 'delay=20ms&error_rate=0.1' "${otlp[@]}"
+	--upstream "$loop:${port[inventory_sidecar]}/" "${pricing[@]}" --inject 'delay=20ms&error_rate=0.1' "${otlp[@]}"
 wait_ready "$!" "$loop:${port[catalog_canary_app]}/healthz" "$ready_timeout"
 start 2 frontend "$bin/demo" frontend --listen "127.0.0.1:${port[frontend_app]}" \
 	--upstream "$loop:${port[catalog_sidecar]}/" "${otlp[@]}"
 wait_ready "$!" "$loop:${port[frontend_app]}/healthz" "$ready_timeout"
 
-for p in sidecar-inventory sidecar-catalog sidecar-frontend front-proxy; do
+for p in sidecar-legacy-pricing sidecar-inventory sidecar-catalog sidecar-frontend front-proxy; do
 	case $p in
 	front-proxy) admin=${port[front_proxy_admin]} ;;
-	sidecar-*) admin=${port[${p#sidecar-}_sidecar_admin]} ;;
+	sidecar-*)
+		svc=${p#sidecar-}
+		admin=${port[${svc//-/_}_sidecar_admin]}
+		;;
 	esac
 	start 1 "$p" "$bin/hopwatch-proxy" -c "${config[$p]}"
 	wait_ready "$!" "$loop:$admin/ready" "$ready_timeout"
@@ -341,7 +354,8 @@ load_pid=$!
 if ((jaeger)); then
 	jaeger_line="$loop:${port[jaeger_ui]}/search
                             API: $loop:${port[jaeger_ui]}/api/traces?service=front-proxy&limit=5
-                            (13 spans a request: every proxy and every app)
+                            (17 spans a request: every proxy and every app,
+                            legacy-pricing's reported by jaeger-client-go)
                             (a Jaeger built from its Go module has no web UI assets:
                             / then shows a placeholder page, but the API works)"
 else
@@ -358,6 +372,7 @@ hopwatch is up. Logs: ${logs#"$root"/}/*.log
   frontend sidecar stats    $loop:${port[frontend_sidecar_admin]}/stats/prometheus
   catalog sidecar stats     $loop:${port[catalog_sidecar_admin]}/stats/prometheus
   inventory sidecar stats   $loop:${port[inventory_sidecar_admin]}/stats/prometheus
+  legacy-pricing sidecar    $loop:${port[legacy_pricing_sidecar_admin]}/stats/prometheus
   statsd-sink (all proxies) $loop:${port[sink_web]}/metrics
   Jaeger UI                 $jaeger_line
 
@@ -378,6 +393,9 @@ What to look at:
   - One request, three ways: its x-request-id ties the access-log lines of
     every hop (grep it in ${logs#"$root"/}/*.log) and, with Jaeger, its trace:
       curl -si $front
+  - legacy-pricing, still traced with jaeger-client-go (uber-trace-id from its
+    sidecar, thrift to Jaeger), shows in the same traces as every other hop:
+      curl -s '$loop:${port[jaeger_ui]}/api/traces?service=legacy-pricing&limit=1'
 
 Load: demo load at $load_rate req/s for $load_duration (UP_LOAD_RATE, UP_LOAD_DURATION); the
 rest keeps running after it ends. Not part of this step yet: Prometheus,

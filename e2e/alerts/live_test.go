@@ -33,7 +33,7 @@ import (
 
 // numPorts and the offsets follow port_names in deploy/local/up.sh.
 const (
-	numPorts      = 19
+	numPorts      = 23
 	offCatalogApp = 9
 	offStatsd     = 11
 	offSinkWeb    = 12

@@ -106,7 +106,7 @@ var staysZero = map[string]string{
 
 // numPorts and the offsets follow port_names in deploy/local/up.sh.
 const (
-	numPorts      = 19
+	numPorts      = 23
 	offCatalogApp = 9
 	offInvApp     = 10
 	offStatsd     = 11

@@ -58,18 +58,27 @@ type JaegerSpan struct {
 		TraceID string `json:"traceID"`
 		SpanID  string `json:"spanID"`
 	} `json:"references"`
-	Tags []struct {
-		Key   string `json:"key"`
-		Value any    `json:"value"`
-	} `json:"tags"`
+	Tags []JaegerTag `json:"tags"`
 	// Service is the span's service name, filled in by ResolveServices.
 	Service string `json:"-"`
+}
+
+// JaegerTag is one tag of a span or a process.
+type JaegerTag struct {
+	Key   string `json:"key"`
+	Value any    `json:"value"`
 }
 
 // JaegerProcess is the process (service) a span came from.
 type JaegerProcess struct {
 	ServiceName string `json:"serviceName"`
+	// Tags are the process's tags: the resource's attributes for OTLP
+	// spans, the client's process tags for thrift.
+	Tags []JaegerTag `json:"tags"`
 }
+
+// Tag returns the process's tag k as text, or "".
+func (p JaegerProcess) Tag(k string) string { return tagValue(p.Tags, k) }
 
 // ResolveServices sets each span's Service from the trace's processes.
 func (tr *JaegerTrace) ResolveServices() {
@@ -91,8 +100,10 @@ func (tr *JaegerTrace) SpansOf(service, kind string) []JaegerSpan {
 }
 
 // Tag returns the span's tag k as text, or "".
-func (s JaegerSpan) Tag(k string) string {
-	for _, t := range s.Tags {
+func (s JaegerSpan) Tag(k string) string { return tagValue(s.Tags, k) }
+
+func tagValue(tags []JaegerTag, k string) string {
+	for _, t := range tags {
 		if t.Key == k {
 			return fmt.Sprint(t.Value)
 		}

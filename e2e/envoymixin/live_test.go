@@ -17,7 +17,7 @@ import (
 
 // Offsets in the port block of deploy/local/up.sh (its port_names).
 const (
-	numPorts      = 19
+	numPorts      = 23
 	offFrontAdmin = 4
 	offStatsd     = 11
 	offSinkWeb    = 12

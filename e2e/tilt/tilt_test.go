@@ -32,7 +32,7 @@ import (
 
 // numPorts is the Tiltfile's PORT_TABLE length; offsets follow its order.
 const (
-	numPorts  = 22
+	numPorts  = 26
 	offStatsd = 11
 )
 
@@ -104,7 +104,7 @@ func find(ms []manifest, name string) (manifest, bool) {
 func TestTiltfileK8sModeParses(t *testing.T) {
 	pinnedTool(t, "kustomize") // the Tiltfile renders deploy/k8s with it
 	ms := tiltfileResult(t, "--mode=k8s")
-	for _, want := range []string{"statsd-sink", "front-proxy", "frontend", "catalog", "inventory", "load", "prometheus", "alertmanager", "jaeger", "grafana"} {
+	for _, want := range []string{"statsd-sink", "front-proxy", "frontend", "catalog", "inventory", "legacy-pricing", "load", "prometheus", "alertmanager", "jaeger", "grafana"} {
 		m, ok := find(ms, want)
 		if !ok {
 			t.Errorf("k8s mode has no resource %q; it has %v", want, names(ms))
@@ -156,8 +156,8 @@ func TestTiltfileLocalModeParses(t *testing.T) {
 	labels := map[string]string{
 		"build-hopwatch-proxy": "build", "build-statsd-sink": "build", "build-demo": "build",
 		"statsd-sink": "pipeline", "front-proxy": "pipeline", "sidecar-frontend": "pipeline",
-		"sidecar-catalog": "pipeline", "sidecar-inventory": "pipeline", "pipeline-check": "pipeline",
-		"frontend": "demo", "catalog": "demo", "catalog-canary": "demo", "inventory": "demo", "load": "demo",
+		"sidecar-catalog": "pipeline", "sidecar-inventory": "pipeline", "sidecar-legacy-pricing": "pipeline", "pipeline-check": "pipeline",
+		"frontend": "demo", "catalog": "demo", "catalog-canary": "demo", "inventory": "demo", "legacy-pricing": "demo", "load": "demo",
 		"prometheus": "infra", "jaeger": "infra", "grafana": "infra", "alertmanager": "infra",
 	}
 	for name, label := range labels {
@@ -310,7 +310,8 @@ func TestTiltCI(t *testing.T) {
 	// The probe's own report of what it found, logged by Tilt when it passed.
 	for _, want := range []string{
 		"pipeline OK: Prometheus has envoy_cluster_upstream_rq_total from statsd-sink for clusters frontend, frontend_app, catalog_app and inventory_app",
-		"Jaeger has a trace front-proxy → frontend-sidecar → frontend → catalog-sidecar → catalog → inventory-sidecar → inventory, server and client spans in parent order",
+		"Jaeger has a trace front-proxy → frontend-sidecar → frontend → catalog-sidecar → catalog → inventory-sidecar → inventory, " +
+			"and catalog → legacy-pricing-sidecar → legacy-pricing (jaeger-client-go), server and client spans in parent order",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("tilt ci succeeded, but pipeline-check never reported %q:\n%s", want, tail(out.String(), 100))

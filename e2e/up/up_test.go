@@ -1,6 +1,6 @@
 // Package up_test runs deploy/local/up.sh, the script behind `make up`,
 // with freshly built binaries on a block of free loopback ports: the whole
-// local pipeline (statsd-sink, three demo apps, four proxies, the load
+// local pipeline (statsd-sink, four demo apps, five proxies, the load
 // generator, and Jaeger when bin/jaeger exists) must come up, produce
 // Envoy's metrics in the sink, retry injected errors, tie one request's
 // hops together by request ID, and leave no process behind when it stops.
@@ -36,7 +36,7 @@ import (
 // numPorts is the size of the block UP_PORT_BASE moves the ports to; it
 // must match port_names in up.sh. Offsets within it follow that table.
 const (
-	numPorts      = 19
+	numPorts      = 23
 	offFrontProxy = 0
 	offFrontAdmin = 4
 	offCatalogApp = 9
@@ -344,8 +344,8 @@ func assertGone(t *testing.T, p *pipeline) {
 // SIGTERM.
 func TestUp(t *testing.T) {
 	p := up(t)
-	for _, name := range []string{"statsd-sink", "inventory", "catalog", "frontend",
-		"sidecar-inventory", "sidecar-catalog", "sidecar-frontend", "front-proxy", "load"} {
+	for _, name := range []string{"statsd-sink", "legacy-pricing", "inventory", "catalog", "frontend",
+		"sidecar-legacy-pricing", "sidecar-inventory", "sidecar-catalog", "sidecar-frontend", "front-proxy", "load"} {
 		if _, ok := p.children[name]; !ok {
 			t.Errorf("up.sh did not report starting %s: %v", name, p.children)
 		}
@@ -476,10 +476,10 @@ func TestUp(t *testing.T) {
 			// The trace of that one request holds every proxy's server
 			// and client span and every app's spans.
 			want := map[string]bool{}
-			for _, svc := range []string{"front-proxy", "frontend-sidecar", "catalog-sidecar", "inventory-sidecar"} {
+			for _, svc := range []string{"front-proxy", "frontend-sidecar", "catalog-sidecar", "inventory-sidecar", "legacy-pricing-sidecar"} {
 				want[svc+" server"], want[svc+" client"] = true, true
 			}
-			for _, svc := range []string{"frontend", "catalog", "inventory"} {
+			for _, svc := range []string{"frontend", "catalog", "inventory", "legacy-pricing"} {
 				want[svc+" server"] = true
 			}
 			want["frontend client"], want["catalog client"] = true, true

@@ -14,6 +14,8 @@ s|127\.0\.0\.1:10002|catalog:10002|g
 s|127\.0\.0\.1:9903|catalog:9903|g
 s|127\.0\.0\.1:10003|inventory:10003|g
 s|127\.0\.0\.1:9904|inventory:9904|g
+s|127\.0\.0\.1:10004|legacy-pricing:10004|g
+s|127\.0\.0\.1:9905|legacy-pricing:9905|g
 s|127\.0\.0\.1:9090|prometheus:9090|g
 # Prometheus's alerting target: the alertmanager Service.
 s|127\.0\.0\.1:9093|alertmanager:9093|g
