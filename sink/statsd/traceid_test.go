@@ -11,8 +11,8 @@ func TestParseTraceID(t *testing.T) {
 	p := NewParser()
 	for _, tc := range []struct {
 		in, want, tags string
-		samples    int
-		errs       []string
+		samples        int
+		errs           []string
 	}{
 		{in: "a:12|ms|trace_id:" + id, want: id, samples: 1},
 		{in: "cluster.catalog.upstream_rq_time:12|ms|#node_id:front-proxy|trace_id:" + id, want: id, samples: 1, tags: "node_id=front-proxy"},
