@@ -472,7 +472,7 @@ func (w *Worker) apply(e entry, s *statsd.Sample) bool {
 // refuses an exemplar older than the one it has.
 func (w *Worker) observe(se *aggregate.Series, now int64, v, wt float64) bool {
 	if w.line.HasTraceID && se.Kind() == aggregate.KindHistogram {
-		return se.ObserveExemplar(time.Now().UnixNano(), v, wt, aggregate.TraceID(w.line.TraceID))
+		return se.ObserveExemplar(time.Now().UnixNano(), v, wt, w.line.TraceID)
 	}
 	return se.Observe(now, v, wt)
 }

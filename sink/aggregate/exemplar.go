@@ -1,7 +1,9 @@
 package aggregate
 
-// TraceID is the W3C trace ID of an exemplar.
-type TraceID [16]byte
+import "github.com/hopwatch/hopwatch/sink/statsd"
+
+// TraceID is the W3C trace ID of an exemplar, as the line carried it.
+type TraceID = statsd.TraceID
 
 // Exemplar is the latest traced observation of one histogram bucket: it
 // leads from a slow bucket to the trace behind it.

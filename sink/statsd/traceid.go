@@ -48,3 +48,11 @@ func unhex(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// ParseTraceID decodes 32 lowercase hex digits, as the line format
+// carries them.
+func ParseTraceID(hex string) (TraceID, bool) {
+	var id TraceID
+	ok := id.parse([]byte(hex))
+	return id, ok
+}
