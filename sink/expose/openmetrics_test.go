@@ -155,19 +155,28 @@ func TestOpenMetricsSeriesMatchText(t *testing.T) {
 	}
 }
 
-func BenchmarkWriteOpenMetrics(b *testing.B) {
+// BenchmarkWriteHistograms is one scrape of 1000 histogram series with
+// an exemplar each, in the text format (no exemplars) and in OpenMetrics.
+func BenchmarkWriteHistograms(b *testing.B) {
 	id, _ := statsd.ParseTraceID(traceA)
 	f := aggregate.FamilySnapshot{Name: "envoy_cluster_upstream_rq_time", Help: "h", Kind: aggregate.KindHistogram, Buckets: []float64{0.5, 1, 5, 10}}
 	for i := range 1000 {
-		s := aggregate.SeriesSnapshot{Labels: []aggregate.Label{{Name: "envoy_cluster_name", Value: "c" + string(rune('a'+i%26))}},
+		s := aggregate.SeriesSnapshot{Labels: []aggregate.Label{{Name: "envoy_cluster_name", Value: "c" + strconv.Itoa(i)}},
 			Cumulative: []float64{1, 2, 3, 4, 5}, Count: 5, Sum: 9, Exemplars: make([]aggregate.Exemplar, 5)}
 		s.Exemplars[1] = aggregate.Exemplar{TraceID: id, Value: 0.7, Time: 1_700_000_000_000_000_000}
 		f.Series = append(f.Series, s)
 	}
 	fs := []aggregate.FamilySnapshot{f}
-	bw := bufio.NewWriter(io.Discard)
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = WriteOpenMetrics(bw, fs)
+	for _, w := range []struct {
+		name  string
+		write func(*bufio.Writer, []aggregate.FamilySnapshot) error
+	}{{"text", WriteText}, {"openmetrics", WriteOpenMetrics}} {
+		b.Run(w.name, func(b *testing.B) {
+			bw := bufio.NewWriter(io.Discard)
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = w.write(bw, fs)
+			}
+		})
 	}
 }
