@@ -3,8 +3,10 @@
 //
 // The accepted grammar and the error reasons follow prometheus/statsd_exporter
 // v0.31.0 (pkg/line) so that the same input produces the same samples and the
-// same sample_errors reasons. The one deliberate difference is that sets
-// (`|s`) are accepted here; see sink/README.md.
+// same sample_errors reasons. The deliberate differences are that sets
+// (`|s`) are accepted here, and that a last `|trace_id:<32 hex>` section
+// (an exemplar, which statsd_exporter drops the sample for) is
+// recognised; see sink/README.md.
 package statsd
 
 import (
