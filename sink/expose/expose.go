@@ -1,6 +1,7 @@
 // Package expose serves aggregated series on /metrics: the Prometheus text
-// format is written directly (fast, no intermediate objects); OpenMetrics
-// and protobuf are negotiated through prometheus/common/expfmt.
+// format and OpenMetrics (which carries exemplars) are written directly
+// (fast, no intermediate objects); protobuf goes through
+// prometheus/common/expfmt.
 package expose
 
 import (
