@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
@@ -151,12 +152,16 @@ func (b board) variables(c *catalog) []cog.Builder[dashboard.VariableModel] {
 	return out
 }
 
-// jaegerLink is a data link to Jaeger's search for the service behind a
-// series, over the dashboard's time range (Jaeger wants microseconds).
-func jaegerLink(opts Options, serviceLabel string) link {
+// jaegerClusterLink is a data link to Jaeger's search for the proxies'
+// spans to a series' upstream cluster (their upstream_cluster attribute),
+// over the dashboard's time range (Jaeger wants microseconds). It names no
+// service: a cluster name is not one (spans are under the proxy's
+// service_name, its node.id), so Jaeger asks which proxy. The exemplars
+// drawn on the panel lead to one trace each, without that step.
+func jaegerClusterLink(opts Options) link {
 	return link{
-		title:    "Traces in Jaeger",
-		url:      opts.jaeger() + "/search?service=${__field.labels." + serviceLabel + "}&start=${__from}000&end=${__to}000&limit=20",
+		title:    "Traces to ${__field.labels." + lblCluster + "} in Jaeger",
+		url:      opts.jaeger() + "/search?tags=" + url.QueryEscape(`{"upstream_cluster":"`) + "${__field.labels." + lblCluster + "}" + url.QueryEscape(`"}`) + "&start=${__from}000&end=${__to}000&limit=20",
 		external: true,
 	}
 }

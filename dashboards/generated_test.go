@@ -138,7 +138,7 @@ func rgba(img image.Image) *image.RGBA {
 // what dashgen writes with its default flags, and that they are YAML with
 // the fields Grafana needs.
 func TestProvisioningUpToDate(t *testing.T) {
-	files, err := Provisioning(ProvisioningOptions{DashboardsPath: "/var/lib/grafana/dashboards/hopwatch", PrometheusURL: "http://127.0.0.1:9090"})
+	files, err := Provisioning(ProvisioningOptions{DashboardsPath: "/var/lib/grafana/dashboards/hopwatch", PrometheusURL: "http://127.0.0.1:9090", JaegerURL: "http://127.0.0.1:16686"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,15 +158,30 @@ func TestProvisioningUpToDate(t *testing.T) {
 		if err := yaml.Unmarshal(got, &doc); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if doc.APIVersion != 1 || len(doc.Providers)+len(doc.Datasources) != 1 {
-			t.Errorf("%s: want apiVersion 1 and one provider or datasource, got %+v", name, doc)
+		if doc.APIVersion != 1 || len(doc.Providers) > 1 || (len(doc.Providers) == 1) == (len(doc.Datasources) > 0) {
+			t.Errorf("%s: want apiVersion 1 and one provider or the datasources, got %+v", name, doc)
 		}
-		if len(doc.Datasources) == 1 && (doc.Datasources[0]["uid"] != DatasourceUID || doc.Datasources[0]["type"] != "prometheus") {
-			t.Errorf("%s: datasource must be type prometheus with uid %q, got %v", name, DatasourceUID, doc.Datasources[0])
+		if len(doc.Datasources) > 0 {
+			checkDatasources(t, name, doc.Datasources)
 		}
 	}
-	if _, err := Provisioning(ProvisioningOptions{DashboardsPath: "a\"b", PrometheusURL: "x"}); err == nil {
+	if _, err := Provisioning(ProvisioningOptions{DashboardsPath: "a\"b", PrometheusURL: "x", JaegerURL: "y"}); err == nil {
 		t.Error("a path with a quote was accepted")
+	}
+}
+
+// checkDatasources: the Prometheus datasource the dashboards default to,
+// whose exemplars' trace_id opens the provisioned Jaeger datasource.
+func checkDatasources(t *testing.T, name string, ds []map[string]any) {
+	t.Helper()
+	if len(ds) != 2 || ds[0]["uid"] != DatasourceUID || ds[0]["type"] != "prometheus" ||
+		ds[1]["uid"] != JaegerDatasourceUID || ds[1]["type"] != "jaeger" {
+		t.Fatalf("%s: want the prometheus datasource (uid %q) and the jaeger one (uid %q), got %v", name, DatasourceUID, JaegerDatasourceUID, ds)
+	}
+	jd, _ := ds[0]["jsonData"].(map[string]any)
+	dest, _ := jd["exemplarTraceIdDestinations"].([]any)
+	if len(dest) != 1 || fmt.Sprint(dest[0]) != fmt.Sprint(map[string]any{"name": "trace_id", "datasourceUid": JaegerDatasourceUID}) {
+		t.Errorf("%s: exemplarTraceIdDestinations %v, want trace_id to the Jaeger datasource", name, jd["exemplarTraceIdDestinations"])
 	}
 }
 
@@ -381,10 +396,17 @@ func TestDashboardRules(t *testing.T) {
 				t.Errorf("%s panel %q: success-rate and latency panels need graded thresholds, got %d steps", ld.UID, p.Title, steps)
 			}
 			if unit == unitMillis && strings.Contains(lower, "latency") && p.Type == "timeseries" {
-				if !slices.ContainsFunc(p.FieldConfig.Defaults.Links, func(l lint.Link) bool {
-					return strings.Contains(l.URL, "/search?service=")
+				if !slices.ContainsFunc(p.Targets, func(q lint.Target) bool {
+					return q.Exemplar && strings.Contains(q.Expr, "_bucket{")
 				}) {
-					t.Errorf("%s panel %q: latency panel without a Jaeger search link", ld.UID, p.Title)
+					t.Errorf("%s panel %q: latency panel without exemplars (a bucket query with exemplar: true) to open traces", ld.UID, p.Title)
+				}
+			}
+			// A cluster or connection manager is not a Jaeger service:
+			// spans are under the proxy's service_name (node.id).
+			for _, l := range p.FieldConfig.Defaults.Links {
+				if strings.Contains(l.URL, "service=${__field.labels.envoy_") {
+					t.Errorf("%s panel %q: link %q searches Jaeger for a Prometheus label as a service", ld.UID, p.Title, l.URL)
 				}
 			}
 		}

@@ -51,6 +51,10 @@ type panel struct {
 	thresholds               []step
 	min, max                 *float64
 	links                    []link
+	// exemplars, if set, is one more query whose exemplars (traced
+	// requests) Grafana asks Prometheus for and draws as points that
+	// open their trace (the datasource's exemplarTraceIdDestinations).
+	exemplars string
 }
 
 // link is a panel data link; external ones (Jaeger) open in a new tab.
@@ -89,6 +93,15 @@ func (p panel) buildTargets() []cog.Builder[variants.Dataquery] {
 			q = q.Range()
 		}
 		out = append(out, q)
+	}
+	if p.exemplars != "" {
+		out = append(out, prometheus.NewDataqueryBuilder().
+			Datasource(datasourceRef()).
+			Expr(p.exemplars).
+			LegendFormat("traced request").
+			RefId(string(rune('A'+len(p.targets)))).
+			Range().
+			Exemplar(true))
 	}
 	return out
 }

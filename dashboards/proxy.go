@@ -50,6 +50,7 @@ func proxyOverview(c *catalog, opts Options) board {
 	recCompleted := c.recorded("envoy_http", "_completed", "rate")
 	rec5xx := c.recorded("envoy_http", "_5xx", "rate")
 	recTime := c.recorded("envoy_http", "_time", "quantile_rate")
+	rqTime := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_rq_time")
 	cxActive := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_cx_active")
 	rqActive := c.stat("http.{envoy.http_conn_manager_prefix}.downstream_rq_active")
 	lsnXX := c.stat("listener.{envoy.listener_address}.http.{envoy.http_conn_manager_prefix}.downstream_rq_{envoy.response_code_class}xx")
@@ -76,13 +77,13 @@ func proxyOverview(c *catalog, opts Options) board {
 				description: "Share of responses that are 1xx–3xx, over the dashboard's rate interval (no rule records 4xx). A gap to the panel on the left is client errors (4xx): bad requests, missing routes, rate limits.",
 				targets:     []target{{ratio(c.rate(s, rqXX, cm, classNot4or5), c.rate(s, rqXX, cm)), "{{" + lblConnMgr + "}}"}}},
 			{title: "Downstream latency p50 / p90 / p99", unit: unitMillis, w: 12, thresholds: latencySteps,
-				description: "Quantiles of downstream_rq_time over 5 minutes, from the first byte received to the last byte sent, per connection manager. Amber from 250 ms, red from 1 s. Reads the recorded " + recTime.name + " (needs hopwatch's rules), one series per sink instance. Click a series for its traces in Jaeger.",
-				links:       []link{jaegerLink(opts, lblConnMgr)},
+				description: "Quantiles of downstream_rq_time over 5 minutes, from the first byte received to the last byte sent, per connection manager. Amber from 250 ms, red from 1 s. Reads the recorded " + recTime.name + " (needs hopwatch's rules), one series per sink instance. Points are traced requests (exemplars: the latest per latency bucket): click one for its trace in Jaeger.",
 				targets: []target{
 					{c.recordedQuantile(s, recTime, 0.5), "p50 {{" + lblConnMgr + "}}"},
 					{c.recordedQuantile(s, recTime, 0.9), "p90 {{" + lblConnMgr + "}}"},
 					{c.recordedQuantile(s, recTime, 0.99), "p99 {{" + lblConnMgr + "}}"},
-				}},
+				},
+				exemplars: c.exemplarsOf(s, rqTime)},
 			{title: "Responses by code class", unit: unitReqPerSec, w: 12,
 				description: "Responses per second by status class (downstream_rq_1xx … 5xx). 5xx are the proxy's or upstreams' failures, 4xx the clients'.",
 				targets:     []target{{c.rate(s, rqXX, []string{lblConnMgr, lblClass}), "{{" + lblClass + "}}xx {{" + lblConnMgr + "}}"}}},

@@ -174,6 +174,20 @@ func (c *catalog) quantile(s scope, q float64, m metric, groupBy []string) strin
 		" (rate(" + s.selector(m, "_bucket") + "[" + RateInterval + "])))"
 }
 
+// exemplarsOf is a target that draws no line, only the exemplars of m's
+// buckets: the traced requests the sink keeps per bucket (the latest of
+// each), which lead from a slow bucket to its trace. Prometheus's
+// query_exemplars reads the selectors of the expression, so the
+// comparison, which no bucket count passes, hides the buckets themselves.
+// Recorded quantiles carry no exemplars, so every latency panel gets
+// this query (panel.exemplars).
+func (c *catalog) exemplarsOf(s scope, m metric) string {
+	if m.kind != stats.KindHistogram {
+		c.errs = append(c.errs, fmt.Errorf("dashboards: exemplars of %s, which is a %s, not a histogram", m.name, m.kind))
+	}
+	return s.selector(m, "_bucket") + " < 0"
+}
+
 // recordedWindow is the window of the recorded series the panels read:
 // the shortest burn-rate window and the latency recordings' window of the
 // default RuleOptions, so a panel shows what the fastest alert sees.

@@ -11,6 +11,7 @@ func upstreamClusters(c *catalog, opts Options) board {
 	recCompleted := c.recorded("envoy_cluster", "_completed", "rate")
 	rec5xx := c.recorded("envoy_cluster", "_5xx", "rate")
 	recTime := c.recorded("envoy_cluster", "_time", "quantile_rate")
+	rqTime := st("upstream_rq_time")
 	cl := []string{lblCluster}
 	leg := "{{" + lblCluster + "}}"
 	withLeg := func(prefix string) string { return prefix + " " + leg }
@@ -31,13 +32,14 @@ func upstreamClusters(c *catalog, opts Options) board {
 				description: "Share of upstream requests over 5 minutes that did not end in a 5xx, per cluster: 1 − the error ratio the burn-rate alerts read (" + rec5xx.name + " / " + recCompleted.name + ", needs hopwatch's rules). Below 99 % is amber, below 95 % red. Retries hide some failures from clients: compare with the retry panel.",
 				targets:     []target{{c.recordedSuccess(s, rec5xx, recCompleted, cl), leg}}},
 			{title: "Upstream latency p50 / p90 / p99", unit: unitMillis, w: 8, thresholds: latencySteps,
-				description: "Quantiles of upstream_rq_time per cluster over 5 minutes: from the request sent upstream to the response's last byte. Amber from 250 ms, red from 1 s. Reads the recorded " + recTime.name + " (needs hopwatch's rules), one series per sink instance. Click a series for the cluster's traces in Jaeger.",
-				links:       []link{jaegerLink(opts, lblCluster)},
+				description: "Quantiles of upstream_rq_time per cluster over 5 minutes: from the request sent upstream to the response's last byte. Amber from 250 ms, red from 1 s. Reads the recorded " + recTime.name + " (needs hopwatch's rules), one series per sink instance. Points are traced requests (exemplars: the latest per latency bucket): click one for its trace in Jaeger. A series' link searches Jaeger for the cluster's spans.",
+				links:       []link{jaegerClusterLink(opts)},
 				targets: []target{
 					{c.recordedQuantile(s, recTime, 0.5), withLeg("p50")},
 					{c.recordedQuantile(s, recTime, 0.9), withLeg("p90")},
 					{c.recordedQuantile(s, recTime, 0.99), withLeg("p99")},
-				}},
+				},
+				exemplars: c.exemplarsOf(s, rqTime)},
 			{title: "Responses by code", unit: unitReqPerSec, w: 12,
 				description: "Upstream responses per second by exact status code (upstream_rq_<code>).",
 				targets:     []target{{c.rate(s, rqCode, []string{lblCluster, lblCode}), "{{" + lblCode + "}} " + leg}}},

@@ -27,6 +27,7 @@ func BenchmarkIngestExistingSeries(b *testing.B) {
 		{"flat-counter", "envoy.cluster.backend.upstream_rq_200:1|c"},
 		{"dogstatsd-counter", "envoy.cluster.upstream_rq:1|c|#envoy.cluster_name:backend,envoy.response_code:200"},
 		{"timer-histogram", "envoy.cluster.backend.upstream_rq_time:12|ms|@0.5"},
+		{"timer-histogram-exemplar", "envoy.cluster.backend.upstream_rq_time:12|ms|@0.5|trace_id:4bf92f3577b34da6a3ce929d0e0e4736"},
 		{"gauge", "envoy.server.uptime:12|g"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {

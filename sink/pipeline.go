@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/hopwatch/hopwatch/sink/aggregate"
 	"github.com/hopwatch/hopwatch/sink/ingest"
@@ -455,11 +456,23 @@ func (w *Worker) apply(e entry, s *statsd.Sample) bool {
 			c.events.mapped(ai.matched)
 			return true
 		}
-		if !se.Observe(now, v, wt) {
+		if !w.observe(se, now, v, wt) {
 			return false
 		}
 		c.eventsObserver++
 	}
 	c.events.mapped(ai.matched)
 	return true
+}
+
+// observe records an observer sample; a traced one (the line's trace ID
+// section) is kept as its bucket's exemplar when the series is a
+// histogram, stamped with the time of receipt: the store's coarse clock
+// would give a second's traced requests one timestamp, and Prometheus
+// refuses an exemplar older than the one it has.
+func (w *Worker) observe(se *aggregate.Series, now int64, v, wt float64) bool {
+	if w.line.HasTraceID && se.Kind() == aggregate.KindHistogram {
+		return se.ObserveExemplar(time.Now().UnixNano(), v, wt, w.line.TraceID)
+	}
+	return se.Observe(now, v, wt)
 }

@@ -2,7 +2,7 @@
 // package dashboards) to dashboards/generated/*.json, their previews, drawn
 // from the data the live proof recorded in dashboards/preview/data, to
 // dashboards/preview/*.png, Grafana's provisioning files (a dashboard
-// provider and a Prometheus datasource) to deploy/grafana/provisioning/, and
+// provider, and the Prometheus and Jaeger datasources) to deploy/grafana/provisioning/, and
 // the recording and alerting rules (package dashboards, rules.go) to
 // deploy/rules/hopwatch.rules.yml and, as a PrometheusRule, to
 // deploy/k8s/components/prometheusrule/.
@@ -28,7 +28,7 @@ func main() {
 	prov := flag.String("provisioning", "deploy/grafana/provisioning", "Grafana provisioning directory to write the provider and datasource into (empty: none)")
 	dashPath := flag.String("provider-path", "/var/lib/grafana/dashboards/hopwatch", "where Grafana reads the dashboard JSON, as Grafana sees it (the provider's options.path)")
 	promURL := flag.String("prometheus-url", "http://127.0.0.1:9090", "URL of the provisioned Prometheus datasource")
-	jaeger := flag.String("jaeger-url", "http://127.0.0.1:16686", "Jaeger UI that latency panels link to")
+	jaeger := flag.String("jaeger-url", "http://127.0.0.1:16686", "Jaeger query service: the UI latency panels link to, and the provisioned Jaeger datasource that exemplars open")
 	rulesPath := flag.String("rules", "deploy/rules/hopwatch.rules.yml", "Prometheus rule file to write (empty: none)")
 	promRule := flag.String("prometheus-rule", "deploy/k8s/components/prometheusrule/prometheusrule.yaml", "PrometheusRule manifest to write (empty: none)")
 	var ro dashboards.RuleOptions
@@ -72,7 +72,7 @@ func run(out, preview, previewData, prov, dashPath, promURL, jaeger string) erro
 		}
 	}
 	if prov != "" {
-		p, err := dashboards.Provisioning(dashboards.ProvisioningOptions{DashboardsPath: dashPath, PrometheusURL: promURL})
+		p, err := dashboards.Provisioning(dashboards.ProvisioningOptions{DashboardsPath: dashPath, PrometheusURL: promURL, JaegerURL: jaeger})
 		if err != nil {
 			return err
 		}

@@ -130,6 +130,7 @@ type Link struct {
 type Target struct {
 	RefID      string      `json:"refId"`
 	Expr       string      `json:"expr"`
+	Exemplar   bool        `json:"exemplar"`
 	Datasource *Datasource `json:"datasource"`
 }
 

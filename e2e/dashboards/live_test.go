@@ -570,7 +570,18 @@ func loadDashboards(t *testing.T) ([]target, []variable) {
 	for _, d := range e2etest.GeneratedDashboards(t) {
 		for _, p := range d.Panels {
 			for _, tg := range p.Targets {
-				ts = append(ts, target{key: d.UID + "/" + p.Title + "/" + tg.RefID, expr: tg.Expr})
+				expr := tg.Expr
+				if tg.Exemplar {
+					// A latency panel's exemplar query draws nothing
+					// (dashboards.exemplarsOf: "<buckets> < 0"); its
+					// buckets, whose exemplars Grafana shows, must have
+					// data. e2e/exemplars proves the exemplars.
+					var ok bool
+					if expr, ok = strings.CutSuffix(expr, " < 0"); !ok {
+						t.Fatalf("%s/%s/%s: exemplar query %q is not \"<buckets> < 0\"", d.UID, p.Title, tg.RefID, tg.Expr)
+					}
+				}
+				ts = append(ts, target{key: d.UID + "/" + p.Title + "/" + tg.RefID, expr: expr})
 			}
 		}
 		for _, v := range d.Templating.List {

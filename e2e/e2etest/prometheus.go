@@ -22,7 +22,13 @@ type PrometheusFile struct {
 // returns the process and its base URL.
 func StartPrometheus(t testing.TB, config string, files ...PrometheusFile) (*Process, string) {
 	t.Helper()
-	bin := PinnedBin(t, "prometheus")
+	return StartPrometheusBin(t, PinnedBin(t, "prometheus"), nil, config, files...)
+}
+
+// StartPrometheusBin is StartPrometheus with another Prometheus binary
+// (ClassicPrometheus) and extra flags (--enable-feature=…).
+func StartPrometheusBin(t testing.TB, bin string, flags []string, config string, files ...PrometheusFile) (*Process, string) {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "prometheus.yml")
 	for _, f := range append(files, PrometheusFile{Name: "prometheus.yml", Text: config}) {
@@ -31,9 +37,23 @@ func StartPrometheus(t testing.TB, config string, files ...PrometheusFile) (*Pro
 		}
 	}
 	addr := FreeAddr(t)
-	p := StartProcess(t, "prometheus", nil, bin, "--config.file="+path,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
+	args := append([]string{"--config.file=" + path,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--web.listen-address=" + addr, "--log.level=warn"}, flags...)
+	p := StartProcess(t, "prometheus", nil, bin, args...)
 	u := "http://" + addr
 	p.WaitFor(t, "prometheus ready", 60*time.Second, func() error { return HTTPOK(u + "/-/ready") })
 	return p, u
+}
+
+// ClassicPrometheus returns Debian's Prometheus 2.42, which
+// deploy/local/prometheus-classic.sh (`make test-deps`) unpacks into
+// bin/prometheus-classic and the dev environment runs for its web UI; a
+// missing one fails the test, which needs it.
+func ClassicPrometheus(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(RepoRoot(t), "bin", "prometheus-classic", "usr", "bin", "prometheus")
+	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("%s is missing: run `make test-deps` (deploy/local/prometheus-classic.sh); this test needs Debian's Prometheus 2.42", bin)
+	}
+	return bin
 }

@@ -137,10 +137,13 @@ type Store struct {
 	families map[string]*family
 
 	series atomic.Int64
-	now    atomic.Int64 // coarse clock (unix ns), advanced by Tick
-	epoch  atomic.Uint64
-	setRot int64 // next set rotation, guarded by tickMu
-	tickMu sync.Mutex
+	// exemplarSeries counts histogram series that hold exemplars (each
+	// has one array of len(buckets)+1), for ExemplarSeries.
+	exemplarSeries atomic.Int64
+	now            atomic.Int64 // coarse clock (unix ns), advanced by Tick
+	epoch          atomic.Uint64
+	setRot         int64 // next set rotation, guarded by tickMu
+	tickMu         sync.Mutex
 }
 
 type shard struct {
@@ -185,8 +188,11 @@ type aux struct {
 	// hist is a histogram's per-bucket (not cumulative) counts, +Inf
 	// last, then the sum and the count: len(fam.buckets)+3 values.
 	hist []float64
-	sum  *summary
-	set  *setState
+	// exemplars is a histogram's latest exemplar per bucket (+Inf last),
+	// allocated with its first exemplar: see ObserveExemplar.
+	exemplars []Exemplar
+	sum       *summary
+	set       *setState
 }
 
 // New returns an empty store.
@@ -408,7 +414,18 @@ func (se *Series) Set(now int64, v float64) bool {
 }
 
 // Observe records v with weight w (1/sample rate) in a histogram or summary.
-func (se *Series) Observe(now int64, v, w float64) bool {
+func (se *Series) Observe(now int64, v, w float64) bool { return se.record(now, v, w, nil) }
+
+// ObserveExemplar is Observe for a traced observation: a histogram also
+// keeps it as the exemplar of its bucket, replacing the one before, so a
+// series holds at most one exemplar per bucket however many trace IDs
+// arrive. now is the receipt time, the exemplar's timestamp. Summaries
+// keep no exemplars.
+func (se *Series) ObserveExemplar(now int64, v, w float64, traceID TraceID) bool {
+	return se.record(now, v, w, &traceID)
+}
+
+func (se *Series) record(now int64, v, w float64, traceID *TraceID) bool {
 	se.shard.mu.Lock()
 	if se.dead {
 		se.shard.mu.Unlock()
@@ -416,7 +433,14 @@ func (se *Series) Observe(now int64, v, w float64) bool {
 	}
 	if a := se.aux; a != nil {
 		if a.hist != nil {
-			observe(a.hist, se.fam.buckets, v, w)
+			i := observe(a.hist, se.fam.buckets, v, w)
+			if traceID != nil {
+				if a.exemplars == nil {
+					a.exemplars = make([]Exemplar, len(se.fam.buckets)+1)
+					se.fam.store.exemplarSeries.Add(1)
+				}
+				a.exemplars[i] = Exemplar{TraceID: *traceID, Value: v, Time: now}
+			}
 		} else if a.sum != nil {
 			a.sum.observe(time.Unix(0, now), v, w)
 		}
@@ -475,6 +499,9 @@ func (s *Store) Tick(now time.Time) int {
 			}
 			if d := se.lastSeen + se.ttl; d < n {
 				se.dead = true
+				if se.aux != nil && se.aux.exemplars != nil {
+					s.exemplarSeries.Add(-1)
+				}
 				delete(sh.m, se.key)
 				expired = append(expired, se)
 			} else {
@@ -553,8 +580,8 @@ func (st *setState) value() float64 {
 }
 
 // observe adds v with weight w to a flat histogram h (see Series.hist)
-// with upper bounds bounds.
-func observe(h, bounds []float64, v, w float64) {
+// with upper bounds bounds, and returns the bucket's index.
+func observe(h, bounds []float64, v, w float64) int {
 	// Same bucket choice as client_golang: the first bound >= v.
 	var i int
 	if len(bounds) < 35 {
@@ -568,6 +595,7 @@ func observe(h, bounds []float64, v, w float64) {
 	h[i] += w
 	h[n] += weighted(v, w)
 	h[n+1] += w
+	return i
 }
 
 // weighted is v·w, the sum a sample of weight w adds. For an integral
@@ -611,7 +639,11 @@ type SeriesSnapshot struct {
 	Count, Sum float64
 	// Cumulative holds cumulative bucket counts, +Inf last.
 	Cumulative []float64
-	Quantiles  []Quantile
+	// Exemplars holds a histogram's latest exemplar per bucket, beside
+	// Cumulative; nil when the series has none. An entry with Time 0 is
+	// a bucket without one.
+	Exemplars []Exemplar
+	Quantiles []Quantile
 }
 
 // Snapshot copies every family, sorted by name, with series sorted by
@@ -702,6 +734,9 @@ func (se *Series) snapshot(now time.Time) SeriesSnapshot {
 		for i, v := range h[:n] {
 			c += v
 			ss.Cumulative[i] = c
+		}
+		if se.aux.exemplars != nil {
+			ss.Exemplars = append([]Exemplar(nil), se.aux.exemplars...)
 		}
 	case se.aux.sum != nil:
 		ss.Count, ss.Sum, ss.Quantiles = se.aux.sum.snapshot(now)

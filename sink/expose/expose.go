@@ -1,6 +1,7 @@
 // Package expose serves aggregated series on /metrics: the Prometheus text
-// format is written directly (fast, no intermediate objects); OpenMetrics
-// and protobuf are negotiated through prometheus/common/expfmt.
+// format and OpenMetrics (which carries exemplars) are written directly
+// (fast, no intermediate objects); protobuf goes through
+// prometheus/common/expfmt.
 package expose
 
 import (
@@ -15,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hopwatch/hopwatch/sink/aggregate"
 )
@@ -34,19 +36,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	fams := h.Gather()
 	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
-	if format.FormatType() == expfmt.TypeOpenMetrics && openMetricsClash(fams) {
-		// Envoy's names have counters X and X_total side by side
-		// (envoy_cluster_upstream_rq{code} and envoy_cluster_upstream_rq_total),
-		// which OpenMetrics would both call X. Envoy serves the text format
-		// only; so does the sink then, which every scraper accepts.
-		format = expfmt.NewFormat(expfmt.TypeTextPlain)
-	}
-	if format.FormatType() == expfmt.TypeTextPlain || format.FormatType() == expfmt.TypeUnknown {
+	switch format.FormatType() {
+	case expfmt.TypeTextPlain, expfmt.TypeUnknown:
 		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 		bw := bufio.NewWriterSize(w, 64<<10)
 		_ = WriteText(bw, fams)
 		_ = bw.Flush()
-	} else {
+	case expfmt.TypeOpenMetrics:
+		w.Header().Set("Content-Type", string(format))
+		bw := bufio.NewWriterSize(w, 64<<10)
+		_ = WriteOpenMetrics(bw, fams)
+		_ = bw.Flush()
+	default:
 		w.Header().Set("Content-Type", string(format))
 		enc := expfmt.NewEncoder(w, format)
 		for i := range fams {
@@ -63,39 +64,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// openMetricsClash reports whether two families would get the same
-// OpenMetrics name: a counter's is its name without _total.
-func openMetricsClash(fams []aggregate.FamilySnapshot) bool {
-	names := make(map[string]bool, len(fams))
-	for i := range fams {
-		names[fams[i].Name] = true
-	}
-	for i := range fams {
-		if base, ok := strings.CutSuffix(fams[i].Name, "_total"); ok && fams[i].Kind == aggregate.KindCounter && names[base] {
-			return true
-		}
-	}
-	return false
-}
-
 // WriteText writes families in the Prometheus text format 0.0.4, byte for
 // byte as client_golang would.
 func WriteText(w *bufio.Writer, fams []aggregate.FamilySnapshot) error {
+	return writeFamilies(w, fams, nil)
+}
+
+// writeFamilies writes the text format, or OpenMetrics when om is set.
+func writeFamilies(w *bufio.Writer, fams []aggregate.FamilySnapshot, om *openMetrics) error {
 	var buf []byte
 	for i := range fams {
 		f := &fams[i]
 		if len(f.Series) == 0 {
 			continue
 		}
+		name, typ := f.Name, f.Kind.String()
+		if om != nil {
+			name, typ = om.family(f)
+		}
 		buf = buf[:0]
 		buf = append(buf, "# HELP "...)
-		buf = append(buf, f.Name...)
+		buf = append(buf, name...)
 		buf = append(buf, ' ')
-		buf = appendHelp(buf, f.Help)
+		buf = appendHelp(buf, f.Help, om != nil)
 		buf = append(buf, "\n# TYPE "...)
-		buf = append(buf, f.Name...)
+		buf = append(buf, name...)
 		buf = append(buf, ' ')
-		buf = append(buf, f.Kind.String()...)
+		buf = append(buf, typ...)
 		buf = append(buf, '\n')
 		for j := range f.Series {
 			s := &f.Series[j]
@@ -107,6 +102,9 @@ func WriteText(w *bufio.Writer, fams []aggregate.FamilySnapshot) error {
 						le = f.Buckets[k]
 					}
 					buf = appendSample(buf, f.Name, "_bucket", s.Labels, "le", le, c, true)
+					if om != nil && k < len(s.Exemplars) && s.Exemplars[k].Time != 0 {
+						buf = appendExemplar(buf[:len(buf)-1], &s.Exemplars[k])
+					}
 				}
 				buf = appendSample(buf, f.Name, "_sum", s.Labels, "", 0, s.Sum, false)
 				buf = appendSample(buf, f.Name, "_count", s.Labels, "", 0, s.Count, true)
@@ -199,11 +197,17 @@ func appendLabelValue(buf []byte, v string) []byte {
 	return buf
 }
 
-func appendHelp(buf []byte, v string) []byte {
+// appendHelp escapes a HELP text; OpenMetrics escapes '"' too.
+func appendHelp(buf []byte, v string, om bool) []byte {
 	for i := 0; i < len(v); i++ {
 		switch v[i] {
 		case '\\':
 			buf = append(buf, '\\', '\\')
+		case '"':
+			if om {
+				buf = append(buf, '\\')
+			}
+			buf = append(buf, '"')
 		case '\n':
 			buf = append(buf, '\\', 'n')
 		default:
@@ -257,6 +261,9 @@ func ToProto(f *aggregate.FamilySnapshot) *dto.MetricFamily {
 				} else {
 					bk.CumulativeCountFloat = proto.Float64(s.Cumulative[k])
 				}
+				if k < len(s.Exemplars) && s.Exemplars[k].Time != 0 {
+					bk.Exemplar = protoExemplar(&s.Exemplars[k])
+				}
 				h.Bucket = append(h.Bucket, bk)
 			}
 			m.Histogram = h
@@ -270,6 +277,17 @@ func ToProto(f *aggregate.FamilySnapshot) *dto.MetricFamily {
 		mf.Metric = append(mf.Metric, m)
 	}
 	return mf
+}
+
+// protoExemplar converts an exemplar for the protobuf format, which has
+// no +Inf bucket to carry one: that bucket's exemplar reaches OpenMetrics
+// scrapes only.
+func protoExemplar(e *aggregate.Exemplar) *dto.Exemplar {
+	return &dto.Exemplar{
+		Label:     []*dto.LabelPair{{Name: proto.String("trace_id"), Value: proto.String(e.TraceID.String())}},
+		Value:     proto.Float64(e.Value),
+		Timestamp: timestamppb.New(time.Unix(0, e.Time)),
+	}
 }
 
 var _ io.Writer = (*bufio.Writer)(nil)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -126,35 +125,5 @@ func BenchmarkWriteText100k(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = WriteText(bw, fs)
-	}
-}
-
-// TestOpenMetricsClashFallsBackToText: Envoy's counters X{code} and X_total
-// would share the OpenMetrics name X, which a parser refuses; the handler
-// then answers in the text format, which keeps both.
-func TestOpenMetricsClashFallsBackToText(t *testing.T) {
-	clash := []aggregate.FamilySnapshot{
-		{Name: "envoy_cluster_upstream_rq", Help: "h", Kind: aggregate.KindCounter, Series: []aggregate.SeriesSnapshot{
-			{Labels: []aggregate.Label{{Name: "envoy_response_code", Value: "200"}}, Value: 3}}},
-		{Name: "envoy_cluster_upstream_rq_total", Help: "h", Kind: aggregate.KindCounter, Series: []aggregate.SeriesSnapshot{{Value: 3}}},
-	}
-	for _, tc := range []struct {
-		fams []aggregate.FamilySnapshot
-		want string
-	}{
-		{clash, "text/plain"},
-		{clash[1:], "application/openmetrics-text"},
-	} {
-		h := &Handler{Gather: func() []aggregate.FamilySnapshot { return tc.fams }}
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest("GET", "/metrics", nil)
-		req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0;q=0.6,text/plain;version=0.0.4;q=0.5")
-		h.ServeHTTP(rec, req)
-		if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, tc.want) {
-			t.Errorf("%d families: Content-Type %q, want %s", len(tc.fams), ct, tc.want)
-		}
-	}
-	if !openMetricsClash(clash) || openMetricsClash(clash[1:]) || openMetricsClash(fams) {
-		t.Error("openMetricsClash misjudges")
 	}
 }

@@ -3,8 +3,10 @@
 //
 // The accepted grammar and the error reasons follow prometheus/statsd_exporter
 // v0.31.0 (pkg/line) so that the same input produces the same samples and the
-// same sample_errors reasons. The one deliberate difference is that sets
-// (`|s`) are accepted here; see sink/README.md.
+// same sample_errors reasons. The deliberate differences are that sets
+// (`|s`) are accepted here, and that a last `|trace_id:<32 hex>` section
+// (an exemplar, which statsd_exporter drops the sample for) is
+// recognised; see sink/README.md.
 package statsd
 
 import (
@@ -57,6 +59,10 @@ const (
 	ReasonInvalidSampleFactor
 	ReasonMalformedContainerID
 	ReasonIllegalEvent
+	// ReasonMalformedTraceID: a `|trace_id:` section that is not 32
+	// lowercase hex digits (not all zero). statsd_exporter has no such
+	// section; the reason is the sink's own.
+	ReasonMalformedTraceID
 	NumReasons // number of reasons, for arrays indexed by Reason
 )
 
@@ -70,6 +76,7 @@ var reasonNames = [NumReasons]string{
 	"invalid_sample_factor",
 	"malformed_container_id",
 	"illegal_event",
+	"malformed_trace_id",
 }
 
 // String returns the statsd_exporter reason label.
@@ -147,6 +154,13 @@ type Line struct {
 	TaggedSamples int
 	// TagErrors counts malformed tags (statsd_exporter_tag_errors_total).
 	TagErrors int
+	// TraceID is the line's exemplar trace ID, valid when HasTraceID is
+	// set: the `|trace_id:<32 hex>` section a proxy appends, after every
+	// other section, to a timer sample of a sampled request. It is never
+	// a tag, so it never makes a series.
+	TraceID TraceID
+	// HasTraceID reports whether the line carried a valid trace ID.
+	HasTraceID bool
 
 	nameBuf []byte
 }
@@ -157,6 +171,7 @@ func (l *Line) reset() {
 	l.Samples = l.Samples[:0]
 	l.Errors = l.Errors[:0]
 	l.SamplesSeen, l.TaggedSamples, l.TagErrors = 0, 0, 0
+	l.HasTraceID = false
 }
 
 // Parser holds which tag styles are recognised. The zero value parses none;
@@ -186,6 +201,17 @@ func (p *Parser) Parse(line []byte, l *Line) {
 		return
 	}
 	rest := line[colon+1:]
+	// The trace ID section comes after every other section, so cutting it
+	// off first leaves a line parsed exactly as without it (its ':' must
+	// not split a multi-value line).
+	if i := bytes.Index(rest, traceIDSection); i >= 0 {
+		if !l.TraceID.parse(rest[i+len(traceIDSection):]) {
+			l.Errors = append(l.Errors, ReasonMalformedTraceID)
+			return
+		}
+		l.HasTraceID = true
+		rest = rest[:i]
+	}
 	p.parseNameAndTags(line[:colon], l)
 	nameTags := len(l.Tags)
 	dogTagged := bytes.Contains(rest, []byte("|#"))

@@ -21,3 +21,5 @@ s|127\.0\.0\.1:9090|prometheus:9090|g
 s|127\.0\.0\.1:9093|alertmanager:9093|g
 # The proxies' tracing endpoint (OTLP/gRPC): the jaeger Service.
 s|127\.0\.0\.1:4317|jaeger:4317|g
+# Grafana's Jaeger datasource (where exemplars open traces): its query service.
+s|127\.0\.0\.1:16686|jaeger:16686|g
