@@ -22,6 +22,13 @@ type PrometheusFile struct {
 // returns the process and its base URL.
 func StartPrometheus(t testing.TB, config string, files ...PrometheusFile) (*Process, string) {
 	t.Helper()
+	return StartPrometheusWithFlags(t, nil, config, files...)
+}
+
+// StartPrometheusWithFlags is StartPrometheus with extra command-line
+// flags, such as --enable-feature=exemplar-storage.
+func StartPrometheusWithFlags(t testing.TB, flags []string, config string, files ...PrometheusFile) (*Process, string) {
+	t.Helper()
 	bin := PinnedBin(t, "prometheus")
 	dir := t.TempDir()
 	path := filepath.Join(dir, "prometheus.yml")
@@ -31,8 +38,9 @@ func StartPrometheus(t testing.TB, config string, files ...PrometheusFile) (*Pro
 		}
 	}
 	addr := FreeAddr(t)
-	p := StartProcess(t, "prometheus", nil, bin, "--config.file="+path,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
+	args := append([]string{"--config.file=" + path,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--web.listen-address=" + addr, "--log.level=warn"}, flags...)
+	p := StartProcess(t, "prometheus", nil, bin, args...)
 	u := "http://" + addr
 	p.WaitFor(t, "prometheus ready", 60*time.Second, func() error { return HTTPOK(u + "/-/ready") })
 	return p, u
