@@ -97,6 +97,14 @@ scrape_configs:
 		return true
 	})
 
+	// Every scrape of both formats succeeded: a scrape Prometheus's parser
+	// rejects sets up to 0.
+	for _, job := range []string{"openmetrics", "text"} {
+		if v := query(t, prom, `min_over_time(up{job="`+job+`"}[1m])`); len(v) != 1 || v[0].value() != 1 {
+			t.Errorf("job %s: min up over the test %v, want 1", job, v)
+		}
+	}
+
 	// 1. The scrape formats: each job got the one it asked for, as the
 	// type of a counter shows (unknown in OpenMetrics, see
 	// proxy/stats/admin_openmetrics.go).
