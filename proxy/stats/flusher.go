@@ -201,11 +201,11 @@ func (f *Flusher) drainLocked(ctx context.Context, hists []*Histogram) {
 			if s.compact {
 				continue
 			}
-			if s.cfg.Exemplars {
-				s.line(ctx, &h.meta, smp.v, "|ms", sect)
-			} else {
-				s.line(ctx, &h.meta, smp.v, "|ms", nil)
+			last := sect
+			if !s.cfg.Exemplars {
+				last = nil
 			}
+			s.line(ctx, &h.meta, smp.v, "|ms", last)
 		}
 	}
 }
