@@ -42,7 +42,7 @@ func (s *Server) startFlusher(ctx context.Context) error {
 	for _, sk := range s.cfg.StatsSinks {
 		fc.Sinks = append(fc.Sinks, stats.SinkConfig{
 			Type: sk.Type, Address: sk.Address, Protocol: sk.Protocol, Prefix: sk.Prefix,
-			MaxBytesPerDatagram: sk.MaxBytesPerDatagram, Histograms: sk.Histograms,
+			MaxBytesPerDatagram: sk.MaxBytesPerDatagram, Histograms: sk.Histograms, Exemplars: sk.Exemplars,
 		})
 	}
 	f, err := stats.NewFlusher(s.store, fc, s.log)

@@ -3,8 +3,10 @@
 // trace ID of a traced timer line as its bucket's exemplar, serves it in
 // OpenMetrics, and a real Prometheus with exemplar storage returns it
 // from /api/v1/query_exemplars, with the same series names as a text
-// scrape. The end-to-end part (proxies with `exemplars: true`, Jaeger)
-// is in proxy_test.go, behind the proxyexemplars build tag.
+// scrape (sink_test.go). The proxy serves the same on its admin
+// endpoint (exemplars_test.go), and end to end (proxy_test.go) every
+// exemplar of proxies with `exemplars: true` opens a trace in Jaeger that
+// holds a span of the proxy that recorded it.
 package exemplars
 
 import (

@@ -1,4 +1,4 @@
-//go:build jaeger && proxyexemplars
+//go:build jaeger
 
 // The end-to-end part: it needs the proxy's `exemplars: true` stats sink
 // option, hence its own build tag (with jaeger, as the other real-Jaeger

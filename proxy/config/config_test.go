@@ -257,6 +257,11 @@ func TestParseErrors(t *testing.T) {
 			[]string{`test.yaml:5:5: listeners[0].stat_prefix: duplicate key "stat_prefix" (first defined at line 4)`},
 		},
 		{
+			"stats sink exemplars without timer histograms",
+			minimal + "stats_sinks:\n  - {address: 127.0.0.1:8125, histograms: timer, exemplars: true}\n  - address: 127.0.0.1:8125\n    histograms: compact\n    exemplars: true\n",
+			[]string{`test.yaml:18:16: stats_sinks[1].exemplars: true needs histograms: timer, got "compact": a compact line stands for many samples, so no one trace ID fits it; set histograms: timer or remove exemplars`},
+		},
+		{
 			"bad duration",
 			minimal + "lifecycle:\n  drain_time: fast\n",
 			[]string{`test.yaml:15:15: lifecycle.drain_time: expected a duration such as "250ms" or "1.5s", got "fast"`},

@@ -119,6 +119,10 @@ type StatsSink struct {
 	// or "compact" (one sampled line per non-empty bucket per flush, from
 	// which a 1/rate-weighting sink rebuilds exact buckets, count and sum).
 	Histograms string `yaml:"histograms"`
+	// Exemplars appends the trace ID to the timer line of each sample from
+	// a sampled request ("|trace_id:<32 hex>", after every other section).
+	// Default false; needs histograms: timer.
+	Exemplars bool `yaml:"exemplars"`
 }
 
 // Node describes the proxy instance itself.

@@ -225,6 +225,9 @@ func (v *validator) stats(c *Config) {
 		v.oneOf(fieldPath(sp, "type"), s.Type, allowedStatsSinkTypes)
 		v.oneOf(fieldPath(sp, "protocol"), s.Protocol, allowedStatsSinkProtocols)
 		v.oneOf(fieldPath(sp, "histograms"), s.Histograms, allowedHistogramModes)
+		if s.Exemplars && s.Histograms != "timer" {
+			v.errorf(fieldPath(sp, "exemplars"), "true needs histograms: timer, got %q: a compact line stands for many samples, so no one trace ID fits it; set histograms: timer or remove exemplars", s.Histograms)
+		}
 		v.address(fieldPath(sp, "address"), s.Address, false)
 		if s.MaxBytesPerDatagram < 64 || s.MaxBytesPerDatagram > 65507 {
 			v.errorf(fieldPath(sp, "max_bytes_per_datagram"), "must be between 64 and 65507 (the largest UDP payload); got %d", s.MaxBytesPerDatagram)

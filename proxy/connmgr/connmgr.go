@@ -108,6 +108,9 @@ type stream struct {
 	// context holding it, the parent of the attempts' client spans.
 	span     trace.Span
 	traceCtx context.Context
+	// traceID is the server span's trace ID when the request is sampled,
+	// else zero; the latency histograms keep it as an exemplar.
+	traceID stats.TraceID
 }
 
 var streamPool = sync.Pool{New: func() any { return new(stream) }}
@@ -153,7 +156,7 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	info.ResponseHeaders = rw.Header()
 	if st != nil {
-		st.requestFinished(info, outcome.Abort)
+		st.requestFinished(info, outcome.Abort, s.traceID)
 	}
 	if s.span != nil {
 		// Before the access log: it prints the IDs EndServer fills in.
@@ -231,6 +234,11 @@ func (m *Manager) startSpan(s *stream, req *http.Request, snap *Snapshot, rid st
 		Internal:  internal,
 		Name:      tracer.SpanName(req.Host),
 	})
+	if s.span != nil {
+		if sc := s.span.SpanContext(); sc.IsSampled() {
+			s.traceID = stats.TraceID(sc.TraceID())
+		}
+	}
 	if snap.Stats == nil {
 		return
 	}

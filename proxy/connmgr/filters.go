@@ -326,6 +326,7 @@ func upstreamRequest(m *Manager, s *stream) filterStatus {
 		Upgrade:           d.upgrade,
 		Tracer:            d.snap.Tracer,
 		TraceContext:      s.traceCtx,
+		TraceID:           s.traceID,
 		ClientAddress:     d.fwd.ClientAddress,
 	}
 	if len(rt.Mirrors) > 0 {

@@ -3,6 +3,7 @@ package connmgr
 import (
 	"net/http"
 
+	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
 )
 
@@ -19,8 +20,9 @@ func (s *Stats) requestStarted(req *http.Request) {
 	h.DownstreamRqActive.Inc()
 }
 
-// requestFinished counts how a request ended, after its last byte.
-func (s *Stats) requestFinished(info *streaminfo.Info, aborted bool) {
+// requestFinished counts how a request ended, after its last byte. traceID
+// is the request's trace when it is sampled, else zero.
+func (s *Stats) requestFinished(info *streaminfo.Info, aborted bool, traceID stats.TraceID) {
 	h := s.HTTP
 	h.DownstreamRqActive.Dec()
 	switch {
@@ -40,7 +42,7 @@ func (s *Stats) requestFinished(info *streaminfo.Info, aborted bool) {
 		return
 	}
 	h.RecordResponse(info.ResponseCode)
-	h.Responses.RecordTime(uint64(max(info.Duration.Milliseconds(), 0)))
+	h.Responses.RecordTime(uint64(max(info.Duration.Milliseconds(), 0)), traceID)
 	if s.Listener != nil {
 		s.Listener.RecordResponse(info.ResponseCode)
 	}

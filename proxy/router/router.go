@@ -70,6 +70,9 @@ type Request struct {
 	// span in TraceContext; nil when tracing is off.
 	Tracer       *tracer.Tracer
 	TraceContext context.Context
+	// TraceID is the server span's trace ID when the request is sampled,
+	// else zero: upstream_rq_time keeps it as its bucket's exemplar.
+	TraceID stats.TraceID
 	// ClientAddress is the downstream remote address (the peer, or the
 	// client X-Forwarded-For designates), which a source_ip hash policy
 	// hashes; invalid when unknown.

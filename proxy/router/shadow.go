@@ -138,6 +138,10 @@ type shadowOrigin struct {
 	primary              *stats.ClusterStats // for retry_or_shadow_abandoned; nil when stats are off
 	tracer               *tracer.Tracer
 	traceCtx             context.Context
+	// traceID is the primary's sampled trace (zero if not sampled): the
+	// shadow's span is in that trace, so its upstream_rq_time exemplar
+	// leads there too.
+	traceID stats.TraceID
 }
 
 // abandoned counts a shadow given up for its body limit on the primary
@@ -181,7 +185,7 @@ func startShadows(fr *Request, body *requestBody) {
 		route: fr.Route, method: down.Method, host: down.Host,
 		path: down.URL.Path, rawPath: down.URL.RawPath, query: down.URL.RawQuery,
 		requestID: fr.Info.RequestID, env: env, primary: fr.clusterStats(),
-		tracer: fr.Tracer, traceCtx: fr.TraceContext,
+		tracer: fr.Tracer, traceCtx: fr.TraceContext, traceID: fr.TraceID,
 	}
 	for i := range selected {
 		// A copy made now, before the primary's attempts write their
@@ -240,7 +244,7 @@ func (o *shadowOrigin) send(s *shadow, body []byte) {
 	if o.env.Stats != nil {
 		st = o.env.Stats[name]
 	}
-	sr := &Request{Stats: st} // counts in the mirror cluster's stats
+	sr := &Request{Stats: st, TraceID: o.traceID} // counts in the mirror cluster's stats
 	if !o.env.Limit.acquire() {
 		if cs := sr.clusterStats(); cs != nil {
 			cs.UpstreamRqPendingOverflow.Inc()

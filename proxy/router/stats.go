@@ -77,15 +77,15 @@ func (fr *Request) recordResponse(host *cluster.Host, code int, serviceTime time
 	if cs := fr.clusterStats(); cs != nil {
 		canary := host.Canary()
 		cs.RecordResponse(code, canary)
-		cs.RecordResponseTime(ms, canary)
+		cs.RecordResponseTime(ms, canary, fr.TraceID)
 		if zs := fr.Stats.Zones[host.Zone()]; zs != nil {
 			zs.RecordResponse(code)
-			zs.RecordResponseTime(ms)
+			zs.RecordResponseTime(ms, fr.TraceID)
 		}
 	}
 	if rs := fr.RouteStats; rs != nil {
 		rs.RecordResponse(code)
-		rs.RecordResponseTime(ms)
+		rs.RecordResponseTime(ms, fr.TraceID)
 	}
 }
 

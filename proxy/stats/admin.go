@@ -139,6 +139,11 @@ var envoyQuantiles = []float64{0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100}
 // Histograms are in milliseconds: _bucket{…,le="<bound>"} cumulative counts
 // with bounds printed as %.32g, a le="+Inf" bucket, _sum and _count.
 // filter and usedonly work as for /stats.
+//
+// A client that asks for OpenMetrics by name in its Accept header (as
+// Prometheus does when it scrapes) gets OpenMetrics instead, with the
+// histogram buckets' exemplars; see writeOpenMetrics for how the series
+// names stay the same. Any other client, */* included, gets Envoy's text.
 func (s *Store) PrometheusHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := parseQuery(r, false)
@@ -146,9 +151,10 @@ func (s *Store) PrometheusHandler() http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		om, contentType := negotiateExposition(r.Header)
 		s.refreshServer()
 		counters, gauges, hists := s.lists()
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Header().Set("Content-Type", contentType)
 		bw := bufio.NewWriter(w)
 
 		var cs []*meta
@@ -159,7 +165,7 @@ func (s *Store) PrometheusHandler() http.Handler {
 				cv[&c.meta] = v
 			}
 		}
-		writeGroups(bw, cs, "counter", func(m *meta) {
+		writeGroups(bw, cs, promCounterType(om), om, func(m *meta) {
 			writeSeries(bw, m.promName, m.promLabels, "", strconv.FormatUint(cv[m], 10))
 		})
 
@@ -171,29 +177,41 @@ func (s *Store) PrometheusHandler() http.Handler {
 				gv[&g.meta] = g.Value()
 			}
 		}
-		writeGroups(bw, gs, "gauge", func(m *meta) {
+		writeGroups(bw, gs, "gauge", om, func(m *meta) {
 			writeSeries(bw, m.promName, m.promLabels, "", strconv.FormatUint(gv[m], 10))
 		})
 
 		var hs []*meta
 		hv := map[*meta]Snapshot{}
+		hh := map[*meta]*Histogram{}
 		for _, h := range hists {
 			snap := h.Snapshot()
 			if q.show(h.name, snap.Count() != 0) {
 				hs = append(hs, &h.meta)
 				hv[&h.meta] = snap
+				hh[&h.meta] = h
 			}
 		}
-		writeGroups(bw, hs, "histogram", func(m *meta) {
+		writeGroups(bw, hs, "histogram", om, func(m *meta) {
 			snap := hv[m]
 			cum := snap.Cumulative()
-			for i, b := range snap.Bounds {
-				writeSeries(bw, m.promName+"_bucket", m.promLabels, `le="`+strconv.FormatFloat(b, 'g', 32, 64)+`"`, strconv.FormatUint(cum[i], 10))
+			bucket := func(i int, count uint64) string {
+				v := strconv.FormatUint(count, 10)
+				if om {
+					v = appendExemplar(v, hh[m], i)
+				}
+				return v
 			}
-			writeSeries(bw, m.promName+"_bucket", m.promLabels, `le="+Inf"`, strconv.FormatUint(snap.Count(), 10))
+			for i, b := range snap.Bounds {
+				writeSeries(bw, m.promName+"_bucket", m.promLabels, `le="`+strconv.FormatFloat(b, 'g', 32, 64)+`"`, bucket(i, cum[i]))
+			}
+			writeSeries(bw, m.promName+"_bucket", m.promLabels, `le="+Inf"`, bucket(len(snap.Bounds), snap.Count()))
 			writeSeries(bw, m.promName+"_sum", m.promLabels, "", strconv.FormatFloat(float64(snap.Sum()), 'g', 32, 64))
 			writeSeries(bw, m.promName+"_count", m.promLabels, "", strconv.FormatUint(snap.Count(), 10))
 		})
+		if om {
+			bw.WriteString("# EOF\n")
+		}
 		_ = bw.Flush()
 	})
 }
@@ -213,8 +231,9 @@ func writeSeries(bw *bufio.Writer, name, labels, extra, value string) {
 	bw.WriteByte('\n')
 }
 
-// writeGroups writes one "# TYPE" group per tag-extracted name.
-func writeGroups(bw *bufio.Writer, ms []*meta, typ string, line func(*meta)) {
+// writeGroups writes one "# TYPE" group per tag-extracted name, each
+// followed by a blank line in Envoy's text format (OpenMetrics allows none).
+func writeGroups(bw *bufio.Writer, ms []*meta, typ string, om bool, line func(*meta)) {
 	slices.SortFunc(ms, func(a, b *meta) int {
 		if c := compareStatNames(a.tagExtracted, b.tagExtracted); c != 0 {
 			return c
@@ -230,7 +249,9 @@ func writeGroups(bw *bufio.Writer, ms []*meta, typ string, line func(*meta)) {
 		for _, m := range ms[i:j] {
 			line(m)
 		}
-		bw.WriteByte('\n')
+		if !om {
+			bw.WriteByte('\n')
+		}
 		i = j
 	}
 }

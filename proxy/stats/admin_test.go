@@ -128,7 +128,7 @@ func TestPrometheusFormatDetails(t *testing.T) {
 	s := newTestStore(t, Config{HistogramBuckets: []float64{0.1, 2}})
 	s.ListenerStats("[::1]:8080").DownstreamCxTotal.Inc()
 	s.ListenerHTTPStats("127.0.0.1:80", "ingress").RecordResponse(201)
-	s.RouteStats("vh", "r1").RecordResponseTime(3)
+	s.RouteStats("vh", "r1").RecordResponseTime(3, TraceID{})
 	_, body := get(t, s.PrometheusHandler(), "/stats/prometheus?usedonly")
 	for _, want := range []string{
 		"# TYPE envoy_listener_downstream_cx_total counter\nenvoy_listener_downstream_cx_total{envoy_listener_address=\"[__1]_8080\"} 1\n\n",

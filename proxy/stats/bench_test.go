@@ -79,6 +79,72 @@ func BenchmarkHistogramRecordParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkHistogramRecordExemplar is Record for sampled requests
+// (RecordTraced with a trace ID: the bucket's exemplar is replaced each
+// time) and, for comparison, RecordTraced with a zero ID, which is what
+// every unsampled request pays.
+func BenchmarkHistogramRecordExemplar(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		id   TraceID
+	}{{"sampled", testTraceID(7)}, {"unsampled", TraceID{}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := newTestStore(b, Config{}).ClusterStats("b").Responses.Time
+			b.ReportAllocs()
+			var v uint64
+			for b.Loop() {
+				h.RecordTraced(v%4000, tc.id)
+				v += 37
+			}
+		})
+	}
+}
+
+// BenchmarkHistogramRecordExemplarParallel is the sampled case with every
+// core writing exemplars into the same few buckets.
+func BenchmarkHistogramRecordExemplarParallel(b *testing.B) {
+	h := newTestStore(b, Config{}).ClusterStats("b").Responses.Time
+	id := testTraceID(7)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var v uint64
+		for pb.Next() {
+			h.RecordTraced(v%4000, id)
+			v += 37
+		}
+	})
+}
+
+// BenchmarkDrainTimerLines is the flusher's cost per queued timer sample:
+// popping it and formatting its DogStatsD line, with and without the
+// trace_id section (exemplars on a sink, every sample sampled).
+func BenchmarkDrainTimerLines(b *testing.B) {
+	for _, exemplars := range []bool{false, true} {
+		b.Run(fmt.Sprintf("exemplars=%v", exemplars), func(b *testing.B) {
+			s := newTestStore(b, Config{FixedTags: []Tag{{Name: "node_id", Value: "front-proxy"}}})
+			const batch = 1024
+			q := newSampleQueue(batch)
+			s.timerQueue.Store(q)
+			h := s.ClusterStats("catalog").Responses.Time
+			f := &Flusher{store: s, queue: q, anyExemplars: exemplars, sinks: []*sinkState{{
+				cfg: SinkConfig{Prefix: "envoy", Protocol: ProtocolUDP, MaxBytesPerDatagram: 1432, Exemplars: exemplars},
+				dog: true, w: nullWriter{}, self: &s.self, log: discardLogger(),
+			}}}
+			id := testTraceID(7)
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				for i := range batch {
+					h.RecordTraced(uint64(i%300), id)
+				}
+				b.StartTimer()
+				f.DrainTimers(context.Background())
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/line")
+		})
+	}
+}
+
 // BenchmarkHistogramRecordTimerQueue is Record with a timer-mode sink
 // installed: the sample also goes through the lock-free queue, which a
 // goroutine drains as the flusher would.
@@ -143,15 +209,15 @@ func BenchmarkRequestStats(b *testing.B) {
 			c.UpstreamRqTotal.Inc()
 			c.UpstreamRqActive.Inc()
 			c.RecordResponse(200, false)
-			c.RecordResponseTime(12, false)
+			c.RecordResponseTime(12, false, TraceID{})
 			z.RecordResponse(200)
-			z.RecordResponseTime(12)
+			z.RecordResponseTime(12, TraceID{})
 			r.RecordResponse(200)
-			r.RecordResponseTime(12)
+			r.RecordResponseTime(12, TraceID{})
 			c.UpstreamRqActive.Dec()
 			hcm.RecordResponse(200)
 			lh.RecordResponse(200)
-			hcm.Responses.RecordTime(13)
+			hcm.Responses.RecordTime(13, TraceID{})
 			hcm.DownstreamRqActive.Dec()
 		}
 	})
@@ -176,7 +242,7 @@ func BenchmarkFlush(b *testing.B) {
 				for _, c := range cs {
 					c.UpstreamRqTotal.Inc()
 					c.RecordResponse(200, false)
-					c.RecordResponseTime(7, false)
+					c.RecordResponseTime(7, false, TraceID{})
 				}
 				f.Flush(context.Background())
 			}

@@ -75,10 +75,11 @@ func (c *CodeStats) Record(code int) {
 }
 
 // RecordTime records a response time in milliseconds, if the scope has a
-// time histogram.
-func (c *CodeStats) RecordTime(ms uint64) {
+// time histogram. id is the request's trace ID when it is sampled (it
+// becomes the bucket's exemplar), else zero.
+func (c *CodeStats) RecordTime(ms uint64, id TraceID) {
 	if c != nil && c.Time != nil {
-		c.Time.Record(ms)
+		c.Time.RecordTraced(ms, id)
 	}
 }
 

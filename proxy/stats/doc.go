@@ -95,12 +95,21 @@
 // most one line per non-empty bucket, instead of one per sample. DogStatsD
 // compact lines are the same with "|#tags" appended.
 //
+// # Exemplars
+//
+// Histogram.RecordTraced records a sample of a sampled request with its
+// trace ID: the sample becomes its bucket's exemplar (the latest one wins;
+// one per bucket), and a timer sink with exemplars appends the ID as the
+// line's last section, "name:v|ms[|#tags]|trace_id:<32 hex>". Compact
+// lines carry none: each stands for many samples.
+//
 // # Admin
 //
 // Store.StatsHandler serves /stats (text, ?format=json, ?filter=<regex>,
 // ?usedonly) and Store.PrometheusHandler serves /stats/prometheus, which
 // reproduces Envoy's exposition (envoy_ prefix, tag labels, no _total on
-// counters, histograms in ms with le buckets, _sum and _count).
+// counters, histograms in ms with le buckets, _sum and _count), or
+// OpenMetrics with the exemplars for a scraper that asks for it.
 //
 // # Self stats (hopwatch)
 //

@@ -24,6 +24,8 @@ type Flusher struct {
 	sinks      []*sinkState
 	queue      *sampleQueue // nil when no sink is in timer mode
 	anyCompact bool
+	// anyExemplars: some timer sink sends trace_id sections.
+	anyExemplars bool
 
 	mu           sync.Mutex // serialises Flush and drains
 	lastCounters []uint64
@@ -32,6 +34,7 @@ type Flusher struct {
 	announced int
 	lastHists []histState
 	mean, val []byte // scratch for compact lines
+	traceSect []byte // scratch for a timer line's trace_id section
 }
 
 // histState is what a compact sink already sent of one histogram.
@@ -69,6 +72,7 @@ func NewFlusher(store *Store, cfg FlusherConfig, log *slog.Logger) (*Flusher, er
 		f.sinks = append(f.sinks, s)
 		timer = timer || !s.compact
 		f.anyCompact = f.anyCompact || s.compact
+		f.anyExemplars = f.anyExemplars || sc.Exemplars
 	}
 	if timer {
 		f.queue = newSampleQueue(cfg.TimerQueueSize)
@@ -137,7 +141,7 @@ func (f *Flusher) Flush(ctx context.Context) {
 			continue // counters that did not move are skipped
 		}
 		for _, s := range f.sinks {
-			s.line(ctx, &c.meta, d, "|c")
+			s.line(ctx, &c.meta, d, "|c", nil)
 		}
 	}
 	for _, g := range gauges {
@@ -146,7 +150,7 @@ func (f *Flusher) Flush(ctx context.Context) {
 		}
 		v := g.Value()
 		for _, s := range f.sinks {
-			s.line(ctx, &g.meta, v, "|g")
+			s.line(ctx, &g.meta, v, "|g", nil)
 		}
 	}
 	if f.anyCompact {
@@ -188,10 +192,20 @@ func (f *Flusher) drainLocked(ctx context.Context, hists []*Histogram) {
 			}
 		}
 		h := hists[smp.hist]
+		var sect []byte // the trace_id section, for sinks with exemplars
+		if f.anyExemplars && smp.trace.IsValid() {
+			f.traceSect = appendTraceSection(f.traceSect[:0], smp.trace)
+			sect = f.traceSect
+		}
 		for _, s := range f.sinks {
-			if !s.compact {
-				s.line(ctx, &h.meta, smp.v, "|ms")
+			if s.compact {
+				continue
 			}
+			last := sect
+			if !s.cfg.Exemplars {
+				last = nil
+			}
+			s.line(ctx, &h.meta, smp.v, "|ms", last)
 		}
 	}
 }
@@ -240,7 +254,7 @@ func (f *Flusher) flushCompact(ctx context.Context, hists []*Histogram) {
 				}
 				for _, s := range f.sinks {
 					if s.compact {
-						s.rawLine(ctx, &h.meta, val)
+						s.rawLine(ctx, &h.meta, val, nil)
 					}
 				}
 				dc -= n
@@ -266,21 +280,23 @@ type sinkState struct {
 	scratch      []byte
 }
 
-// line formats and queues name:value<typ> for this sink.
-func (s *sinkState) line(ctx context.Context, m *meta, v uint64, typ string) {
+// line formats and queues name:value<typ>[|#tags]<last> for this sink.
+func (s *sinkState) line(ctx context.Context, m *meta, v uint64, typ string, last []byte) {
 	b := strconv.AppendUint(s.scratch[:0], v, 10)
 	b = append(b, typ...)
 	s.scratch = b
-	s.rawLine(ctx, m, b)
+	s.rawLine(ctx, m, b, last)
 }
 
-// rawLine writes prefix.name:<val>[|#tags] into the batch.
-func (s *sinkState) rawLine(ctx context.Context, m *meta, val []byte) {
+// rawLine writes prefix.name:<val>[|#tags]<last> into the batch. last is
+// the section that must follow every other one (the trace_id section), or
+// nil.
+func (s *sinkState) rawLine(ctx context.Context, m *meta, val, last []byte) {
 	name, tags := m.name, ""
 	if s.dog {
 		name, tags = m.tagExtracted, m.dogTags
 	}
-	n := len(s.cfg.Prefix) + 1 + len(name) + 1 + len(val)
+	n := len(s.cfg.Prefix) + 1 + len(name) + 1 + len(val) + len(last)
 	if tags != "" {
 		n += 2 + len(tags)
 	}
@@ -309,6 +325,7 @@ func (s *sinkState) rawLine(ctx context.Context, m *meta, val []byte) {
 		s.buf = append(s.buf, "|#"...)
 		s.buf = append(s.buf, tags...)
 	}
+	s.buf = append(s.buf, last...)
 	if s.cfg.Protocol == ProtocolTCP {
 		s.buf = append(s.buf, '\n')
 	}

@@ -388,6 +388,7 @@ func TestFlusherConfigValidation(t *testing.T) {
 		{SinkConfig{Address: "127.0.0.1:1", MaxBytesPerDatagram: 10}, "max_bytes_per_datagram: 10 is not in 64..65507"},
 		{SinkConfig{Address: "127.0.0.1:1", Histograms: "summary"}, `histograms: "summary" is not one of timer, compact`},
 		{SinkConfig{Address: "127.0.0.1:1", Prefix: "a:b"}, "prefix: \"a:b\" contains ':'"},
+		{SinkConfig{Address: "127.0.0.1:1", Histograms: HistogramsCompact, Exemplars: true}, `stats_sinks[0].exemplars: true needs histograms: timer, got "compact"`},
 	} {
 		_, err := NewFlusher(newTestStore(t, Config{}), FlusherConfig{Sinks: []SinkConfig{tc.sink}}, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -31,7 +31,7 @@ func FuzzNames(f *testing.F) {
 		s := newTestStore(t, Config{})
 		c := s.ClusterStats(name)
 		c.RecordResponse(200, true)
-		c.RecordResponseTime(7, true)
+		c.RecordResponseTime(7, true, TraceID{})
 		s.ZoneStats(name, zone, "z").RecordResponse(503)
 		s.ListenerStats(name).DownstreamCxTotal.Inc()
 		s.ListenerHTTPStats(name, zone).RecordResponse(404)

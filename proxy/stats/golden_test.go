@@ -38,20 +38,26 @@ func golden(t *testing.T, name, got string) {
 // gauges are resent).
 func TestGoldenDatagrams(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		sink SinkConfig
+		name    string
+		sink    SinkConfig
+		traffic func(*Store)
 	}{
-		{"statsd_timer", SinkConfig{Type: SinkStatsD}},
-		{"dogstatsd_timer", SinkConfig{Type: SinkDogStatsD}},
-		{"statsd_compact", SinkConfig{Type: SinkStatsD, Histograms: HistogramsCompact}},
-		{"dogstatsd_compact", SinkConfig{Type: SinkDogStatsD, Histograms: HistogramsCompact}},
+		{"statsd_timer", SinkConfig{Type: SinkStatsD}, scriptedTraffic},
+		{"dogstatsd_timer", SinkConfig{Type: SinkDogStatsD}, scriptedTraffic},
+		{"statsd_compact", SinkConfig{Type: SinkStatsD, Histograms: HistogramsCompact}, scriptedTraffic},
+		{"dogstatsd_compact", SinkConfig{Type: SinkDogStatsD, Histograms: HistogramsCompact}, scriptedTraffic},
+		// Sampled and unsampled requests, to a sink with and without
+		// exemplars: only the first gets trace_id sections.
+		{"statsd_timer_exemplars", SinkConfig{Type: SinkStatsD, Exemplars: true}, tracedTraffic},
+		{"dogstatsd_timer_exemplars", SinkConfig{Type: SinkDogStatsD, Exemplars: true}, tracedTraffic},
+		{"dogstatsd_timer_traced_no_exemplars", SinkConfig{Type: SinkDogStatsD}, tracedTraffic},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := newUDPServer(t)
 			s := newTestStore(t, Config{})
 			tc.sink.Address = u.addr()
 			f := newTestFlusher(t, s, tc.sink)
-			scriptedTraffic(s)
+			tc.traffic(s)
 			var b strings.Builder
 			for i := range 2 {
 				for _, d := range flushAndRead(t, f, u) {

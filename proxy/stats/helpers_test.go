@@ -85,12 +85,12 @@ func scriptedTraffic(s *Store) {
 	respond := func(code int, ms uint64) {
 		hcm.DownstreamRqTotal.Inc()
 		hcm.RecordResponse(code)
-		hcm.Responses.RecordTime(ms)
+		hcm.Responses.RecordTime(ms, TraceID{})
 	}
 	upstream := func(code int, ms uint64) {
 		cl.UpstreamRqTotal.Inc()
 		cl.RecordResponse(code, false)
-		cl.RecordResponseTime(ms, false)
+		cl.RecordResponseTime(ms, false, TraceID{})
 		respond(code, ms)
 	}
 	for _, ms := range []uint64{3, 3, 7, 12, 40} {
@@ -110,6 +110,39 @@ func scriptedTraffic(s *Store) {
 	respond(504, 1000)
 	cl.UpstreamRqPendingOverflow.Inc()
 	respond(503, 0)
+}
+
+// testTraceID returns a trace ID whose 16 bytes all derive from n, so that
+// a reader can tell a torn exemplar from a whole one.
+func testTraceID(n uint64) TraceID {
+	var id TraceID
+	for i := range id {
+		id[i] = byte(n>>(8*(i%8))) ^ byte(i*37+1)
+	}
+	return id
+}
+
+// tracedTraffic is a few requests to cluster catalog, some of them sampled
+// (trace IDs testTraceID(1..3)), one to a canary host and one across
+// zones a→b:
+//
+//	sampled   upstream 12 ms, downstream 13 ms            trace 1
+//	unsampled upstream 12 ms, downstream 14 ms
+//	sampled   upstream 300 ms canary, zone a→b, route     trace 2
+//	sampled   downstream only 2 ms (local reply)          trace 3
+func tracedTraffic(s *Store) {
+	hcm := s.HTTPConnManagerStats("ingress")
+	cl := s.ClusterStats("catalog")
+	zone := s.ZoneStats("catalog", "a", "b")
+	rt := s.RouteStats("vh", "api")
+	cl.RecordResponseTime(12, false, testTraceID(1))
+	hcm.Responses.RecordTime(13, testTraceID(1))
+	cl.RecordResponseTime(12, false, TraceID{})
+	hcm.Responses.RecordTime(14, TraceID{})
+	cl.RecordResponseTime(300, true, testTraceID(2))
+	zone.RecordResponseTime(300, testTraceID(2))
+	rt.RecordResponseTime(300, testTraceID(2))
+	hcm.Responses.RecordTime(2, testTraceID(3))
 }
 
 func lines(datagrams []string) []string {

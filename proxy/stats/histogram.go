@@ -23,7 +23,10 @@ type Histogram struct {
 	counts []atomic.Uint64 // completed Records; len(bounds)+1, the last one is +Inf
 	sums   []atomic.Uint64 // value sums, same indexing
 	starts []atomic.Uint64 // started Records, same indexing; counts[i] <= starts[i]
-	store  *Store
+	// exemplars are the buckets' latest sampled observations; nil until
+	// the first one (RecordTraced).
+	exemplars atomic.Pointer[exemplarSlots]
+	store     *Store
 	meta
 }
 
@@ -33,17 +36,28 @@ func (h *Histogram) Kind() Kind { return KindHistogram }
 // Record adds one sample. It is lock-free and does not allocate; when a
 // StatsD sink in timer mode is running the sample is also queued for it,
 // and dropped (and counted) if the queue is full.
-func (h *Histogram) Record(v uint64) {
+func (h *Histogram) Record(v uint64) { h.RecordTraced(v, TraceID{}) }
+
+// RecordTraced is Record for a request that may be sampled. When id is
+// valid (the request's trace is sampled), the sample also becomes its
+// bucket's exemplar, replacing the previous one, and a timer-mode sink
+// with exemplars gets id with the sample. With a zero id it is Record: an
+// unsampled request pays one comparison more. It never allocates per
+// sample; the first exemplar of a histogram allocates its slots once.
+func (h *Histogram) RecordTraced(v uint64, id TraceID) {
 	i := bucketIndex(h.bounds, v)
 	// In this order, which loadBucket relies on: starts, sums, counts.
 	h.starts[i].Add(1)
 	h.sums[i].Add(v)
 	h.counts[i].Add(1)
+	if id.IsValid() {
+		h.exemplarSlotsFor()[i].store(id, v, time.Now().UnixNano())
+	}
 	if h.store == nil {
 		return
 	}
 	if q := h.store.timerQueue.Load(); q != nil {
-		if !q.push(sample{hist: uint32(h.index), v: v}) {
+		if !q.push(sample{hist: uint32(h.index), v: v, trace: id}) {
 			h.store.self.TimerSamplesDropped.Inc()
 		}
 	}

@@ -4,8 +4,9 @@ import "sync/atomic"
 
 // sample is one histogram value waiting for a timer-mode StatsD sink.
 type sample struct {
-	hist uint32 // index of the histogram in the store
-	v    uint64
+	hist  uint32 // index of the histogram in the store
+	v     uint64
+	trace TraceID // zero unless the request was sampled
 }
 
 type cell struct {

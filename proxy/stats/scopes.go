@@ -151,11 +151,12 @@ func (c *ClusterStats) RecordResponse(code int, canary bool) {
 // sent downstream (retry.upstream_rq_<code>, retry.upstream_rq_<N>xx).
 func (c *ClusterStats) RecordRetriedResponse(code int) { c.Retry.Record(code) }
 
-// RecordResponseTime records upstream_rq_time (and canary.upstream_rq_time).
-func (c *ClusterStats) RecordResponseTime(ms uint64, canary bool) {
-	c.Responses.RecordTime(ms)
+// RecordResponseTime records upstream_rq_time (and canary.upstream_rq_time);
+// id is the trace ID of a sampled request, else zero.
+func (c *ClusterStats) RecordResponseTime(ms uint64, canary bool, id TraceID) {
+	c.Responses.RecordTime(ms, id)
 	if canary {
-		c.Canary.RecordTime(ms)
+		c.Canary.RecordTime(ms, id)
 	}
 }
 
@@ -170,8 +171,9 @@ type ZoneStats struct {
 // RecordResponse counts a response in the zone pair's code counters.
 func (z *ZoneStats) RecordResponse(code int) { z.Responses.Record(code) }
 
-// RecordResponseTime records the zone pair's upstream_rq_time.
-func (z *ZoneStats) RecordResponseTime(ms uint64) { z.Responses.RecordTime(ms) }
+// RecordResponseTime records the zone pair's upstream_rq_time; id is the
+// trace ID of a sampled request, else zero.
+func (z *ZoneStats) RecordResponseTime(ms uint64, id TraceID) { z.Responses.RecordTime(ms, id) }
 
 // HTTPConnManagerStats are Envoy's http.<stat_prefix>.* stats.
 type HTTPConnManagerStats struct {
@@ -368,8 +370,9 @@ type RouteStats struct {
 // RecordResponse counts a final response on this route.
 func (r *RouteStats) RecordResponse(code int) { r.Responses.Record(code) }
 
-// RecordResponseTime records the route's upstream_rq_time.
-func (r *RouteStats) RecordResponseTime(ms uint64) { r.Responses.RecordTime(ms) }
+// RecordResponseTime records the route's upstream_rq_time; id is the trace
+// ID of a sampled request, else zero.
+func (r *RouteStats) RecordResponseTime(ms uint64, id TraceID) { r.Responses.RecordTime(ms, id) }
 
 // ServerStats are Envoy's server.* gauges. The flusher refreshes uptime,
 // concurrency and memory before every flush (and the admin handlers before

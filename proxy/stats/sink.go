@@ -49,6 +49,10 @@ type SinkConfig struct {
 	MaxBytesPerDatagram int `yaml:"max_bytes_per_datagram"`
 	// Histograms is "timer" (default; one line per sample) or "compact".
 	Histograms string `yaml:"histograms"`
+	// Exemplars appends "|trace_id:<32 hex>" to the timer line of every
+	// sample from a sampled request. Only with Histograms "timer": a
+	// compact line stands for many samples, so no one trace fits it.
+	Exemplars bool `yaml:"exemplars"`
 }
 
 // WithDefaults returns c with empty fields set to their defaults.
@@ -104,6 +108,9 @@ func (c SinkConfig) Validate(path string) error {
 	case HistogramsTimer, HistogramsCompact:
 	default:
 		return fmt.Errorf("%s.histograms: %q is not one of timer, compact", path, c.Histograms)
+	}
+	if c.Exemplars && c.Histograms != HistogramsTimer {
+		return fmt.Errorf("%s.exemplars: true needs histograms: timer, got %q (a compact line stands for many samples, so no one trace ID fits it)", path, c.Histograms)
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func TestCardinalityFlood(t *testing.T) {
 		code := rng.IntN(2000) - 500
 		c.RecordResponse(code, rng.IntN(2) == 0)
 		c.RecordRetriedResponse(code)
-		c.RecordResponseTime(rng.Uint64N(1<<40), false)
+		c.RecordResponseTime(rng.Uint64N(1<<40), false, TraceID{})
 	}
 	if s.Len() != n {
 		t.Errorf("request data created stats: %d -> %d", n, s.Len())
@@ -74,7 +74,7 @@ func TestCardinalityFlood(t *testing.T) {
 		cl := s.ClusterStats(fmt.Sprintf("flood%d", i))
 		cl.UpstreamRqTotal.Inc() // overflow stats must still work
 		cl.RecordResponse(200, true)
-		cl.RecordResponseTime(5, true)
+		cl.RecordResponseTime(5, true, TraceID{})
 		s.RouteStats("vh", fmt.Sprint(i)).RecordResponse(200)
 	}
 	if s.Len() > 2000+5 { // +5: the store's own stats are exempt
@@ -369,7 +369,7 @@ func TestHotPathAllocs(t *testing.T) {
 		"Gauge.Inc/Dec":       func() { c.UpstreamRqActive.Inc(); c.UpstreamRqActive.Dec() },
 		"RecordResponse":      func() { c.RecordResponse(503, true); h.RecordResponse(503) },
 		"RecordResponse(299)": func() { c.RecordResponse(299, false) },
-		"Histogram.Record":    func() { c.RecordResponseTime(42, true) },
+		"Histogram.Record":    func() { c.RecordResponseTime(42, true, TraceID{}) },
 	} {
 		if n := testing.AllocsPerRun(1000, fn); n != 0 {
 			t.Errorf("%s: %v allocs/op", name, n)
