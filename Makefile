@@ -32,7 +32,7 @@ bench: bench-go bench-proxy bench-sink ## all benchmarks; figures go to BENCHMAR
 bench-go: ## Go micro-benchmarks of the hot paths, with allocations
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./proxy/... ./sink/...
 
-bench-proxy: build ## wrk against hopwatch-proxy, nginx, HAProxy and Caddy in one run
+bench-proxy: build ## wrk against hopwatch-proxy, nginx, HAProxy and Caddy in one run; MODES=h2,grpc,idle,bodies,stats adds HTTP/2, gRPC, idle-connection, 1 MiB-body and stats-sink comparisons with nginx
 	bench/proxy/run.sh
 
 bench-sink: build tools-test ## statsd-sink vs statsd_exporter on identical streams

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # install-peers.sh [CMD...]: apt-get install the Debian packages that provide
 # the proxy benchmark's peers and load generator (default: nginx, haproxy,
-# caddy, wrk), when they are missing. Used by run.sh and by `make test-deps`
+# caddy, wrk; h2load, from nghttp2-client, for the HTTP/2 modes), when they are missing. Used by run.sh and by `make test-deps`
 # (the peers' config-validation tests run the real programs; e2e/ratelimit
 # runs redis-server and the Tiltfile's pipeline-check runs jq, which
 # `make test-deps` asks for by name). Needs root.
 set -euo pipefail
-declare -A pkg=([wrk]=wrk [nginx]=nginx-light [haproxy]=haproxy [caddy]=caddy [redis-server]=redis-server [jq]=jq)
+declare -A pkg=([wrk]=wrk [h2load]=nghttp2-client [nginx]=nginx-light [haproxy]=haproxy [caddy]=caddy [redis-server]=redis-server [jq]=jq)
 cmds=("$@")
 ((${#cmds[@]})) || cmds=(nginx haproxy caddy wrk)
 missing=()

@@ -61,11 +61,20 @@ type options struct {
 	out           string
 	workDir       string
 	command       string
+	// modes are the measurements to run (wrkMode and the modes of
+	// modes.go).
+	modes []string
+	// h1Conns is the HTTP/1.1 row's h2load connections in h2Mode;
+	// h2Conns and h2Streams are the HTTP/2 connections and concurrent
+	// streams per connection in h2Mode and grpcMode.
+	h1Conns, h2Conns, h2Streams int
+	// idleConns is how many idle keep-alive connections idleMode holds.
+	idleConns int
 }
 
 func main() {
 	var o options
-	var proxies, loads string
+	var proxies, loads, modes string
 	flag.StringVar(&o.upstreamBin, "upstream", "", "path to the built bench/proxy/upstream binary (required)")
 	flag.StringVar(&o.hopwatchBin, "hopwatch", "", "path to the built hopwatch-proxy binary (required when -proxies has a hopwatch-proxy variant)")
 	flag.StringVar(&proxies, "proxies", defaultProxies, "comma-separated proxies to measure, from "+defaultProxies)
@@ -81,10 +90,19 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "BENCHMARKS.md to update; empty prints the section only")
 	flag.StringVar(&o.workDir, "workdir", "", "directory for configs and logs; default a new temporary directory that is removed on exit")
 	flag.StringVar(&o.command, "command", "", "the command line to record in BENCHMARKS.md; default this process's own")
+	flag.StringVar(&modes, "modes", wrkMode, "comma-separated measurements, from "+strings.Join(allModes, ","))
+	flag.IntVar(&o.h1Conns, "h1-conns", 64, "h2 mode: h2load --h1 connections of the HTTP/1.1 row")
+	flag.IntVar(&o.h2Conns, "h2-conns", 4, "h2 and grpc modes: HTTP/2 connections")
+	flag.IntVar(&o.h2Streams, "h2-streams", 100, "h2 and grpc modes: concurrent streams (h2load -m) or calls per connection")
+	flag.IntVar(&o.idleConns, "idle-conns", 10000, "idle mode: idle keep-alive connections to hold")
 	flag.Parse()
 	o.proxies = splitList(proxies)
 	var err error
 	if o.loads, err = parseLoads(loads); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if o.modes, err = parseModes(modes); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
@@ -178,7 +196,33 @@ func (o options) validate(all []peer) error {
 	if o.workers < 1 || o.workers > 1024 {
 		errs = append(errs, fmt.Errorf("-workers %d: want 1 to 1024", o.workers))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, o.validateModes()...)...)
+}
+
+// validateModes checks the options of the modes besides wrkMode.
+func (o options) validateModes() []error {
+	var errs []error
+	extra := slices.ContainsFunc(o.modes, func(m string) bool { return m != wrkMode })
+	if extra && (!slices.Contains(o.proxies, "nginx") || !slices.ContainsFunc(o.proxies, isHopwatch)) {
+		errs = append(errs, fmt.Errorf("-modes %s: -proxies must include nginx and a hopwatch-proxy variant, which those modes compare", strings.Join(o.modes, ",")))
+	}
+	if slices.Contains(o.modes, statsMode) && o.hopwatchBin == "" {
+		errs = append(errs, errors.New("-hopwatch: required for -modes stats"))
+	}
+	h2, grpc, idle := slices.Contains(o.modes, h2Mode), slices.Contains(o.modes, grpcMode), slices.Contains(o.modes, idleMode)
+	for _, v := range []struct {
+		used     bool
+		name     string
+		val, max int
+	}{
+		{h2, "-h1-conns", o.h1Conns, 10000}, {h2 || grpc, "-h2-conns", o.h2Conns, 1000},
+		{h2 || grpc, "-h2-streams", o.h2Streams, 1000}, {idle, "-idle-conns", o.idleConns, 100000},
+	} {
+		if v.used && (v.val < 1 || v.val > v.max) {
+			errs = append(errs, fmt.Errorf("%s %d: want 1 to %d", v.name, v.val, v.max))
+		}
+	}
+	return errs
 }
 
 // harness holds what every measurement shares.
@@ -196,11 +240,22 @@ type harness struct {
 	// realSink is the statsd-sink's UDP host:port and jaegerOTLP Jaeger's
 	// OTLP gRPC host:port, for hopwatch-proxy-full; empty when not selected.
 	realSink, jaegerOTLP string
+	// h2loadBin is h2load's path; empty when no mode needs it.
+	h2loadBin string
+	// grpcUpstream is the gRPC upstream's host:port, for grpcMode.
+	grpcUpstream string
+	// grpcChild is the gRPC upstream process, for grpcMode.
+	grpcChild *child
+	// loadAvg is the 1-minute load average when the run started.
+	loadAvg float64
 }
 
 // run measures every selected proxy and the baseline, prints the section
 // and, when o.out is set and every proxy was measured, rewrites it there.
 func run(ctx context.Context, o options, out io.Writer) (err error) {
+	if len(o.modes) == 0 {
+		o.modes = []string{wrkMode}
+	}
 	all := peers(o.hopwatchBin)
 	if err := o.validate(all); err != nil {
 		return err
@@ -247,7 +302,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	defer h.sink.close()
-	if slices.ContainsFunc(o.loads, func(l load) bool { return l.TLS }) {
+	if err := h.startModeServices(ctx); err != nil {
+		return err
+	}
+	defer h.stopModeServices()
+	if (slices.Contains(o.modes, wrkMode) && slices.ContainsFunc(o.loads, func(l load) bool { return l.TLS })) || slices.Contains(o.modes, h2Mode) {
 		if h.cert, err = newBenchCert(filepath.Join(h.workDir, "tls")); err != nil {
 			return err
 		}
@@ -267,13 +326,44 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		h.jaegerOTLP = jg.otlp
 	}
 
+	h.loadAvg = loadAverage()
+	if h.loadAvg > float64(runtime.NumCPU())/2 {
+		slog.Warn("the machine is busy; results will be noisy", "load_average_1m", h.loadAvg, "nproc", runtime.NumCPU())
+	}
+	if slices.Contains(o.modes, wrkMode) {
+		if err := h.runWrk(ctx, selected, jg, out); err != nil {
+			return err
+		}
+	}
+	for _, m := range o.modes {
+		if m == wrkMode {
+			continue
+		}
+		section, err := h.runMode(ctx, m, selected, out)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\n%s", section)
+		if o.out != "" {
+			heading := strings.SplitN(section, "\n", 2)[0]
+			if err := writeSection(o.out, heading, section); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "\nupdated %q in %s\n", heading, o.out)
+		}
+	}
+	return nil
+}
+
+// runWrk is the original benchmark: every selected proxy and the upstream
+// under each of the wrk loads, in interleaved rounds, written to the
+// sectionHeading section.
+func (h *harness) runWrk(ctx context.Context, selected []peer, jg *jaegerProc, out io.Writer) error {
+	o := h.o
 	rep := report{
 		Date: time.Now(), Command: o.command, Nproc: runtime.NumCPU(), CPU: cpuModel(),
 		Loads: o.loads, Rounds: o.rounds, Duration: o.duration, Warmup: o.warmup,
-		BodySize: o.bodySize, Workers: o.workers, LoadAvg: loadAverage(),
-	}
-	if rep.LoadAvg > float64(rep.Nproc)/2 {
-		slog.Warn("the machine is busy; results will be noisy", "load_average_1m", rep.LoadAvg, "nproc", rep.Nproc)
+		BodySize: o.bodySize, Workers: o.workers, LoadAvg: h.loadAvg,
 	}
 	versioned := map[string]bool{}
 	for _, p := range selected {
@@ -284,7 +374,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		rep.Versions = append(rep.Versions, [2]string{versionName(p.Name), p.Version(ctx, p.Bin)})
 	}
 	rep.Versions = append(rep.Versions,
-		[2]string{"wrk", commandLine(ctx, wrkBin, "-v")},
+		[2]string{"wrk", commandLine(ctx, h.wrkBin, "-v")},
 		[2]string{"Go (upstream and harness)", runtime.Version()})
 
 	var failed []error
@@ -341,7 +431,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		}
 	}
 	if o.out != "" {
-		if err := writeSection(o.out, section); err != nil {
+		if err := writeSection(o.out, sectionHeading, section); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "\nupdated %q in %s\n", sectionHeading, o.out)
@@ -436,27 +526,47 @@ func fetch(ctx context.Context, url string) ([]byte, error) {
 	return body, nil
 }
 
-// benchPeer starts one proxy, checks that it forwards to the upstream,
-// measures it, stops it and counts its access-log lines. The proxy's
-// directory is removed afterwards so that logs do not pile up.
-func (h *harness) benchPeer(ctx context.Context, p peer, round int) ([]sample, error) {
+// runningPeer is a proxy the harness started and found ready.
+type runningPeer struct {
+	p   peer
+	d   configData
+	c   *child
+	url string // plaintext HTTP/1.1 base URL, ending in "/"
+	// tlsURL is the TLS listener's base URL; empty without a certificate.
+	tlsURL string
+}
+
+// startPeer renders p's config into a fresh directory of its own (after
+// tweak, if any, adjusts it), starts the proxy and waits until its
+// listeners return the upstream's body. It resets the StatsD counts, so
+// that they cover this proxy only. The caller calls r.close.
+func (h *harness) startPeer(ctx context.Context, p peer, tweak func(*configData) error) (r *runningPeer, err error) {
 	dir := filepath.Join(h.workDir, p.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	h.sink.take()
 	d, err := newConfigData(dir, h.upstream, h.o.workers)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
-	d.StatsSink, d.StatsOff, d.AccessLogOff = h.sink.addr(), p.StatsOff, p.AccessLogOff
+	d.StatsSink, d.StatsOff, d.AccessLogOff, d.Histograms = h.sink.addr(), p.StatsOff, p.AccessLogOff, p.Histograms
 	if p.FullObservability {
 		d.StatsSink, d.TracingEndpoint = h.realSink, h.jaegerOTLP
 	}
 	if h.cert != nil && p.TLS {
 		d.CertFile, d.KeyFile = h.cert.certFile, h.cert.keyFile
 	}
-	h.sink.take() // count only what this proxy sends
+	if tweak != nil {
+		if err := tweak(&d); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.Name, err)
+		}
+	}
 	cfg, err := p.render(d)
 	if err != nil {
 		return nil, err
@@ -473,18 +583,39 @@ func (h *harness) benchPeer(ctx context.Context, p peer, round int) ([]sample, e
 	if err != nil {
 		return nil, err
 	}
-	defer c.stop(syscall.SIGKILL, 0)
-
-	url := "http://" + d.Listen + "/"
-	if err := waitReady(ctx, c, url, nil, h.wantBody, 15*time.Second); err != nil {
+	r = &runningPeer{p: p, d: d, c: c, url: "http://" + d.Listen + "/"}
+	if err := waitReady(ctx, c, r.url, nil, h.wantBody, 15*time.Second); err != nil {
+		c.stop(syscall.SIGKILL, 0)
 		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
-	tlsURL := "https://" + d.TLSListen + "/"
 	if d.CertFile != "" {
-		if err := waitReady(ctx, c, tlsURL, h.cert.pool, h.wantBody, 15*time.Second); err != nil {
+		r.tlsURL = "https://" + d.TLSListen + "/"
+		if err := waitReady(ctx, c, r.tlsURL, h.cert.pool, h.wantBody, 15*time.Second); err != nil {
+			c.stop(syscall.SIGKILL, 0)
 			return nil, fmt.Errorf("%s over TLS: %w", p.Name, err)
 		}
 	}
+	return r, nil
+}
+
+// close kills the proxy if it still runs and removes its directory, so that
+// logs do not pile up.
+func (r *runningPeer) close() {
+	r.c.stop(syscall.SIGKILL, 0)
+	os.RemoveAll(r.d.Dir)
+}
+
+// benchPeer starts one proxy, checks that it forwards to the upstream,
+// measures it, stops it and counts its access-log lines. The proxy's
+// directory is removed afterwards so that logs do not pile up.
+func (h *harness) benchPeer(ctx context.Context, p peer, round int) ([]sample, error) {
+	r, err := h.startPeer(ctx, p, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	c, d, url, tlsURL := r.c, r.d, r.url, r.tlsURL
+
 	var samples []sample
 	for _, l := range h.o.loads {
 		u := url
@@ -517,7 +648,7 @@ func (h *harness) benchPeer(ctx context.Context, p peer, round int) ([]sample, e
 		}
 		lines += tlsLines
 	}
-	dgrams, byt := h.sink.take()
+	dgrams, byt, _ := h.sink.take()
 	for i := range samples {
 		samples[i].LogLines = lines
 		if isHopwatch(p.Name) && !p.FullObservability {
@@ -545,27 +676,28 @@ var errNoRequests = errors.New("no request completed")
 // wrk runs one bounded wrk and parses its output. The context deadline is a
 // safety net on top of -d: wrk stops by itself after d.
 func (h *harness) wrk(ctx context.Context, url string, l load, d time.Duration) (wrkResult, error) {
+	return h.wrkArgs(ctx, url, l, d)
+}
+
+// wrkArgs is wrk with extra arguments before the URL (a -s script).
+func (h *harness) wrkArgs(ctx context.Context, url string, l load, d time.Duration, extra ...string) (wrkResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
 	args := []string{
 		fmt.Sprintf("-t%d", l.Threads), fmt.Sprintf("-c%d", l.Conns),
-		fmt.Sprintf("-d%ds", int(d/time.Second)), "--latency", url,
+		fmt.Sprintf("-d%ds", int(d/time.Second)), "--latency",
 	}
-	cmd := exec.CommandContext(ctx, h.wrkBin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return wrkResult{}, fmt.Errorf("wrk %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()+stdout.String()))
+	args = append(append(args, extra...), url)
+	stdout, err := runLoadTool(ctx, h.wrkBin, args)
+	if err != nil {
+		return wrkResult{}, fmt.Errorf("wrk %w", err)
 	}
-	res, err := parseWrk(stdout.Bytes())
+	res, err := parseWrk(stdout)
 	if err != nil {
 		return wrkResult{}, fmt.Errorf("wrk %s: %w", strings.Join(args, " "), err)
 	}
 	if res.Requests == 0 {
-		return res, fmt.Errorf("wrk %s: %w; wrk said:\n%s", strings.Join(args, " "), errNoRequests, strings.TrimSpace(stdout.String()))
+		return res, fmt.Errorf("wrk %s: %w; wrk said:\n%s", strings.Join(args, " "), errNoRequests, strings.TrimSpace(string(stdout)))
 	}
 	return res, nil
 }
@@ -599,18 +731,19 @@ func cpuModel() string {
 	return ""
 }
 
-// writeSection replaces this harness's section in the Markdown file at
-// path, creating the file if needed, and leaves every other section alone.
+// writeSection replaces the section under heading (one of this harness's)
+// in the Markdown file at path, creating the file if needed, and leaves
+// every other section alone.
 // The new file is renamed into place so that a concurrent reader never sees
 // half of it.
-func writeSection(path, section string) error {
+func writeSection(path, heading, section string) error {
 	doc, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		doc = []byte("# Benchmarks\n")
 	} else if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	updated := replaceSection(string(doc), sectionHeading, section)
+	updated := replaceSection(string(doc), heading, section)
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".BENCHMARKS-*.md")
 	if err != nil {
 		return fmt.Errorf("update %s: %w", path, err)

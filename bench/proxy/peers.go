@@ -20,7 +20,9 @@ var templateFS embed.FS
 
 // templates holds every proxy's config template, parsed once at start-up
 // so that a broken template fails before any process is started.
-var templates = template.Must(template.New("").Option("missingkey=error").ParseFS(templateFS, "templates/*.tmpl"))
+var templates = template.Must(template.New("").Option("missingkey=error").
+	Funcs(template.FuncMap{"mul": func(a, b int) int { return a * b }}).
+	ParseFS(templateFS, "templates/*.tmpl"))
 
 // configData fills a proxy's config template.
 type configData struct {
@@ -55,6 +57,26 @@ type configData struct {
 	// TracingEndpoint is the OTLP gRPC host:port hopwatch-proxy traces to;
 	// empty renders no tracing section.
 	TracingEndpoint string
+	// Histograms is hopwatch-proxy's StatsD sink histogram mode (timer or
+	// compact); empty leaves the default.
+	Histograms string
+	// H2 serves HTTP/2 over TLS by ALPN on TLSListen (nginx needs it
+	// said; hopwatch-proxy's listeners offer h2 by default), and H2CListen,
+	// when set, is a loopback host:port that speaks HTTP/2 with prior
+	// knowledge only (nginx 1.22 cannot serve h2c and HTTP/1.1 on one port).
+	H2        bool
+	H2CListen string
+	// GRPCListen, when set, is a loopback host:port that speaks HTTP/2
+	// with prior knowledge and forwards every request to GRPCUpstream, a
+	// gRPC server, over HTTP/2 (nginx grpc_pass, a hopwatch h2c cluster).
+	GRPCListen, GRPCUpstream string
+	// LargeBodies gives nginx 32 KiB body buffers, the size of
+	// hopwatch-proxy's copy buffer, for the large-body mode (nginx's
+	// defaults are 4 KiB or 8 KiB pages, 16 KiB for a request body).
+	LargeBodies bool
+	// WorkerConnections is nginx's worker_connections: 4096, raised for
+	// the idle-connections mode, where one worker may hold them all.
+	WorkerConnections int
 }
 
 // peer is one proxy under test.
@@ -67,6 +89,8 @@ type peer struct {
 	StatsOff bool
 	// AccessLogOff sets configData.AccessLogOff (hopwatch-proxy only).
 	AccessLogOff bool
+	// Histograms sets configData.Histograms (hopwatch-proxy only).
+	Histograms string
 	// FullObservability sends stats to the real statsd-sink instead of
 	// the discarding socket and traces to the real Jaeger (hopwatch-proxy
 	// only).
@@ -228,15 +252,16 @@ func newConfigData(dir, upstream string, workers int) (configData, error) {
 	}
 	host, _, _ := net.SplitHostPort(listen)
 	return configData{
-		Workers:      workers,
-		Dir:          dir,
-		Listen:       listen,
-		ListenHost:   host,
-		AdminListen:  admin,
-		Upstream:     upstream,
-		AccessLog:    filepath.Join(dir, "access.log"),
-		TLSListen:    tlsListen,
-		AccessLogTLS: filepath.Join(dir, "access-tls.log"),
+		Workers:           workers,
+		WorkerConnections: 4096,
+		Dir:               dir,
+		Listen:            listen,
+		ListenHost:        host,
+		AdminListen:       admin,
+		Upstream:          upstream,
+		AccessLog:         filepath.Join(dir, "access.log"),
+		TLSListen:         tlsListen,
+		AccessLogTLS:      filepath.Join(dir, "access-tls.log"),
 	}, nil
 }
 

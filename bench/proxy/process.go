@@ -202,3 +202,19 @@ func countLines(path string) (int64, error) {
 		}
 	}
 }
+
+// runLoadTool runs a load generator (wrk, h2load) in its own process group,
+// killed with the harness or when ctx ends, and returns its stdout. Its
+// error starts with the arguments and ends with what the tool printed.
+func runLoadTool(ctx context.Context, bin string, args []string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()+stdout.String()))
+	}
+	return stdout.Bytes(), nil
+}

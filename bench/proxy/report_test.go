@@ -308,7 +308,7 @@ func TestWriteSectionPreservesOtherSections(t *testing.T) {
 	}
 	sec := testReport().section()
 	for range 2 {
-		if err := writeSection(path, sec); err != nil {
+		if err := writeSection(path, sectionHeading, sec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -330,7 +330,7 @@ func TestWriteSectionPreservesOtherSections(t *testing.T) {
 
 func TestWriteSectionCreatesFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
-	if err := writeSection(path, sectionHeading+"\n\nx\n"); err != nil {
+	if err := writeSection(path, sectionHeading, sectionHeading+"\n\nx\n"); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(path)

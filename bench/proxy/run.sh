@@ -16,6 +16,15 @@
 #                                                -full: statsd-sink, access log, Jaeger)
 #   BODY_SIZE=128                                upstream body in bytes
 #   BENCH_OUT=BENCHMARKS.md                      file to update; empty = print only
+#   MODES=wrk                                    what to measure, from
+#                                                wrk,h2,grpc,idle,bodies,stats; each
+#                                                mode but wrk compares nginx with the
+#                                                hopwatch-proxy variants in PROXIES
+#                                                (stats: timer vs compact) and writes
+#                                                a section of its own
+#   H1_CONNS=64 H2_CONNS=4 H2_STREAMS=100        h2/grpc modes: h2load --h1 -c, and
+#                                                HTTP/2 connections × streams each
+#   IDLE_CONNS=10000                             idle mode: idle keep-alive connections
 #
 # It installs missing peers and wrk with apt-get (it must run as root then),
 # sends traffic only to 127.0.0.1, bounds every wrk run with -d, and kills
@@ -37,10 +46,16 @@ default_proxies=nginx,haproxy,caddy,hopwatch-proxy-off,hopwatch-proxy-nostats,ho
 proxies=${PROXIES:-$default_proxies}
 body_size=${BODY_SIZE:-128}
 out=${BENCH_OUT-BENCHMARKS.md}
+modes=${MODES:-wrk}
+h1_conns=${H1_CONNS:-64}
+h2_conns=${H2_CONNS:-4}
+h2_streams=${H2_STREAMS:-100}
+idle_conns=${IDLE_CONNS:-10000}
 # Accept "10" and "10s" alike; the harness wants whole seconds.
 duration=${duration%s}
 warmup=${warmup%s}
-for pair in ROUNDS:rounds WRK_DURATION:duration WARMUP:warmup BODY_SIZE:body_size; do
+for pair in ROUNDS:rounds WRK_DURATION:duration WARMUP:warmup BODY_SIZE:body_size \
+	H1_CONNS:h1_conns H2_CONNS:h2_conns H2_STREAMS:h2_streams IDLE_CONNS:idle_conns; do
 	env_name=${pair%%:*} v=${pair#*:}
 	if ! [[ ${!v} =~ ^[0-9]+$ ]]; then
 		echo "run.sh: $env_name=${!v}: want a whole number" >&2
@@ -58,8 +73,20 @@ want=(wrk)
 for p in nginx haproxy caddy; do
 	[[ ,$proxies, == *,$p,* ]] && want+=("$p")
 done
+[[ ,$modes, == *,h2,* ]] && want+=(h2load)
 "$root/bench/proxy/install-peers.sh" "${want[@]}"
 export PATH=$PATH:/usr/sbin:/sbin
+
+# The idle mode holds IDLE_CONNS connections in the harness and as many in
+# each proxy: raise the open-file limit (soft and hard; root may exceed
+# the hard one) for the harness and everything it starts.
+if [[ ,$modes, == *,idle,* ]]; then
+	need=$((idle_conns + 4096))
+	if (($(ulimit -n) < need)) && ! ulimit -n "$need" 2>/dev/null; then
+		echo "run.sh: MODES has idle, but ulimit -n cannot be raised from $(ulimit -n) to $need (hard limit $(ulimit -Hn); not root?): lower IDLE_CONNS or raise the limit" >&2
+		exit 1
+	fi
+fi
 
 # --- work directory and cleanup --------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/hopwatch-bench-proxy.XXXXXX")
@@ -91,7 +118,7 @@ echo "run.sh: building upstream, harness and hopwatch-proxy" >&2
 go build -o "$work/bin/upstream" ./bench/proxy/upstream
 go build -o "$work/bin/harness" ./bench/proxy
 hopwatch_args=()
-if [[ ,$proxies, == *,hopwatch-proxy* ]]; then
+if [[ ,$proxies, == *,hopwatch-proxy* || ,$modes, == *,stats,* ]]; then
 	if ! go build -o "$work/bin/hopwatch-proxy" ./cmd/hopwatch-proxy; then
 		echo "run.sh: hopwatch-proxy does not build; fix it, or run the peers alone with PROXIES=nginx,haproxy,caddy" >&2
 		exit 1
@@ -112,14 +139,22 @@ if [[ ,$proxies, == *,hopwatch-proxy-full,* ]]; then
 fi
 
 # The command recorded in BENCHMARKS.md, with the settings spelled out.
-recorded="ROUNDS=$rounds LOADS=$loads WRK_DURATION=$duration WARMUP=$warmup"
+recorded="ROUNDS=$rounds"
+[[ ,$modes, == *,wrk,* ]] && recorded+=" LOADS=$loads"
+recorded+=" WRK_DURATION=$duration WARMUP=$warmup"
 [[ $proxies != "$default_proxies" ]] && recorded+=" PROXIES=$proxies"
 [[ $body_size != 128 ]] && recorded+=" BODY_SIZE=$body_size"
+[[ $modes != wrk ]] && recorded+=" MODES=$modes"
+[[ ,$modes, == *,h2,* && $h1_conns != 64 ]] && recorded+=" H1_CONNS=$h1_conns"
+[[ ,$modes, == *,h2,* || ,$modes, == *,grpc,* ]] && [[ $h2_conns != 4 ]] && recorded+=" H2_CONNS=$h2_conns"
+[[ ,$modes, == *,h2,* || ,$modes, == *,grpc,* ]] && [[ $h2_streams != 100 ]] && recorded+=" H2_STREAMS=$h2_streams"
+[[ ,$modes, == *,idle,* && $idle_conns != 10000 ]] && recorded+=" IDLE_CONNS=$idle_conns"
 recorded+=" bench/proxy/run.sh"
 
 # Run in the background and wait, so that the traps fire while it runs.
 "$work/bin/harness" \
 	-upstream "$work/bin/upstream" "${hopwatch_args[@]}" \
+	-modes "$modes" -h1-conns "$h1_conns" -h2-conns "$h2_conns" -h2-streams "$h2_streams" -idle-conns "$idle_conns" \
 	-proxies "$proxies" \
 	-loads "$loads" -rounds "$rounds" \
 	-duration "${duration}s" -warmup "${warmup}s" \

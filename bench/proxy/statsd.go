@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -14,6 +15,7 @@ type statsdDrain struct {
 	pc        net.PacketConn
 	datagrams atomic.Int64
 	bytes     atomic.Int64
+	lines     atomic.Int64
 	done      chan struct{}
 }
 
@@ -37,6 +39,7 @@ func startStatsdDrain() (*statsdDrain, error) {
 			}
 			d.datagrams.Add(1)
 			d.bytes.Add(int64(n))
+			d.lines.Add(countStatsdLines(buf[:n]))
 		}
 	}()
 	return d, nil
@@ -45,9 +48,20 @@ func startStatsdDrain() (*statsdDrain, error) {
 // addr is the host:port to put in stats_sinks.
 func (d *statsdDrain) addr() string { return d.pc.LocalAddr().String() }
 
-// take returns the datagrams and bytes received since the last call.
-func (d *statsdDrain) take() (datagrams, bytes int64) {
-	return d.datagrams.Swap(0), d.bytes.Swap(0)
+// take returns the datagrams, bytes and StatsD lines received since the
+// last call.
+func (d *statsdDrain) take() (datagrams, bytes, lines int64) {
+	return d.datagrams.Swap(0), d.bytes.Swap(0), d.lines.Swap(0)
+}
+
+// countStatsdLines counts the metric lines in one datagram: one per
+// newline, plus an unterminated last line.
+func countStatsdLines(b []byte) int64 {
+	n := int64(bytes.Count(b, []byte{'\n'}))
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		n++
+	}
+	return n
 }
 
 // close stops the reader.

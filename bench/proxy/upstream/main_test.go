@@ -16,14 +16,18 @@ func TestHandler(t *testing.T) {
 		name       string
 		bodySize   int
 		method     string
+		path       string
+		reqBody    string
 		wantStatus int
 		wantLen    int
 	}{
-		{"get default size", 128, http.MethodGet, http.StatusOK, 128},
-		{"get empty", 0, http.MethodGet, http.StatusOK, 0},
-		{"get odd size", 1000, http.MethodGet, http.StatusOK, 1000},
-		{"head has no body", 128, http.MethodHead, http.StatusOK, 0},
-		{"post refused", 128, http.MethodPost, http.StatusMethodNotAllowed, -1},
+		{"get default size", 128, http.MethodGet, "/", "", http.StatusOK, 128},
+		{"get empty", 0, http.MethodGet, "/", "", http.StatusOK, 0},
+		{"get odd size", 1000, http.MethodGet, "/", "", http.StatusOK, 1000},
+		{"head has no body", 128, http.MethodHead, "/", "", http.StatusOK, 0},
+		{"get large", 128, http.MethodGet, largePath, "", http.StatusOK, largeSize},
+		{"post read, small answer", 128, http.MethodPost, largePath, strings.Repeat("x", 3<<20), http.StatusOK, 128},
+		{"put refused", 128, http.MethodPut, "/", "", http.StatusMethodNotAllowed, -1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -32,7 +36,11 @@ func TestHandler(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequest(tc.method, "/", nil))
+			var body io.Reader
+			if tc.reqBody != "" {
+				body = strings.NewReader(tc.reqBody)
+			}
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, body))
 			if rec.Code != tc.wantStatus {
 				t.Fatalf("status = %d, want %d", rec.Code, tc.wantStatus)
 			}
