@@ -265,7 +265,7 @@ func TestTiltCI(t *testing.T) {
 	if !ok {
 		t.Fatalf("the Tiltfile has no pipeline-check resource; resources: %v", names(ms))
 	}
-	for _, want := range []string{"envoy_cluster_upstream_rq_total", "inventory_app", "service=front-proxy", "deploy/local/full-trace.jq", "ReadinessProbe"} {
+	for _, want := range []string{"envoy_cluster_upstream_rq_total", "inventory_app", "service=front-proxy", "deploy/local/full-trace.jq", "query_exemplars", "ReadinessProbe"} {
 		if !bytes.Contains(check.DeployTarget, []byte(want)) {
 			t.Errorf("pipeline-check's readiness probe does not look for %s:\n%s", want, check.DeployTarget)
 		}
@@ -312,6 +312,7 @@ func TestTiltCI(t *testing.T) {
 		"pipeline OK: Prometheus has envoy_cluster_upstream_rq_total from statsd-sink for clusters frontend, frontend_app, catalog_app and inventory_app",
 		"Jaeger has a trace front-proxy → frontend-sidecar → frontend → catalog-sidecar → catalog → inventory-sidecar → inventory, " +
 			"and catalog → legacy-pricing-sidecar → legacy-pricing (jaeger-client-go), server and client spans in parent order",
+		"an exemplar on envoy_cluster_upstream_rq_time_bucket opens its trace in Jaeger, with a span of the proxy that recorded it",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("tilt ci succeeded, but pipeline-check never reported %q:\n%s", want, tail(out.String(), 100))
