@@ -11,18 +11,7 @@ import (
 
 // breakerConfig routes everything to cluster "up" with the given circuit
 // breakers and, for /retry paths, a retry policy on 5xx.
-const breakerConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var breakerConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}", format: json}]`) + `
           - match: {prefix: /retry}
             stat_prefix: retry
             route:
@@ -202,7 +191,7 @@ func TestCircuitBreakerPendingRequests(t *testing.T) {
 			t.Errorf("held request: %v, want 200", r)
 		}
 	}
-	for name, want := range map[string]uint64{
+	h.wantStats(map[string]uint64{
 		"cluster.up.upstream_rq_pending_overflow":             1,
 		"cluster.up.upstream_rq_pending_total":                2, // a (while connecting) and b
 		"cluster.up.upstream_rq_pending_active":               0,
@@ -213,11 +202,7 @@ func TestCircuitBreakerPendingRequests(t *testing.T) {
 		"cluster.up.circuit_breakers.default.cx_open":         1, // the idle connection
 		"cluster.up.upstream_rq_503":                          1,
 		"cluster.up.upstream_rq_200":                          2,
-	} {
-		if got := h.stat(name); got != want {
-			t.Errorf("%s = %d, want %d", name, got, want)
-		}
-	}
+	})
 	if h.srv.Stats().Find("cluster.up.circuit_breakers.default.remaining_cx") != nil {
 		t.Error("remaining_* gauges exist without track_remaining")
 	}

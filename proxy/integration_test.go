@@ -33,18 +33,7 @@ import (
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // simpleConfig is one listener routing everything to cluster "up".
-const simpleConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var simpleConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}", format: json}]`) + `
           - name: to_up
             match: {prefix: /}
             route: {cluster: up}
@@ -142,19 +131,7 @@ func TestH2OverTLSDownstream(t *testing.T) {
 	up := upstream(t, echoHandler("a"))
 	dir := t.TempDir()
 	certFile, keyFile, pool, _ := selfSigned(t, dir)
-	h := startProxy(t, `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: tls
-    address: "127.0.0.1:0"
-    stat_prefix: tls_http
-    tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: up}}]
+	h := startProxy(t, testHead+listenersHead("tls", "tls_http", `tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}`, `access_log: []`)+` [{match: {prefix: /}, route: {cluster: up}}]
 clusters:
   - name: up
     endpoints: [{address: "{{UP}}"}]
@@ -215,18 +192,7 @@ func TestUpstreamProtocols(t *testing.T) {
 	h2cUp.Start()
 	t.Cleanup(h2cUp.Close)
 
-	h := startProxy(t, `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+	h := startProxy(t, testHead+listenersHead("ingress", "ingress_http", `access_log: []`)+`
           - {match: {prefix: /tls}, route: {cluster: tls}}
           - {match: {prefix: /h2c}, route: {cluster: h2c}}
 clusters:
@@ -547,18 +513,7 @@ func TestLargeBodiesStream(t *testing.T) {
 }
 
 // retryConfig routes /flaky to cluster "up" with a retry policy.
-const retryConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var retryConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}", format: json}]`) + `
           - match: {prefix: /}
             route:
               cluster: up
@@ -813,18 +768,7 @@ func TestHopByHopHeaders(t *testing.T) {
 func TestForwardedHeadersAndRequestID(t *testing.T) {
 	t.Parallel()
 	up := upstream(t, echoHandler("a"))
-	const cfg = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: edge
-    address: "127.0.0.1:0"
-    stat_prefix: edge_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: up}}]
+	cfg := testHead + listenersHead("edge", "edge_http", `access_log: []`) + ` [{match: {prefix: /}, route: {cluster: up}}]
   - name: echoing
     address: "127.0.0.1:0"
     stat_prefix: echoing_http
@@ -973,18 +917,7 @@ func TestWeightedAndHeaderCanary(t *testing.T) {
 	t.Parallel()
 	stable := upstream(t, echoHandler("stable"))
 	canary := upstream(t, echoHandler("canary"))
-	h := startProxy(t, `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    virtual_hosts:
-      - name: shop
-        domains: ["*"]
-        routes:
+	h := startProxy(t, testHead+listenersHead("ingress", "ingress_http", `access_log: []`)+`
           - match:
               prefix: /
               headers: [{name: x-canary, exact_match: "1"}]
@@ -1025,19 +958,7 @@ func TestAdmin(t *testing.T) {
 	up := upstream(t, echoHandler("a"))
 	dir := t.TempDir()
 	certFile, keyFile, _, _ := selfSigned(t, dir)
-	h := startProxy(t, `
-node: {id: test-node, cluster: test-cluster}
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: up}}]
+	h := startProxy(t, testHead+"node: {id: test-node, cluster: test-cluster}\n"+listenersHead("ingress", "ingress_http", `access_log: []`)+` [{match: {prefix: /}, route: {cluster: up}}]
   - name: tls
     address: "127.0.0.1:0"
     stat_prefix: tls_http

@@ -12,19 +12,7 @@ import (
 // pathConfig denies /admin with a direct 403 and sends everything else to
 // a recording upstream, with the listener's path normalisation at its
 // defaults unless {{PATHNORM}} sets it.
-const pathConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}"}]
-    {{PATHNORM}}
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var pathConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}"}]`, `{{PATHNORM}}`) + `
           - match: {prefix: /admin}
             direct_response: {status: 403, body: "denied"}
           - match: {prefix: /}

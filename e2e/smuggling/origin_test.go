@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // origin is a raw-socket HTTP/1.1 server behind the proxy under test. It
@@ -348,7 +350,7 @@ func clip(b []byte, n int) string {
 // canary is an origin that no route points at: a proxy that connects to
 // it is an open proxy. It records the first bytes of every connection.
 type canary struct {
-	ln net.Listener
+	address string
 
 	mu    sync.Mutex
 	conns []string
@@ -356,32 +358,18 @@ type canary struct {
 
 func startCanary(t testing.TB) *canary {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := &canary{ln: ln}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetReadDeadline(time.Now().Add(time.Second))
-				b, _ := io.ReadAll(io.LimitReader(c, 512))
-				k.mu.Lock()
-				k.conns = append(k.conns, string(b))
-				k.mu.Unlock()
-			}()
-		}
-	}()
+	k := &canary{}
+	k.address = e2etest.RawServer(t, func(c net.Conn) {
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		b, _ := io.ReadAll(io.LimitReader(c, 512))
+		k.mu.Lock()
+		k.conns = append(k.conns, string(b))
+		k.mu.Unlock()
+	})
 	return k
 }
 
-func (k *canary) addr() string { return k.ln.Addr().String() }
+func (k *canary) addr() string { return k.address }
 
 // contacts returns the first bytes of every connection made to the canary.
 func (k *canary) contacts() []string {
