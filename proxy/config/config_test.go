@@ -717,15 +717,7 @@ func TestTracingSection(t *testing.T) {
 		t.Error("the redacted copy shares its resource_attributes map with the original")
 	}
 
-	out, err := yaml.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2, err := Parse(out, "dump.yaml")
-	if err != nil {
-		t.Fatalf("re-parse: %v\n%s", err, out)
-	}
-	if !reflect.DeepEqual(c2.Tracing, c.Tracing) {
+	if _, c2 := roundTrip(t, c); !reflect.DeepEqual(c2.Tracing, c.Tracing) {
 		t.Errorf("round trip changed tracing:\n%+v\n%+v", c2.Tracing, c.Tracing)
 	}
 }

@@ -150,20 +150,11 @@ func (c *Config) applyDefaults(explicit func(field any) bool) {
 }
 
 func (r *Route) applyDefaults(explicit func(any) bool) {
-	if r.Match.CaseSensitive == nil {
-		t := true
-		r.Match.CaseSensitive = &t
-	}
+	setDefault(&r.Match.CaseSensitive, true)
 	r.HeadersMutation.applyDefaults()
 	if a := r.Route; a != nil {
-		if a.Timeout == nil {
-			t := Duration(DefaultRouteTimeout)
-			a.Timeout = &t
-		}
-		if a.MaxReplayBufferBytes == nil {
-			n := DefaultMaxReplayBufferBytes
-			a.MaxReplayBufferBytes = &n
-		}
+		setDefault(&a.Timeout, Duration(DefaultRouteTimeout))
+		setDefault(&a.MaxReplayBufferBytes, DefaultMaxReplayBufferBytes)
 		if a.RetryPolicy != nil {
 			a.RetryPolicy.applyDefaults(explicit)
 		}
@@ -181,10 +172,7 @@ func (r *Route) applyDefaults(explicit func(any) bool) {
 }
 
 func (p *RetryPolicy) applyDefaults(explicit func(any) bool) {
-	if p.NumRetries == nil {
-		n := DefaultNumRetries
-		p.NumRetries = &n
-	}
+	setDefault(&p.NumRetries, DefaultNumRetries)
 	b := &p.RetryBackOff
 	if b.BaseInterval == 0 && !explicit(&b.BaseInterval) {
 		b.BaseInterval = Duration(DefaultRetryBaseInterval)
@@ -198,16 +186,21 @@ func (p *RetryPolicy) applyDefaults(explicit func(any) bool) {
 func (m *HeadersMutation) applyDefaults() {
 	for _, list := range [][]HeaderValueOption{m.RequestHeadersToAdd, m.ResponseHeadersToAdd} {
 		for i := range list {
-			if list[i].Append == nil {
-				t := true
-				list[i].Append = &t
-			}
+			setDefault(&list[i].Append, true)
 		}
 	}
 }
 
 // hostNodeID is the default node.id: the host name, with any character
 // that may not appear in a stat name replaced by '_'.
+// setDefault points *p at v when the file left the field unset (nil); a
+// value the file wrote, even a zero one, stays.
+func setDefault[T any](p **T, v T) {
+	if *p == nil {
+		*p = &v
+	}
+}
+
 func hostNodeID() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {
