@@ -218,14 +218,20 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
-			"tracing: a bad duration (encoding.TextUnmarshaler)",
+			// One Duration type: tracing's durations decode as every other.
+			"tracing: a bad duration reads as lifecycle.drain_time's",
 			minimal + "tracing:\n  batch:\n    schedule_delay: 5\n",
-			[]string{`test.yaml:16:21: tracing.batch.schedule_delay: expected a duration such as "250ms" or "5s", got "5"`},
+			[]string{`test.yaml:16:21: tracing.batch.schedule_delay: expected a duration such as "250ms" or "1.5s", got "5" (add a unit, e.g. "5s")`},
 		},
 		{
 			"tracing: a duration that is not a scalar",
 			minimal + "tracing:\n  batch:\n    export_timeout: [5s]\n",
-			[]string{`test.yaml:16:21: tracing.batch.export_timeout: expected a scalar value, got a list`},
+			[]string{`test.yaml:16:21: tracing.batch.export_timeout: expected a duration such as "250ms" or "1.5s", got a list`},
+		},
+		{
+			"tracing: a negative duration, reported once, by tracing.Config.Validate",
+			minimal + "tracing:\n  batch:\n    schedule_delay: -1s\n",
+			[]string{`test.yaml:16:21: tracing.batch.schedule_delay: -1s is negative`},
 		},
 		{
 			"tracing: resource_attributes must be a mapping",
@@ -676,7 +682,7 @@ func TestRedacted(t *testing.T) {
 }
 
 // TestTracingSection decodes a full tracing section: a string map, the
-// tracing package's own Duration type (an encoding.TextUnmarshaler), and a
+// tracing package's Duration (config.Duration itself), and a
 // route decorator; the redacted copy shares no map with the original, and
 // the section survives a YAML round trip.
 func TestTracingSection(t *testing.T) {
