@@ -1,4 +1,4 @@
-// Package zones is the "Zones" end-to-end scenario of issue 8: a real
+// Package zones is the "Zones" end-to-end scenario: a real
 // hopwatch-proxy in zone a, with a local cluster (its own service's
 // instances) spread over zones a, b and c, routes to upstream clusters of
 // real upstream processes. With balanced capacity every request stays in

@@ -60,18 +60,13 @@ func (c *Config) applyDefaults(explicit func(field any) bool) {
 			*s = def
 		}
 	}
-	setB := func(b **bool, def bool) {
-		if *b == nil {
-			*b = &def
-		}
-	}
 
 	if c.Node.ID == "" && !explicit(&c.Node.ID) {
 		c.Node.ID = hostNodeID()
 	}
 	setS(&c.Admin.Address, DefaultAdminAddress)
 	setD(&c.Lifecycle.DrainTime, DefaultDrainTime)
-	setB(&c.Lifecycle.WatchConfig, true)
+	setDefault(&c.Lifecycle.WatchConfig, true)
 
 	if len(c.StatsConfig.HistogramBuckets) == 0 {
 		c.StatsConfig.HistogramBuckets = stats.DefaultBuckets()
@@ -102,8 +97,8 @@ func (c *Config) applyDefaults(explicit func(field any) bool) {
 		setD(&l.Limits.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 		setD(&l.Limits.IdleTimeout, DefaultListenerIdleTimeout)
 		setD(&l.Limits.StreamIdleTimeout, DefaultStreamIdleTimeout)
-		setB(&l.UseRemoteAddress, true)
-		setB(&l.RequestID.Generate, true)
+		setDefault(&l.UseRemoteAddress, true)
+		setDefault(&l.RequestID.Generate, true)
 		if l.AccessLog == nil && !explicit(&l.AccessLog) {
 			l.AccessLog = []AccessLog{{}}
 		}
