@@ -229,12 +229,7 @@ func (r *resolver) positiveInt(dst *int, name string, def int) {
 		return
 	}
 	*dst = def
-	if v := r.env(name); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			r.fail(fmt.Errorf("%s: %q is not a positive integer", name, v))
-			return
-		}
+	if n, ok := r.positive(name, "integer"); ok {
 		*dst = n
 	}
 }
@@ -246,14 +241,24 @@ func (r *resolver) millis(dst *Duration, name string, def time.Duration) {
 		return
 	}
 	*dst = Duration(def)
-	if v := r.env(name); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			r.fail(fmt.Errorf("%s: %q is not a positive number of milliseconds", name, v))
-			return
-		}
+	if n, ok := r.positive(name, "number of milliseconds"); ok {
 		*dst = Duration(time.Duration(n) * time.Millisecond)
 	}
+}
+
+// positive is the named variable as a positive integer (what it counts
+// names it in the error); false when unset or, with an error, invalid.
+func (r *resolver) positive(name, what string) (int, bool) {
+	v := r.env(name)
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		r.fail(fmt.Errorf("%s: %q is not a positive %s", name, v, what))
+		return 0, false
+	}
+	return n, true
 }
 
 // samplerRatioFromEnv maps OTEL_TRACES_SAMPLER and its argument to a ratio.
