@@ -43,13 +43,19 @@ lifecycle: {drain_time: 0s, watch_config: false}
 `
 
 // listenersHead is the YAML of the listeners section up to the routes of
-// its first listener: name on an ephemeral port with statPrefix, the
-// further listener fields given one a line (`access_log: []`, limits), and
-// one virtual host "all" for every domain. It ends at "routes:", so the
-// test's routes follow, as a flow list or as a block indented ten spaces.
+// its first listener, which listenerHead writes.
 func listenersHead(name, statPrefix string, fields ...string) string {
+	return "listeners:\n" + listenerHead(name, statPrefix, fields...)
+}
+
+// listenerHead is the YAML of one item of the listeners section up to its
+// routes: name on an ephemeral port with statPrefix, the further listener
+// fields given one a line (`access_log: []`, limits), and one virtual host
+// "all" for every domain. It ends at "routes:", so the test's routes
+// follow, as a flow list or as a block indented ten spaces.
+func listenerHead(name, statPrefix string, fields ...string) string {
 	var b strings.Builder
-	b.WriteString("listeners:\n  - name: " + name + "\n    address: \"127.0.0.1:0\"\n    stat_prefix: " + statPrefix + "\n")
+	b.WriteString("  - name: " + name + "\n    address: \"127.0.0.1:0\"\n    stat_prefix: " + statPrefix + "\n")
 	for _, f := range fields {
 		b.WriteString("    " + f + "\n")
 	}

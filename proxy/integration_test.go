@@ -769,16 +769,7 @@ func TestForwardedHeadersAndRequestID(t *testing.T) {
 	t.Parallel()
 	up := upstream(t, echoHandler("a"))
 	cfg := testHead + listenersHead("edge", "edge_http", `access_log: []`) + ` [{match: {prefix: /}, route: {cluster: up}}]
-  - name: echoing
-    address: "127.0.0.1:0"
-    stat_prefix: echoing_http
-    xff_num_trusted_hops: 1
-    request_id: {always_set_request_id_in_response: true}
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: up}}]
+` + listenerHead("echoing", "echoing_http", `xff_num_trusted_hops: 1`, `request_id: {always_set_request_id_in_response: true}`, `access_log: []`) + ` [{match: {prefix: /}, route: {cluster: up}}]
 clusters:
   - name: up
     endpoints: [{address: "{{UP}}"}]
@@ -959,15 +950,7 @@ func TestAdmin(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, _, _ := selfSigned(t, dir)
 	h := startProxy(t, testHead+"node: {id: test-node, cluster: test-cluster}\n"+listenersHead("ingress", "ingress_http", `access_log: []`)+` [{match: {prefix: /}, route: {cluster: up}}]
-  - name: tls
-    address: "127.0.0.1:0"
-    stat_prefix: tls_http
-    tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: up}}]
+`+listenerHead("tls", "tls_http", `tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}`, `access_log: []`)+` [{match: {prefix: /}, route: {cluster: up}}]
 clusters:
   - name: up
     endpoints: [{address: "{{UP}}", weight: 3}]

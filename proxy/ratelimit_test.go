@@ -62,7 +62,7 @@ func startRLSStub(t *testing.T) (*rlsStub, string) {
 	return stub, ln.Addr().String()
 }
 
-const rateLimitConfig = `
+var rateLimitConfig = `
 admin: {address: "127.0.0.1:0"}
 lifecycle: {drain_time: 0s, watch_config: false}
 node: {cluster: front}
@@ -101,28 +101,10 @@ listeners:
             match: {prefix: /global}
             route: {cluster: up}
             local_rate_limit: {token_bucket: {max_tokens: 100, fill_interval: 1h}}
-  - name: down_allow
-    address: "127.0.0.1:0"
-    stat_prefix: down_allow
-    request_id: {always_set_request_id_in_response: true}
-    access_log: [{path: "{{LOG}}", format: json}]
-    rate_limit_service: {cluster: rls_down, domain: edge}
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+` + listenerHead("down_allow", "down_allow", `request_id: {always_set_request_id_in_response: true}`, `access_log: [{path: "{{LOG}}", format: json}]`, `rate_limit_service: {cluster: rls_down, domain: edge}`) + `
           - match: {prefix: /}
             route: {cluster: up, rate_limits: [{actions: [{remote_address: {}}]}]}
-  - name: down_deny
-    address: "127.0.0.1:0"
-    stat_prefix: down_deny
-    request_id: {always_set_request_id_in_response: true}
-    access_log: [{path: "{{LOG}}", format: json}]
-    rate_limit_service: {cluster: rls_down, domain: edge, failure_mode_deny: true}
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+` + listenerHead("down_deny", "down_deny", `request_id: {always_set_request_id_in_response: true}`, `access_log: [{path: "{{LOG}}", format: json}]`, `rate_limit_service: {cluster: rls_down, domain: edge, failure_mode_deny: true}`) + `
           - match: {prefix: /}
             route: {cluster: up2, rate_limits: [{actions: [{remote_address: {}}]}]}
 clusters:

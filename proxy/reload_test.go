@@ -187,14 +187,7 @@ func TestReloadAddsAndRemovesListeners(t *testing.T) {
 	base := testHead + listenersHead("ingress", "ingress_http", `access_log: []`) + ` [{match: {prefix: /}, direct_response: {status: 200, body: ingress}}]
 {{MORE}}
 `
-	const extra = `  - name: extra
-    address: "127.0.0.1:0"
-    stat_prefix: extra_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, direct_response: {status: 200, body: extra}}]`
+	extra := listenerHead("extra", "extra_http", `access_log: []`) + ` [{match: {prefix: /}, direct_response: {status: 200, body: extra}}]`
 	h := startProxy(t, base, "{{MORE}}", "")
 	if h.srv.ListenerAddr("extra") != nil {
 		t.Fatal("listener extra exists before it is configured")
@@ -243,18 +236,11 @@ func TestReloadAddsAndRemovesListeners(t *testing.T) {
 // main starts WatchConfig on its own goroutine.
 func TestWatchConfigSeesEarlierEdit(t *testing.T) {
 	t.Parallel()
-	const cfg = `
+	cfg := `
 admin: {address: "127.0.0.1:0"}
 lifecycle: {drain_time: 0s, watch_config: true}
 listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, direct_response: {status: 200, body: "{{BODY}}"}}]
+` + listenerHead("ingress", "ingress_http", `access_log: []`) + ` [{match: {prefix: /}, direct_response: {status: 200, body: "{{BODY}}"}}]
 `
 	h := startProxy(t, cfg, "{{BODY}}", "one")
 	h.vars = append(h.vars[:len(h.vars)-2], "{{BODY}}", "two")

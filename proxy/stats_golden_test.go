@@ -56,15 +56,7 @@ stats_sinks:
                 retry_on: [5xx]
                 num_retries: 1
                 retry_back_off: {base_interval: 5ms, max_interval: 20ms}
-  - name: limited
-    address: "127.0.0.1:0"
-    stat_prefix: limited_http
-    limits: {max_connections: 2}
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: lim
-        domains: ["*"]
-        routes: [{match: {prefix: /}, direct_response: {status: 200}}]
+` + listenerHead("limited", "limited_http", `limits: {max_connections: 2}`, `access_log: [{path: "{{LOG}}", format: json}]`) + ` [{match: {prefix: /}, direct_response: {status: 200}}]
 clusters:
   - name: backend
     endpoints: [{address: "{{UP}}"}]

@@ -20,32 +20,15 @@ import (
 
 // edgeConfig has the same routes on a plaintext and a TLS listener, with
 // a read-header timeout short enough to test.
-const edgeConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: plain
-    address: "127.0.0.1:0"
-    stat_prefix: plain_http
-    access_log: [{path: "{{LOG}}"}]
-    limits: {read_header_timeout: 1s, idle_timeout: 1s}
-    virtual_hosts: &vhosts
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {prefix: /up}
-            route: {cluster: up, timeout: 2s}
-  - name: tls
-    address: "127.0.0.1:0"
-    stat_prefix: tls_http
-    tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}
-    access_log: [{path: "{{LOG}}"}]
-    limits: {read_header_timeout: 1s, idle_timeout: 1s}
-    virtual_hosts: *vhosts
-clusters:
+var edgeConfig = testHead +
+	listenersHead("plain", "plain_http", `access_log: [{path: "{{LOG}}"}]`, `limits: {read_header_timeout: 1s, idle_timeout: 1s}`) + edgeRoutes +
+	listenerHead("tls", "tls_http", `tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}`, `access_log: [{path: "{{LOG}}"}]`, `limits: {read_header_timeout: 1s, idle_timeout: 1s}`) + edgeRoutes + `clusters:
   - name: up
     endpoints: [{address: "{{UP}}"}]
 `
+
+// edgeRoutes are the routes of both of edgeConfig's listeners.
+const edgeRoutes = " [{match: {prefix: /up}, route: {cluster: up, timeout: 2s}}]\n"
 
 // pathRecorder is an upstream that records every request path it serves.
 type pathRecorder struct {
