@@ -130,12 +130,20 @@ func checkOverflowReply(t *testing.T, h *harness, path, rid string) {
 	}
 }
 
-func TestCircuitBreakerMaxRequests(t *testing.T) {
-	t.Parallel()
+// startGatedBreaker starts a proxy on breakerConfig with the circuit
+// breaker thresholds cb, in front of an upstream that holds every request
+// until the gate releases its path.
+func startGatedBreaker(t *testing.T, cb string) (*harness, *gate) {
+	t.Helper()
 	g := newGate()
 	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.wait(r) }))
 	t.Cleanup(g.releaseAll)
-	h := startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", "{max_requests: 2}")
+	return startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", cb), g
+}
+
+func TestCircuitBreakerMaxRequests(t *testing.T) {
+	t.Parallel()
+	h, g := startGatedBreaker(t, "{max_requests: 2}")
 
 	a, b := h.getAsync("/a", "mr-a"), h.getAsync("/b", "mr-b")
 	until(t, "two requests reach the upstream", func() bool { return g.count("/a") == 1 && g.count("/b") == 1 })
@@ -168,10 +176,7 @@ func TestCircuitBreakerMaxRequests(t *testing.T) {
 // connection: with one connection, one may wait and the next is refused.
 func TestCircuitBreakerPendingRequests(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.wait(r) }))
-	t.Cleanup(g.releaseAll)
-	h := startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", "{max_connections: 1, max_pending_requests: 1}")
+	h, g := startGatedBreaker(t, "{max_connections: 1, max_pending_requests: 1}")
 	br := h.srv.Clusters()[0].Breaker()
 
 	a := h.getAsync("/a", "pr-a")
