@@ -127,25 +127,19 @@ func decodeAll(t *testing.T, stream []byte, allowCRDs ...string) objects {
 		case "v1 Namespace":
 			objs.namespaces = append(objs.namespaces, decodeAs[corev1.Namespace](t, js, at))
 		case "v1 ConfigMap":
-			o := decodeAs[corev1.ConfigMap](t, js, at)
-			objs.configMaps[o.Name] = o
+			putNamed(objs.configMaps, decodeAs[corev1.ConfigMap](t, js, at))
 		case "v1 Service":
-			o := decodeAs[corev1.Service](t, js, at)
-			objs.services[o.Name] = o
+			putNamed(objs.services, decodeAs[corev1.Service](t, js, at))
 		case "apps/v1 Deployment":
-			o := decodeAs[appsv1.Deployment](t, js, at)
-			objs.deployments[o.Name] = o
+			putNamed(objs.deployments, decodeAs[appsv1.Deployment](t, js, at))
 		case "policy/v1 PodDisruptionBudget":
 			objs.pdbs = append(objs.pdbs, decodeAs[policyv1.PodDisruptionBudget](t, js, at))
 		case "apps/v1 DaemonSet":
-			o := decodeAs[appsv1.DaemonSet](t, js, at)
-			objs.daemonSets[o.Name] = o
+			putNamed(objs.daemonSets, decodeAs[appsv1.DaemonSet](t, js, at))
 		case "v1 ServiceAccount":
-			o := decodeAs[corev1.ServiceAccount](t, js, at)
-			objs.serviceAccounts[o.Name] = o
+			putNamed(objs.serviceAccounts, decodeAs[corev1.ServiceAccount](t, js, at))
 		case "rbac.authorization.k8s.io/v1 Role":
-			o := decodeAs[rbacv1.Role](t, js, at)
-			objs.roles[o.Name] = o
+			putNamed(objs.roles, decodeAs[rbacv1.Role](t, js, at))
 		case "rbac.authorization.k8s.io/v1 RoleBinding":
 			objs.roleBindings = append(objs.roleBindings, decodeAs[rbacv1.RoleBinding](t, js, at))
 		default:
@@ -161,6 +155,14 @@ func decodeAll(t *testing.T, stream []byte, allowCRDs ...string) objects {
 		}
 	}
 	return objs
+}
+
+// putNamed adds o to m under its metadata name.
+func putNamed[T any, P interface {
+	*T
+	GetName() string
+}](m map[string]T, o T) {
+	m[P(&o).GetName()] = o
 }
 
 // decodeAs decodes the object js strictly as a T, reporting a field T does
