@@ -29,7 +29,7 @@ import (
 // own answer from someone else's; with upgrade set it answers a request
 // that carries Upgrade with 101 and records whatever follows as tunnelled.
 type origin struct {
-	ln      net.Listener
+	address string
 	upgrade bool
 
 	mu        sync.Mutex
@@ -70,29 +70,18 @@ type anomaly struct {
 
 func startOrigin(t testing.TB, upgrade bool) *origin {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &origin{ln: ln, upgrade: upgrade}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			o.mu.Lock()
-			o.conns++
-			id := o.conns
-			o.mu.Unlock()
-			go o.serve(c, id)
-		}
-	}()
+	o := &origin{upgrade: upgrade}
+	o.address = e2etest.Serve(t, func(c net.Conn) {
+		o.mu.Lock()
+		o.conns++
+		id := o.conns
+		o.mu.Unlock()
+		o.serve(c, id)
+	})
 	return o
 }
 
-func (o *origin) addr() string { return o.ln.Addr().String() }
+func (o *origin) addr() string { return o.address }
 
 // forProbe returns the requests and anomalies that carry probe's ID.
 func (o *origin) forProbe(probe string) ([]originReq, []string) {
