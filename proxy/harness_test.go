@@ -151,21 +151,7 @@ func (h *harness) adminURL(path string) string {
 // do sends req and returns the response with its body read.
 func (h *harness) do(req *http.Request) (*http.Response, string) {
 	h.t.Helper()
-	return doWith(h.t, h.client, req)
-}
-
-func doWith(t testing.TB, c *http.Client, req *http.Request) (*http.Response, string) {
-	t.Helper()
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", req.Method, req.URL, err)
-	}
-	return res, string(b)
+	return e2etest.Fetch(h.t, h.client, req)
 }
 
 // get is a GET with optional header name/value pairs.

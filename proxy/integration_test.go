@@ -27,6 +27,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // uuidV4 matches a canonical lower-case version 4 UUID.
@@ -146,7 +148,7 @@ clusters:
 	t.Cleanup(c.CloseIdleConnections)
 	addr := h.srv.ListenerAddr("tls").String()
 	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/tls?x=1", strings.NewReader("over h2"))
-	res, body := doWith(t, c, req)
+	res, body := e2etest.Fetch(t, c, req)
 	if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 {
 		t.Fatalf("status %d proto %s, want 200 over HTTP/2", res.StatusCode, res.Proto)
 	}
@@ -168,7 +170,7 @@ func TestH2CDownstream(t *testing.T) {
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &protos}}
 	t.Cleanup(c.CloseIdleConnections)
 	req, _ := http.NewRequest(http.MethodPost, h.url("ingress", "/h2c"), strings.NewReader("prior knowledge"))
-	res, body := doWith(t, c, req)
+	res, body := e2etest.Fetch(t, c, req)
 	if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 {
 		t.Fatalf("status %d proto %s, want 200 over HTTP/2", res.StatusCode, res.Proto)
 	}
@@ -1001,7 +1003,7 @@ clusters:
 		var info httptrace.GotConnInfo
 		req, _ := http.NewRequest(http.MethodGet, h.url("ingress", "/"), nil)
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { info = i }}))
-		if res, _ := doWith(t, h2c, req); res.ProtoMajor != 2 {
+		if res, _ := e2etest.Fetch(t, h2c, req); res.ProtoMajor != 2 {
 			t.Fatalf("h2c request answered over %s", res.Proto)
 		}
 		return info.Reused
@@ -1103,7 +1105,7 @@ func TestUpstreamFailuresAndTrailers(t *testing.T) {
 		t.Cleanup(h2c.CloseIdleConnections)
 		for _, c := range []*http.Client{h.client, h2c} {
 			req, _ := http.NewRequest(http.MethodGet, h.url("ingress", "/trailer"), nil)
-			res, body := doWith(t, c, req)
+			res, body := e2etest.Fetch(t, c, req)
 			if body != "body" || res.Trailer.Get("X-Sum") != "42" || res.Trailer.Get("X-Late") != "late" {
 				t.Errorf("%s: body %q trailers %v, want X-Sum: 42 and X-Late: late", res.Proto, body, res.Trailer)
 			}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // pathConfig denies /admin with a direct 403 and sends everything else to
@@ -145,7 +147,7 @@ func TestPathNormalizationDenyRoute(t *testing.T) {
 		code int
 	}{{"/x/%2e%2e/admin", 403}, {"/../admin", 400}, {"/x/%2F../admin", 307}} {
 		req, _ := http.NewRequest(http.MethodGet, h.url("ingress", tt.path), nil)
-		if res, _ := doWith(t, c, req); res.StatusCode != tt.code || res.ProtoMajor != 2 {
+		if res, _ := e2etest.Fetch(t, c, req); res.StatusCode != tt.code || res.ProtoMajor != 2 {
 			t.Errorf("h2c GET %s: %d over HTTP/%d, want %d over HTTP/2", tt.path, res.StatusCode, res.ProtoMajor, tt.code)
 		}
 	}
