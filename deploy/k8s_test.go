@@ -122,48 +122,26 @@ func decodeAll(t *testing.T, stream []byte, allowCRDs ...string) objects {
 		if meta.Kind != "Namespace" && meta.Metadata.Namespace != namespace {
 			t.Errorf("%s: namespace %q, want %q", where, meta.Metadata.Namespace, namespace)
 		}
-		decode := func(v any) {
-			if err := strictDecode(js, v); err != nil {
-				t.Errorf("%s (%s): %v", where, meta.APIVersion, err)
-			}
-		}
+		at := fmt.Sprintf("%s (%s)", where, meta.APIVersion)
 		switch meta.APIVersion + " " + meta.Kind {
 		case "v1 Namespace":
-			var o corev1.Namespace
-			decode(&o)
-			objs.namespaces = append(objs.namespaces, o)
+			objs.namespaces = append(objs.namespaces, decodeAs[corev1.Namespace](t, js, at))
 		case "v1 ConfigMap":
-			var o corev1.ConfigMap
-			decode(&o)
-			objs.configMaps[o.Name] = o
+			putNamed(objs.configMaps, decodeAs[corev1.ConfigMap](t, js, at))
 		case "v1 Service":
-			var o corev1.Service
-			decode(&o)
-			objs.services[o.Name] = o
+			putNamed(objs.services, decodeAs[corev1.Service](t, js, at))
 		case "apps/v1 Deployment":
-			var o appsv1.Deployment
-			decode(&o)
-			objs.deployments[o.Name] = o
+			putNamed(objs.deployments, decodeAs[appsv1.Deployment](t, js, at))
 		case "policy/v1 PodDisruptionBudget":
-			var o policyv1.PodDisruptionBudget
-			decode(&o)
-			objs.pdbs = append(objs.pdbs, o)
+			objs.pdbs = append(objs.pdbs, decodeAs[policyv1.PodDisruptionBudget](t, js, at))
 		case "apps/v1 DaemonSet":
-			var o appsv1.DaemonSet
-			decode(&o)
-			objs.daemonSets[o.Name] = o
+			putNamed(objs.daemonSets, decodeAs[appsv1.DaemonSet](t, js, at))
 		case "v1 ServiceAccount":
-			var o corev1.ServiceAccount
-			decode(&o)
-			objs.serviceAccounts[o.Name] = o
+			putNamed(objs.serviceAccounts, decodeAs[corev1.ServiceAccount](t, js, at))
 		case "rbac.authorization.k8s.io/v1 Role":
-			var o rbacv1.Role
-			decode(&o)
-			objs.roles[o.Name] = o
+			putNamed(objs.roles, decodeAs[rbacv1.Role](t, js, at))
 		case "rbac.authorization.k8s.io/v1 RoleBinding":
-			var o rbacv1.RoleBinding
-			decode(&o)
-			objs.roleBindings = append(objs.roleBindings, o)
+			objs.roleBindings = append(objs.roleBindings, decodeAs[rbacv1.RoleBinding](t, js, at))
 		default:
 			if !slices.Contains(allowCRDs, meta.Kind) {
 				t.Errorf("%s: kind %s %s is not one this test decodes; add it to decodeAll", where, meta.APIVersion, meta.Kind)
@@ -177,6 +155,25 @@ func decodeAll(t *testing.T, stream []byte, allowCRDs ...string) objects {
 		}
 	}
 	return objs
+}
+
+// putNamed adds o to m under its metadata name.
+func putNamed[T any, P interface {
+	*T
+	GetName() string
+}](m map[string]T, o T) {
+	m[P(&o).GetName()] = o
+}
+
+// decodeAs decodes the object js strictly as a T, reporting a field T does
+// not have as an error at where.
+func decodeAs[T any](t *testing.T, js []byte, where string) T {
+	t.Helper()
+	var o T
+	if err := strictDecode(js, &o); err != nil {
+		t.Errorf("%s: %v", where, err)
+	}
+	return o
 }
 
 var (

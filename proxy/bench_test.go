@@ -18,19 +18,7 @@ import (
 // benchConfig is the bench/proxy setup in process: one listener, one
 // static cluster, a JSON access log to a file, and the stats settings
 // under test.
-const benchConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-{{STATS}}
-listeners:
-  - name: bench
-    address: "127.0.0.1:0"
-    stat_prefix: bench
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: bench
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: bench_upstream}}]
+var benchConfig = testHead + "{{STATS}}\n" + listenersHead("bench", "bench", `access_log: [{path: "{{LOG}}", format: json}]`) + ` [{match: {prefix: /}, route: {cluster: bench_upstream}}]
 clusters:
   - name: bench_upstream
     endpoints: [{address: "{{UP}}"}]
@@ -79,26 +67,7 @@ func BenchmarkProxyRequest(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h := startProxyWith(b, nil, benchConfig, "{{STATS}}", tc.stats(b), "{{UP}}", up.Listener.Addr().String())
-			url := h.url("bench", "/")
-			tr := &http.Transport{MaxIdleConnsPerHost: 1}
-			b.Cleanup(tr.CloseIdleConnections)
-			client := &http.Client{Transport: tr}
-			get := func() {
-				res, err := client.Get(url)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n, _ := io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK || n != int64(len(body)) {
-					b.Fatalf("status %d, %d body bytes; want 200 and %d", res.StatusCode, n, len(body))
-				}
-			}
-			get() // connect outside the measurement
-			b.ReportAllocs()
-			for b.Loop() {
-				get()
-			}
+			measureGets(b, h, body)
 		})
 	}
 }
@@ -130,26 +99,32 @@ func BenchmarkProxyTracing(b *testing.B) {
 			h := startProxyWith(b, []proxy.Option{proxy.WithTracingOptions(tracing.WithExporter(discardExporter{}),
 				tracing.WithLookupEnv(func(string) (string, bool) { return "", false }))},
 				benchConfig, "{{STATS}}", tc.tracing, "{{UP}}", up.Listener.Addr().String())
-			url := h.url("bench", "/")
-			tr := &http.Transport{MaxIdleConnsPerHost: 1}
-			b.Cleanup(tr.CloseIdleConnections)
-			client := &http.Client{Transport: tr}
-			get := func() {
-				res, err := client.Get(url)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n, _ := io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK || n != int64(len(body)) {
-					b.Fatalf("status %d, %d body bytes; want 200 and %d", res.StatusCode, n, len(body))
-				}
-			}
-			get()
-			b.ReportAllocs()
-			for b.Loop() {
-				get()
-			}
+			measureGets(b, h, body)
 		})
+	}
+}
+
+// measureGets times keep-alive GETs of / on the listener "bench" over one
+// connection, opened before the measurement, each answered 200 with body.
+func measureGets(b *testing.B, h *harness, body string) {
+	url := h.url("bench", "/")
+	tr := &http.Transport{MaxIdleConnsPerHost: 1}
+	b.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr}
+	get := func() {
+		res, err := client.Get(url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || n != int64(len(body)) {
+			b.Fatalf("status %d, %d body bytes; want 200 and %d", res.StatusCode, n, len(body))
+		}
+	}
+	get() // connect outside the measurement
+	b.ReportAllocs()
+	for b.Loop() {
+		get()
 	}
 }

@@ -11,18 +11,7 @@ import (
 
 // breakerConfig routes everything to cluster "up" with the given circuit
 // breakers and, for /retry paths, a retry policy on 5xx.
-const breakerConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var breakerConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}", format: json}]`) + `
           - match: {prefix: /retry}
             stat_prefix: retry
             route:
@@ -141,12 +130,20 @@ func checkOverflowReply(t *testing.T, h *harness, path, rid string) {
 	}
 }
 
-func TestCircuitBreakerMaxRequests(t *testing.T) {
-	t.Parallel()
+// startGatedBreaker starts a proxy on breakerConfig with the circuit
+// breaker thresholds cb, in front of an upstream that holds every request
+// until the gate releases its path.
+func startGatedBreaker(t *testing.T, cb string) (*harness, *gate) {
+	t.Helper()
 	g := newGate()
 	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.wait(r) }))
 	t.Cleanup(g.releaseAll)
-	h := startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", "{max_requests: 2}")
+	return startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", cb), g
+}
+
+func TestCircuitBreakerMaxRequests(t *testing.T) {
+	t.Parallel()
+	h, g := startGatedBreaker(t, "{max_requests: 2}")
 
 	a, b := h.getAsync("/a", "mr-a"), h.getAsync("/b", "mr-b")
 	until(t, "two requests reach the upstream", func() bool { return g.count("/a") == 1 && g.count("/b") == 1 })
@@ -179,10 +176,7 @@ func TestCircuitBreakerMaxRequests(t *testing.T) {
 // connection: with one connection, one may wait and the next is refused.
 func TestCircuitBreakerPendingRequests(t *testing.T) {
 	t.Parallel()
-	g := newGate()
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.wait(r) }))
-	t.Cleanup(g.releaseAll)
-	h := startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", "{max_connections: 1, max_pending_requests: 1}")
+	h, g := startGatedBreaker(t, "{max_connections: 1, max_pending_requests: 1}")
 	br := h.srv.Clusters()[0].Breaker()
 
 	a := h.getAsync("/a", "pr-a")
@@ -202,7 +196,7 @@ func TestCircuitBreakerPendingRequests(t *testing.T) {
 			t.Errorf("held request: %v, want 200", r)
 		}
 	}
-	for name, want := range map[string]uint64{
+	h.wantStats(map[string]uint64{
 		"cluster.up.upstream_rq_pending_overflow":             1,
 		"cluster.up.upstream_rq_pending_total":                2, // a (while connecting) and b
 		"cluster.up.upstream_rq_pending_active":               0,
@@ -213,11 +207,7 @@ func TestCircuitBreakerPendingRequests(t *testing.T) {
 		"cluster.up.circuit_breakers.default.cx_open":         1, // the idle connection
 		"cluster.up.upstream_rq_503":                          1,
 		"cluster.up.upstream_rq_200":                          2,
-	} {
-		if got := h.stat(name); got != want {
-			t.Errorf("%s = %d, want %d", name, got, want)
-		}
-	}
+	})
 	if h.srv.Stats().Find("cluster.up.circuit_breakers.default.remaining_cx") != nil {
 		t.Error("remaining_* gauges exist without track_remaining")
 	}

@@ -15,19 +15,7 @@ import (
 )
 
 // limitsConfig is a plaintext listener with small downstream limits.
-const limitsConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}"}]
-    limits: {max_request_headers_kb: 1, read_header_timeout: 1s, idle_timeout: 1s}
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var limitsConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}"}]`, `limits: {max_request_headers_kb: 1, read_header_timeout: 1s, idle_timeout: 1s}`) + `
           - match: {path: /direct}
             direct_response: {status: 200, body: "ok"}
           - match: {prefix: /slow}
@@ -229,19 +217,7 @@ func TestDownstreamDisconnectCancelsUpstream(t *testing.T) {
 
 // bodyIdleConfig routes to an upstream without a route timeout, so that
 // only stream_idle_timeout bounds a request body that stops arriving.
-const bodyIdleConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}"}]
-    limits: {stream_idle_timeout: 1s}
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var bodyIdleConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}"}]`, `limits: {stream_idle_timeout: 1s}`) + `
           - match: {prefix: /}
             route: {cluster: up, timeout: 0s}
 clusters:

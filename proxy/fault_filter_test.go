@@ -12,18 +12,7 @@ import (
 // what the client gets, what the upstream saw, the access log's response
 // flags and the fault stats.
 
-const faultConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: main
-    address: "127.0.0.1:0"
-    stat_prefix: main
-    access_log: [{path: "{{LOG}}"}]
-    virtual_hosts:
-      - name: vh
-        domains: ["*"]
-        routes:
+var faultConfig = testHead + listenersHead("main", "main", `access_log: [{path: "{{LOG}}"}]`) + `
           - match: {prefix: /abort}
             route: {cluster: up}
             fault: {abort: {http_status: 503, percentage: {numerator: 100}}}
@@ -100,16 +89,12 @@ func TestFaultFilterInProxy(t *testing.T) {
 			t.Errorf("%s: access log flags %v details %v, want %s %s", tt.name, line["response_flags"], line["response_code_details"], tt.flags, tt.details)
 		}
 	}
-	for name, want := range map[string]uint64{
+	h.wantStats(map[string]uint64{
 		"http.main.fault.aborts_injected": 3,
 		"http.main.fault.delays_injected": 2,
 		"http.main.fault.faults_overflow": 0,
 		"http.main.fault.active_faults":   0,
-	} {
-		if got := h.stat(name); got != want {
-			t.Errorf("%s = %d, want %d", name, got, want)
-		}
-	}
+	})
 }
 
 // TestFaultDelayClientGone: a client that gives up during a delay is

@@ -34,6 +34,35 @@ type harness struct {
 	client  *http.Client
 }
 
+// testHead starts every test configuration: the admin endpoint on an
+// ephemeral port, no drain wait and no file watch, so that a test proxy
+// starts and stops at once.
+const testHead = `
+admin: {address: "127.0.0.1:0"}
+lifecycle: {drain_time: 0s, watch_config: false}
+`
+
+// listenersHead is the YAML of the listeners section up to the routes of
+// its first listener, which listenerHead writes.
+func listenersHead(name, statPrefix string, fields ...string) string {
+	return "listeners:\n" + listenerHead(name, statPrefix, fields...)
+}
+
+// listenerHead is the YAML of one item of the listeners section up to its
+// routes: name on an ephemeral port with statPrefix, the further listener
+// fields given one a line (`access_log: []`, limits), and one virtual host
+// "all" for every domain. It ends at "routes:", so the test's routes
+// follow, as a flow list or as a block indented ten spaces.
+func listenerHead(name, statPrefix string, fields ...string) string {
+	var b strings.Builder
+	b.WriteString("  - name: " + name + "\n    address: \"127.0.0.1:0\"\n    stat_prefix: " + statPrefix + "\n")
+	for _, f := range fields {
+		b.WriteString("    " + f + "\n")
+	}
+	b.WriteString("    virtual_hosts:\n      - name: all\n        domains: [\"*\"]\n        routes:")
+	return b.String()
+}
+
 // startProxy renders yaml (replacing {{DIR}}, {{LOG}} and the given
 // placeholder/value pairs), starts a proxy on it and stops it when the test
 // ends.
@@ -122,21 +151,7 @@ func (h *harness) adminURL(path string) string {
 // do sends req and returns the response with its body read.
 func (h *harness) do(req *http.Request) (*http.Response, string) {
 	h.t.Helper()
-	return doWith(h.t, h.client, req)
-}
-
-func doWith(t testing.TB, c *http.Client, req *http.Request) (*http.Response, string) {
-	t.Helper()
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading body: %v", req.Method, req.URL, err)
-	}
-	return res, string(b)
+	return e2etest.Fetch(h.t, h.client, req)
 }
 
 // get is a GET with optional header name/value pairs.
@@ -179,6 +194,19 @@ func (h *harness) stat(name string) uint64 {
 		return st.Value()
 	}
 	return 0
+}
+
+// wantStats checks that every named counter or gauge exists and reads
+// its wanted value.
+func (h *harness) wantStats(want map[string]uint64) {
+	h.t.Helper()
+	for name, w := range want {
+		if h.srv.Stats().Find(name) == nil {
+			h.t.Errorf("stat %s does not exist", name)
+		} else if got := h.stat(name); got != w {
+			h.t.Errorf("%s = %d, want %d", name, got, w)
+		}
+	}
 }
 
 // waitStat waits up to 10 s until stat name reads want.

@@ -13,19 +13,7 @@ import (
 // address; /c hashes on a generated cookie; /rr has the same cookie policy
 // in front of a round_robin cluster, which must not set it. The listener
 // trusts one X-Forwarded-For hop, so the client address is the XFF entry.
-const hashingConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    use_remote_address: false
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var hashingConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: []`, `use_remote_address: false`) + `
           - match: {prefix: /h}
             route:
               cluster: hashed

@@ -27,24 +27,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // uuidV4 matches a canonical lower-case version 4 UUID.
 var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
 // simpleConfig is one listener routing everything to cluster "up".
-const simpleConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var simpleConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}", format: json}]`) + `
           - name: to_up
             match: {prefix: /}
             route: {cluster: up}
@@ -142,19 +133,7 @@ func TestH2OverTLSDownstream(t *testing.T) {
 	up := upstream(t, echoHandler("a"))
 	dir := t.TempDir()
 	certFile, keyFile, pool, _ := selfSigned(t, dir)
-	h := startProxy(t, `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: tls
-    address: "127.0.0.1:0"
-    stat_prefix: tls_http
-    tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: up}}]
+	h := startProxy(t, testHead+listenersHead("tls", "tls_http", `tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}`, `access_log: []`)+` [{match: {prefix: /}, route: {cluster: up}}]
 clusters:
   - name: up
     endpoints: [{address: "{{UP}}"}]
@@ -169,7 +148,7 @@ clusters:
 	t.Cleanup(c.CloseIdleConnections)
 	addr := h.srv.ListenerAddr("tls").String()
 	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+"/tls?x=1", strings.NewReader("over h2"))
-	res, body := doWith(t, c, req)
+	res, body := e2etest.Fetch(t, c, req)
 	if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 {
 		t.Fatalf("status %d proto %s, want 200 over HTTP/2", res.StatusCode, res.Proto)
 	}
@@ -191,7 +170,7 @@ func TestH2CDownstream(t *testing.T) {
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &protos}}
 	t.Cleanup(c.CloseIdleConnections)
 	req, _ := http.NewRequest(http.MethodPost, h.url("ingress", "/h2c"), strings.NewReader("prior knowledge"))
-	res, body := doWith(t, c, req)
+	res, body := e2etest.Fetch(t, c, req)
 	if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 {
 		t.Fatalf("status %d proto %s, want 200 over HTTP/2", res.StatusCode, res.Proto)
 	}
@@ -215,18 +194,7 @@ func TestUpstreamProtocols(t *testing.T) {
 	h2cUp.Start()
 	t.Cleanup(h2cUp.Close)
 
-	h := startProxy(t, `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+	h := startProxy(t, testHead+listenersHead("ingress", "ingress_http", `access_log: []`)+`
           - {match: {prefix: /tls}, route: {cluster: tls}}
           - {match: {prefix: /h2c}, route: {cluster: h2c}}
 clusters:
@@ -547,18 +515,7 @@ func TestLargeBodiesStream(t *testing.T) {
 }
 
 // retryConfig routes /flaky to cluster "up" with a retry policy.
-const retryConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var retryConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}", format: json}]`) + `
           - match: {prefix: /}
             route:
               cluster: up
@@ -813,28 +770,8 @@ func TestHopByHopHeaders(t *testing.T) {
 func TestForwardedHeadersAndRequestID(t *testing.T) {
 	t.Parallel()
 	up := upstream(t, echoHandler("a"))
-	const cfg = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: edge
-    address: "127.0.0.1:0"
-    stat_prefix: edge_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: up}}]
-  - name: echoing
-    address: "127.0.0.1:0"
-    stat_prefix: echoing_http
-    xff_num_trusted_hops: 1
-    request_id: {always_set_request_id_in_response: true}
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: up}}]
+	cfg := testHead + listenersHead("edge", "edge_http", `access_log: []`) + ` [{match: {prefix: /}, route: {cluster: up}}]
+` + listenerHead("echoing", "echoing_http", `xff_num_trusted_hops: 1`, `request_id: {always_set_request_id_in_response: true}`, `access_log: []`) + ` [{match: {prefix: /}, route: {cluster: up}}]
 clusters:
   - name: up
     endpoints: [{address: "{{UP}}"}]
@@ -973,18 +910,7 @@ func TestWeightedAndHeaderCanary(t *testing.T) {
 	t.Parallel()
 	stable := upstream(t, echoHandler("stable"))
 	canary := upstream(t, echoHandler("canary"))
-	h := startProxy(t, `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    virtual_hosts:
-      - name: shop
-        domains: ["*"]
-        routes:
+	h := startProxy(t, testHead+listenersHead("ingress", "ingress_http", `access_log: []`)+`
           - match:
               prefix: /
               headers: [{name: x-canary, exact_match: "1"}]
@@ -1025,28 +951,8 @@ func TestAdmin(t *testing.T) {
 	up := upstream(t, echoHandler("a"))
 	dir := t.TempDir()
 	certFile, keyFile, _, _ := selfSigned(t, dir)
-	h := startProxy(t, `
-node: {id: test-node, cluster: test-cluster}
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: up}}]
-  - name: tls
-    address: "127.0.0.1:0"
-    stat_prefix: tls_http
-    tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: up}}]
+	h := startProxy(t, testHead+"node: {id: test-node, cluster: test-cluster}\n"+listenersHead("ingress", "ingress_http", `access_log: []`)+` [{match: {prefix: /}, route: {cluster: up}}]
+`+listenerHead("tls", "tls_http", `tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}`, `access_log: []`)+` [{match: {prefix: /}, route: {cluster: up}}]
 clusters:
   - name: up
     endpoints: [{address: "{{UP}}", weight: 3}]
@@ -1097,7 +1003,7 @@ clusters:
 		var info httptrace.GotConnInfo
 		req, _ := http.NewRequest(http.MethodGet, h.url("ingress", "/"), nil)
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { info = i }}))
-		if res, _ := doWith(t, h2c, req); res.ProtoMajor != 2 {
+		if res, _ := e2etest.Fetch(t, h2c, req); res.ProtoMajor != 2 {
 			t.Fatalf("h2c request answered over %s", res.Proto)
 		}
 		return info.Reused
@@ -1199,7 +1105,7 @@ func TestUpstreamFailuresAndTrailers(t *testing.T) {
 		t.Cleanup(h2c.CloseIdleConnections)
 		for _, c := range []*http.Client{h.client, h2c} {
 			req, _ := http.NewRequest(http.MethodGet, h.url("ingress", "/trailer"), nil)
-			res, body := doWith(t, c, req)
+			res, body := e2etest.Fetch(t, c, req)
 			if body != "body" || res.Trailer.Get("X-Sum") != "42" || res.Trailer.Get("X-Late") != "late" {
 				t.Errorf("%s: body %q trailers %v, want X-Sum: 42 and X-Late: late", res.Proto, body, res.Trailer)
 			}

@@ -24,18 +24,7 @@ import (
 // replay before any upstream is contacted), both to one cluster whose
 // outlier detection would eject its only host after three gateway
 // failures or 5xx in a row. Both are mirrored to a shadow cluster.
-const malformedBodyConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}"}]
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var malformedBodyConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}"}]`) + `
           - match: {prefix: /stream}
             route: {cluster: up, timeout: 15s, request_mirror_policies: [{cluster: shadow}]}
           - match: {prefix: /retry}

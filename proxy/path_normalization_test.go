@@ -7,24 +7,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // pathConfig denies /admin with a direct 403 and sends everything else to
 // a recording upstream, with the listener's path normalisation at its
 // defaults unless {{PATHNORM}} sets it.
-const pathConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}"}]
-    {{PATHNORM}}
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var pathConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}"}]`, `{{PATHNORM}}`) + `
           - match: {prefix: /admin}
             direct_response: {status: 403, body: "denied"}
           - match: {prefix: /}
@@ -157,7 +147,7 @@ func TestPathNormalizationDenyRoute(t *testing.T) {
 		code int
 	}{{"/x/%2e%2e/admin", 403}, {"/../admin", 400}, {"/x/%2F../admin", 307}} {
 		req, _ := http.NewRequest(http.MethodGet, h.url("ingress", tt.path), nil)
-		if res, _ := doWith(t, c, req); res.StatusCode != tt.code || res.ProtoMajor != 2 {
+		if res, _ := e2etest.Fetch(t, c, req); res.StatusCode != tt.code || res.ProtoMajor != 2 {
 			t.Errorf("h2c GET %s: %d over HTTP/%d, want %d over HTTP/2", tt.path, res.StatusCode, res.ProtoMajor, tt.code)
 		}
 	}

@@ -62,7 +62,7 @@ func startRLSStub(t *testing.T) (*rlsStub, string) {
 	return stub, ln.Addr().String()
 }
 
-const rateLimitConfig = `
+var rateLimitConfig = `
 admin: {address: "127.0.0.1:0"}
 lifecycle: {drain_time: 0s, watch_config: false}
 node: {cluster: front}
@@ -101,28 +101,10 @@ listeners:
             match: {prefix: /global}
             route: {cluster: up}
             local_rate_limit: {token_bucket: {max_tokens: 100, fill_interval: 1h}}
-  - name: down_allow
-    address: "127.0.0.1:0"
-    stat_prefix: down_allow
-    request_id: {always_set_request_id_in_response: true}
-    access_log: [{path: "{{LOG}}", format: json}]
-    rate_limit_service: {cluster: rls_down, domain: edge}
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+` + listenerHead("down_allow", "down_allow", `request_id: {always_set_request_id_in_response: true}`, `access_log: [{path: "{{LOG}}", format: json}]`, `rate_limit_service: {cluster: rls_down, domain: edge}`) + `
           - match: {prefix: /}
             route: {cluster: up, rate_limits: [{actions: [{remote_address: {}}]}]}
-  - name: down_deny
-    address: "127.0.0.1:0"
-    stat_prefix: down_deny
-    request_id: {always_set_request_id_in_response: true}
-    access_log: [{path: "{{LOG}}", format: json}]
-    rate_limit_service: {cluster: rls_down, domain: edge, failure_mode_deny: true}
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+` + listenerHead("down_deny", "down_deny", `request_id: {always_set_request_id_in_response: true}`, `access_log: [{path: "{{LOG}}", format: json}]`, `rate_limit_service: {cluster: rls_down, domain: edge, failure_mode_deny: true}`) + `
           - match: {prefix: /}
             route: {cluster: up2, rate_limits: [{actions: [{remote_address: {}}]}]}
 clusters:
@@ -143,7 +125,6 @@ func TestLocalRateLimit(t *testing.T) {
 	t.Parallel()
 	_, rls := startRLSStub(t)
 	h := startProxy(t, rateLimitConfig, "{{UP}}", upstream(t, echoHandler("up")), "{{RLS}}", rls, "{{DOWN}}", closedPort(t))
-	st := h.srv.Stats()
 
 	// The route's own bucket of one: the second request is refused with
 	// its status, headers and Envoy's body.
@@ -173,24 +154,19 @@ func TestLocalRateLimit(t *testing.T) {
 		t.Errorf("shared bucket: statuses %v, want %v", codes, want)
 	}
 
-	for name, want := range map[string]uint64{
+	h.wantStats(map[string]uint64{
 		"own.http_local_rate_limit.enabled": 2, "own.http_local_rate_limit.ok": 1,
 		"own.http_local_rate_limit.rate_limited": 1, "own.http_local_rate_limit.enforced": 1,
 		"shared.http_local_rate_limit.enabled": 4, "shared.http_local_rate_limit.ok": 2,
 		"shared.http_local_rate_limit.rate_limited": 2, "shared.http_local_rate_limit.enforced": 2,
 		"http.ingress_http.downstream_rq_4xx": 2,
-	} {
-		if got := counterValue(t, st, name); got != want {
-			t.Errorf("%s = %d, want %d", name, got, want)
-		}
-	}
+	})
 }
 
 func TestGlobalRateLimit(t *testing.T) {
 	t.Parallel()
 	stub, rls := startRLSStub(t)
 	h := startProxy(t, rateLimitConfig, "{{UP}}", upstream(t, echoHandler("up")), "{{RLS}}", rls, "{{DOWN}}", closedPort(t))
-	st := h.srv.Stats()
 
 	// OK: the service's request header reaches the upstream.
 	res, body := h.get(h.url("ingress", "/global"), "X-User", "alice")
@@ -232,14 +208,10 @@ func TestGlobalRateLimit(t *testing.T) {
 	if want := []string{"destination_cluster=up,generic_key=a", "source_cluster=front,user=carol"}; last.GetDomain() != "edge" || !slices.Equal(got, want) {
 		t.Errorf("descriptors sent: domain %q, %q; want edge, %q", last.GetDomain(), got, want)
 	}
-	for name, want := range map[string]uint64{
+	h.wantStats(map[string]uint64{
 		"cluster.up.ratelimit.ok": 2, "cluster.up.ratelimit.over_limit": 1, "cluster.up.ratelimit.error": 0,
 		"cluster.up.upstream_rq_429": 1,
-	} {
-		if got := counterValue(t, st, name); got != want {
-			t.Errorf("%s = %d, want %d", name, got, want)
-		}
-	}
+	})
 }
 
 // TestGlobalRateLimitFailureMode: the service's cluster has nothing
@@ -248,7 +220,6 @@ func TestGlobalRateLimitFailureMode(t *testing.T) {
 	t.Parallel()
 	_, rls := startRLSStub(t)
 	h := startProxy(t, rateLimitConfig, "{{UP}}", upstream(t, echoHandler("up")), "{{RLS}}", rls, "{{DOWN}}", closedPort(t))
-	st := h.srv.Stats()
 	for range 3 {
 		if res, body := h.get(h.url("down_allow", "/")); res.StatusCode != 200 {
 			t.Errorf("failure mode allow: %d %q", res.StatusCode, body)
@@ -262,14 +233,10 @@ func TestGlobalRateLimitFailureMode(t *testing.T) {
 	if !hasFlag(flags(m), "RLSE") || m["response_code_details"] != ratelimit.DetailsError {
 		t.Errorf("denied request's log line: %v", m)
 	}
-	for name, want := range map[string]uint64{
+	h.wantStats(map[string]uint64{
 		"cluster.up.ratelimit.error": 3, "cluster.up.ratelimit.failure_mode_allowed": 3,
 		"cluster.up2.ratelimit.error": 1, "cluster.up2.ratelimit.failure_mode_allowed": 0,
-	} {
-		if got := counterValue(t, st, name); got != want {
-			t.Errorf("%s = %d, want %d", name, got, want)
-		}
-	}
+	})
 }
 
 // TestRateLimitReload: a reload builds fresh buckets and a new service

@@ -15,19 +15,7 @@ import (
 // reloadConfig is rendered with {{BODY}} (the direct response), {{EXTRA}}
 // (more routes), {{API}} (the /api route action), {{KB}} (the header size
 // limit, whose change forces a server handover) and {{CLUSTERS}}.
-const reloadConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    limits: {max_request_headers_kb: {{KB}}}
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+var reloadConfig = testHead + listenersHead("ingress", "ingress_http", `access_log: []`, `limits: {max_request_headers_kb: {{KB}}}`) + `
           - match: {path: /direct}
             direct_response: {status: 200, body: "{{BODY}}"}
           - match: {prefix: /api}
@@ -196,28 +184,10 @@ func TestHotReloadUnderLoad(t *testing.T) {
 
 func TestReloadAddsAndRemovesListeners(t *testing.T) {
 	t.Parallel()
-	const base = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, direct_response: {status: 200, body: ingress}}]
+	base := testHead + listenersHead("ingress", "ingress_http", `access_log: []`) + ` [{match: {prefix: /}, direct_response: {status: 200, body: ingress}}]
 {{MORE}}
 `
-	const extra = `  - name: extra
-    address: "127.0.0.1:0"
-    stat_prefix: extra_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, direct_response: {status: 200, body: extra}}]`
+	extra := listenerHead("extra", "extra_http", `access_log: []`) + ` [{match: {prefix: /}, direct_response: {status: 200, body: extra}}]`
 	h := startProxy(t, base, "{{MORE}}", "")
 	if h.srv.ListenerAddr("extra") != nil {
 		t.Fatal("listener extra exists before it is configured")
@@ -266,18 +236,11 @@ listeners:
 // main starts WatchConfig on its own goroutine.
 func TestWatchConfigSeesEarlierEdit(t *testing.T) {
 	t.Parallel()
-	const cfg = `
+	cfg := `
 admin: {address: "127.0.0.1:0"}
 lifecycle: {drain_time: 0s, watch_config: true}
 listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, direct_response: {status: 200, body: "{{BODY}}"}}]
+` + listenerHead("ingress", "ingress_http", `access_log: []`) + ` [{match: {prefix: /}, direct_response: {status: 200, body: "{{BODY}}"}}]
 `
 	h := startProxy(t, cfg, "{{BODY}}", "one")
 	h.vars = append(h.vars[:len(h.vars)-2], "{{BODY}}", "two")

@@ -107,19 +107,7 @@ func (r *recorder) waitRequests(t *testing.T, n int) []recorded {
 	}
 }
 
-const shadowConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-{{TRACING}}
-listeners:
-  - name: main
-    address: "127.0.0.1:0"
-    stat_prefix: main
-    access_log: [{path: "{{LOG}}"}]
-    virtual_hosts:
-      - name: vh
-        domains: ["*"]
-        routes:
+var shadowConfig = testHead + "{{TRACING}}\n" + listenersHead("main", "main", `access_log: [{path: "{{LOG}}"}]`) + `
           - match: {prefix: /retry}
             route:
               cluster: primary

@@ -19,18 +19,7 @@ import (
 
 // floodConfig routes every host and path to one cluster whose upstream
 // answers whatever status the client asks for.
-const floodConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: flood_http
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, route: {cluster: chaos}}]
+var floodConfig = testHead + listenersHead("ingress", "flood_http", `access_log: [{path: "{{LOG}}", format: json}]`) + ` [{match: {prefix: /}, route: {cluster: chaos}}]
 clusters:
   - name: chaos
     endpoints: [{address: "{{UP}}"}]

@@ -31,24 +31,13 @@ var envoyBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5
 // statsGoldenConfig has one edge listener with a route per scenario, a
 // second listener with a connection limit of 2, a live cluster and a cluster
 // whose only endpoint refuses connections.
-const statsGoldenConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-stats_config: {flush_interval: 200ms}
+var statsGoldenConfig = testHead + `stats_config: {flush_interval: 200ms}
 stats_sinks:
   - type: {{SINK_TYPE}}
     address: "{{SINK}}"
     histograms: {{HISTOGRAMS}}
     max_bytes_per_datagram: 512
-listeners:
-  - name: ingress
-    address: "127.0.0.1:0"
-    stat_prefix: ingress_http
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes:
+` + listenersHead("ingress", "ingress_http", `access_log: [{path: "{{LOG}}", format: json}]`) + `
           - match: {path: /direct}
             direct_response: {status: 200, body: "direct"}
           - match: {prefix: /slow}
@@ -67,15 +56,7 @@ listeners:
                 retry_on: [5xx]
                 num_retries: 1
                 retry_back_off: {base_interval: 5ms, max_interval: 20ms}
-  - name: limited
-    address: "127.0.0.1:0"
-    stat_prefix: limited_http
-    limits: {max_connections: 2}
-    access_log: [{path: "{{LOG}}", format: json}]
-    virtual_hosts:
-      - name: lim
-        domains: ["*"]
-        routes: [{match: {prefix: /}, direct_response: {status: 200}}]
+` + listenerHead("limited", "limited_http", `limits: {max_connections: 2}`, `access_log: [{path: "{{LOG}}", format: json}]`) + ` [{match: {prefix: /}, direct_response: {status: 200}}]
 clusters:
   - name: backend
     endpoints: [{address: "{{UP}}"}]

@@ -205,8 +205,8 @@ func (d dialStats) DialDone(_ context.Context, clusterName, _ string, elapsed ti
 }
 
 // refreshMembership keeps each cluster's membership gauges current: host
-// sets change with DNS answers and (later) health checks, away from any
-// request.
+// sets change with DNS answers, health checks and outlier ejections, away
+// from any request.
 func (s *Server) refreshMembership(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()

@@ -16,36 +16,21 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // edgeConfig has the same routes on a plaintext and a TLS listener, with
 // a read-header timeout short enough to test.
-const edgeConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: plain
-    address: "127.0.0.1:0"
-    stat_prefix: plain_http
-    access_log: [{path: "{{LOG}}"}]
-    limits: {read_header_timeout: 1s, idle_timeout: 1s}
-    virtual_hosts: &vhosts
-      - name: all
-        domains: ["*"]
-        routes:
-          - match: {prefix: /up}
-            route: {cluster: up, timeout: 2s}
-  - name: tls
-    address: "127.0.0.1:0"
-    stat_prefix: tls_http
-    tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}
-    access_log: [{path: "{{LOG}}"}]
-    limits: {read_header_timeout: 1s, idle_timeout: 1s}
-    virtual_hosts: *vhosts
-clusters:
+var edgeConfig = testHead +
+	listenersHead("plain", "plain_http", `access_log: [{path: "{{LOG}}"}]`, `limits: {read_header_timeout: 1s, idle_timeout: 1s}`) + edgeRoutes +
+	listenerHead("tls", "tls_http", `tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}`, `access_log: [{path: "{{LOG}}"}]`, `limits: {read_header_timeout: 1s, idle_timeout: 1s}`) + edgeRoutes + `clusters:
   - name: up
     endpoints: [{address: "{{UP}}"}]
 `
+
+// edgeRoutes are the routes of both of edgeConfig's listeners.
+const edgeRoutes = " [{match: {prefix: /up}, route: {cluster: up, timeout: 2s}}]\n"
 
 // pathRecorder is an upstream that records every request path it serves.
 type pathRecorder struct {
@@ -430,7 +415,7 @@ func TestHTTP2HandoverOnReload(t *testing.T) {
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: &protos}}
 	defer hc.CloseIdleConnections()
 	req, _ := http.NewRequest(http.MethodGet, h.url("plain", "/up/again"), nil)
-	if res, body := doWith(t, hc, req); res.StatusCode != http.StatusOK || body != "late" {
+	if res, body := e2etest.Fetch(t, hc, req); res.StatusCode != http.StatusOK || body != "late" {
 		t.Errorf("after the handover: %d %q", res.StatusCode, body)
 	}
 }
@@ -453,7 +438,7 @@ func TestHTTP2OverTLSAndH2CStillServed(t *testing.T) {
 	} {
 		c := &http.Client{Timeout: 10 * time.Second, Transport: tc.tr}
 		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
-		res, body := doWith(t, c, req)
+		res, body := e2etest.Fetch(t, c, req)
 		c.CloseIdleConnections()
 		if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 || body != "up" || res.Header.Get("X-Seen-Proto") != tc.xfp {
 			t.Errorf("%s: %d over %s, body %q, upstream X-Forwarded-Proto %q; want 200 over HTTP/2 and %s", tc.name, res.StatusCode, res.Proto, body, res.Header.Get("X-Seen-Proto"), tc.xfp)

@@ -11,19 +11,7 @@ import (
 	"time"
 )
 
-const tlsReloadConfig = `
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
-listeners:
-  - name: tls
-    address: "127.0.0.1:0"
-    stat_prefix: tls_http
-    tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}
-    access_log: []
-    virtual_hosts:
-      - name: all
-        domains: ["*"]
-        routes: [{match: {prefix: /}, direct_response: {status: 200, body: "ok"}}]
+var tlsReloadConfig = testHead + listenersHead("tls", "tls_http", `tls: {cert_file: "{{CERT}}", key_file: "{{KEY}}"}`, `access_log: []`) + ` [{match: {prefix: /}, direct_response: {status: 200, body: "ok"}}]
 clusters: []
 `
 

@@ -87,23 +87,11 @@ func attr(s tracetest.SpanStub, key string) string {
 	return ""
 }
 
-const tracingConfig = `
-node: {id: edge-1, cluster: edge, zone: zone-a}
-admin: {address: "127.0.0.1:0"}
-lifecycle: {drain_time: 0s, watch_config: false}
+var tracingConfig = testHead + `node: {id: edge-1, cluster: edge, zone: zone-a}
 tracing:
   {{TRACING}}
   batch: {schedule_delay: 10ms}
-listeners:
-  - name: main
-    address: "127.0.0.1:0"
-    stat_prefix: main
-    access_log: [{path: "{{LOG}}", format: json}]
-    request_id: {always_set_request_id_in_response: true}
-    virtual_hosts:
-      - name: vh
-        domains: ["*"]
-        routes:
+` + listenersHead("main", "main", `access_log: [{path: "{{LOG}}", format: json}]`, `request_id: {always_set_request_id_in_response: true}`) + `
           - match: {prefix: /retry}
             route:
               cluster: up
@@ -378,16 +366,12 @@ func TestTracingSamplingDecisions(t *testing.T) {
 			}
 		})
 	}
-	for name, want := range map[string]uint64{
+	tp.wantStats(map[string]uint64{
 		"http.main.tracing.not_traceable":   2,
 		"http.main.tracing.service_forced":  1,
 		"http.main.tracing.client_enabled":  1,
 		"http.main.tracing.random_sampling": 1,
-	} {
-		if got := tp.stat(name); got != want {
-			t.Errorf("%s = %d, want %d", name, got, want)
-		}
-	}
+	})
 }
 
 // TestTracingReload: a reload that changes tracing: builds a new provider

@@ -102,7 +102,9 @@ const (
 func DefaultPropagators() []string { return []string{"tracecontext", "baggage"} }
 
 // Duration is a time.Duration written in YAML (or any text format) as a Go
-// duration string such as "250ms" or "5s".
+// duration string such as "250ms", "1.5s" or "1m"; Envoy's "0.25s" form is
+// therefore accepted as is. It is the one duration type of hopwatch's
+// configuration: the proxy's config.Duration is this type.
 type Duration time.Duration
 
 // D returns the value as a time.Duration.
@@ -111,61 +113,87 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 // String formats the duration as time.Duration does ("1m30s").
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// MarshalText writes the duration in time.Duration's form.
+// MarshalText renders the duration as a string such as "15s", so that a
+// configuration dump (JSON or YAML) shows what a user would write and
+// parses back.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// UnmarshalText parses a Go duration string. A bare number is rejected with a
-// hint, because "5" could mean seconds or milliseconds.
+// UnmarshalText parses a Go duration string. A bare number is rejected,
+// because "5" could mean seconds or milliseconds.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("expected a duration such as \"250ms\" or \"5s\", got %q", b)
+		return fmt.Errorf(`expected a duration such as "250ms" or "1.5s", got %q: %w`, b, err)
 	}
 	*d = Duration(v)
 	return nil
 }
 
+// FieldError is one invalid setting found by Config.Validate: the YAML
+// field it is about, as a path under the tracing section
+// ("batch.max_queue_size", "propagators[1]"), the offending value, and
+// what is wrong with it. A configuration file that embeds Config prefixes
+// Field with the section's own path to find the line.
+type FieldError struct {
+	// Field is the path of the setting, such as "batch.schedule_delay".
+	Field string
+	// Value is the offending value; nil when no single value is at fault.
+	Value any
+	// Problem says what is wrong, naming the value as written, such as
+	// `"udp" is not supported; use "grpc" or "http/protobuf"`.
+	Problem string
+}
+
+// Error is "field: problem".
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// fieldError is a *FieldError with a formatted problem.
+func fieldError(field string, value any, format string, args ...any) error {
+	return &FieldError{Field: field, Value: value, Problem: fmt.Sprintf(format, args...)}
+}
+
 // Validate checks the values that are set, without consulting the
-// environment or filling defaults. Errors name the YAML field. Resolve calls
-// it, so callers that Resolve need not.
+// environment or filling defaults. Each error is a *FieldError naming the
+// YAML field (several are joined). Resolve calls it, so callers that
+// Resolve need not.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Protocol != "" && c.Protocol != ProtocolGRPC && c.Protocol != ProtocolHTTP {
-		errs = append(errs, fmt.Errorf("protocol: %q is not supported; use %q or %q", c.Protocol, ProtocolGRPC, ProtocolHTTP))
+		errs = append(errs, fieldError("protocol", c.Protocol, "%q is not supported; use %q or %q", c.Protocol, ProtocolGRPC, ProtocolHTTP))
 	}
 	if c.Endpoint != "" {
 		if _, err := parseEndpoint(c.Endpoint); err != nil {
-			errs = append(errs, fmt.Errorf("endpoint: %w", err))
+			errs = append(errs, &FieldError{Field: "endpoint", Value: c.Endpoint, Problem: err.Error()})
 		}
 	}
 	if r := c.SamplingRatio; r != nil && !(*r >= 0 && *r <= 1) { // also rejects NaN
-		errs = append(errs, fmt.Errorf("sampling_ratio: %v is outside [0, 1]", *r))
+		errs = append(errs, fieldError("sampling_ratio", *r, "%v is outside [0, 1]", *r))
 	}
 	for i, name := range c.Propagators {
 		if _, ok := propagatorsByName[name]; !ok {
-			errs = append(errs, fmt.Errorf("propagators[%d]: %q is not supported; use one of %s", i, name, propagatorNames()))
+			errs = append(errs, fieldError(fmt.Sprintf("propagators[%d]", i), name, "%q is not supported; use one of %s", name, propagatorNames()))
 		}
 	}
 	for k := range c.ResourceAttributes {
 		if k == "" {
-			errs = append(errs, errors.New("resource_attributes: empty key"))
+			errs = append(errs, fieldError("resource_attributes", k, "empty key"))
 		}
 	}
 	b := c.Batch
 	if b.MaxQueueSize < 0 {
-		errs = append(errs, fmt.Errorf("batch.max_queue_size: %d is negative", b.MaxQueueSize))
+		errs = append(errs, fieldError("batch.max_queue_size", b.MaxQueueSize, "%d is negative", b.MaxQueueSize))
 	}
 	if b.MaxExportBatchSize < 0 {
-		errs = append(errs, fmt.Errorf("batch.max_export_batch_size: %d is negative", b.MaxExportBatchSize))
+		errs = append(errs, fieldError("batch.max_export_batch_size", b.MaxExportBatchSize, "%d is negative", b.MaxExportBatchSize))
 	}
 	if b.MaxQueueSize > 0 && b.MaxExportBatchSize > b.MaxQueueSize {
-		errs = append(errs, fmt.Errorf("batch.max_export_batch_size: %d is larger than batch.max_queue_size %d", b.MaxExportBatchSize, b.MaxQueueSize))
+		errs = append(errs, fieldError("batch.max_export_batch_size", b.MaxExportBatchSize, "%d is larger than batch.max_queue_size %d", b.MaxExportBatchSize, b.MaxQueueSize))
 	}
 	if b.ScheduleDelay < 0 {
-		errs = append(errs, fmt.Errorf("batch.schedule_delay: %v is negative", b.ScheduleDelay))
+		errs = append(errs, fieldError("batch.schedule_delay", b.ScheduleDelay, "%v is negative", b.ScheduleDelay))
 	}
 	if b.ExportTimeout < 0 {
-		errs = append(errs, fmt.Errorf("batch.export_timeout: %v is negative", b.ExportTimeout))
+		errs = append(errs, fieldError("batch.export_timeout", b.ExportTimeout, "%v is negative", b.ExportTimeout))
 	}
 	return errors.Join(errs...)
 }

@@ -1,7 +1,9 @@
 package tracing
 
 import (
+	"errors"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -50,6 +52,28 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want error containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestValidateFieldErrors: each error is a *FieldError carrying the field
+// and the offending value apart from the text, so that a configuration
+// embedding Config can point at the field without parsing the message.
+func TestValidateFieldErrors(t *testing.T) {
+	err := Config{Propagators: []string{"tracecontext", "xray"}, Batch: BatchConfig{MaxQueueSize: -1}}.Validate()
+	var got []FieldError
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		fe, ok := errors.AsType[*FieldError](e)
+		if !ok {
+			t.Fatalf("error %v is a %T, want a *FieldError", e, e)
+		}
+		got = append(got, *fe)
+	}
+	want := []FieldError{
+		{Field: "propagators[1]", Value: "xray", Problem: `"xray" is not supported; use one of ` + propagatorNames()},
+		{Field: "batch.max_queue_size", Value: -1, Problem: "-1 is negative"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Validate errors = %+v, want %+v", got, want)
 	}
 }
 

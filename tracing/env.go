@@ -45,37 +45,81 @@ func Resolve(cfg Config, lookupEnv func(string) (string, bool)) (Config, error) 
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
-	env := func(name string) string {
-		if lookupEnv == nil {
-			return ""
-		}
-		v, _ := lookupEnv(name)
-		return strings.TrimSpace(v)
-	}
-	first := func(names ...string) (name, value string) {
-		for _, n := range names {
-			if v := env(n); v != "" {
-				return n, v
-			}
-		}
-		return "", ""
-	}
+	r := &resolver{lookupEnv: lookupEnv}
 	out := cfg
 	out.Propagators = slices.Clone(cfg.Propagators)
-	var errs []error
+	r.resource(&out)
+	if out.Protocol == "" {
+		out.Protocol = r.protocol()
+	}
+	if out.Endpoint == "" {
+		out.Endpoint = r.endpoint(out.Protocol)
+	}
+	if out.Insecure == nil {
+		out.Insecure = r.insecure(out.Endpoint)
+	}
+	if out.SamplingRatio == nil {
+		ratio, err := samplerRatioFromEnv(r.env(EnvSampler), r.env(EnvSamplerArg))
+		r.fail(err)
+		out.SamplingRatio = &ratio
+	}
+	if len(out.Propagators) == 0 {
+		out.Propagators = r.propagators()
+	}
+	r.batch(&out.Batch)
+	if err := errors.Join(r.errs...); err != nil {
+		return Config{}, err
+	}
+	return out, nil
+}
 
-	// Resource: the environment's attributes under the configured ones.
+// resolver reads the OTEL_* variables for Resolve and collects what is
+// wrong with them, so that one run reports every bad variable.
+type resolver struct {
+	lookupEnv func(string) (string, bool)
+	errs      []error
+}
+
+// env is the variable's value, trimmed; "" when unset or empty.
+func (r *resolver) env(name string) string {
+	if r.lookupEnv == nil {
+		return ""
+	}
+	v, _ := r.lookupEnv(name)
+	return strings.TrimSpace(v)
+}
+
+// first is the first of the named variables that is set, and its value.
+func (r *resolver) first(names ...string) (name, value string) {
+	for _, n := range names {
+		if v := r.env(n); v != "" {
+			return n, v
+		}
+	}
+	return "", ""
+}
+
+// fail records err, if any.
+func (r *resolver) fail(err error) {
+	if err != nil {
+		r.errs = append(r.errs, err)
+	}
+}
+
+// resource puts the environment's attributes under the configured ones
+// and takes the service name and instance ID from them when out has none.
+func (r *resolver) resource(out *Config) {
 	attrs := map[string]string{}
-	if v := env(EnvResourceAttributes); v != "" {
+	if v := r.env(EnvResourceAttributes); v != "" {
 		parsed, err := ParseResourceAttributes(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", EnvResourceAttributes, err))
+			r.fail(fmt.Errorf("%s: %w", EnvResourceAttributes, err))
 		}
 		maps.Copy(attrs, parsed)
 	}
-	maps.Copy(attrs, cfg.ResourceAttributes)
+	maps.Copy(attrs, out.ResourceAttributes)
 	if out.ServiceName == "" {
-		out.ServiceName = cmp.Or(env(EnvServiceName), attrs["service.name"], DefaultServiceName)
+		out.ServiceName = cmp.Or(r.env(EnvServiceName), attrs["service.name"], DefaultServiceName)
 	}
 	if out.InstanceID == "" {
 		out.InstanceID = attrs["service.instance.id"]
@@ -85,122 +129,136 @@ func Resolve(cfg Config, lookupEnv func(string) (string, bool)) (Config, error) 
 	delete(attrs, "service.name")
 	delete(attrs, "service.instance.id")
 	out.ResourceAttributes = attrs
+}
 
-	if out.Protocol == "" {
-		name, v := first(EnvTracesProtocol, EnvProtocol)
-		switch v {
-		case "":
-			out.Protocol = ProtocolGRPC
-		case ProtocolGRPC, ProtocolHTTP:
-			out.Protocol = v
-		default:
-			errs = append(errs, fmt.Errorf("%s: %q is not supported; use %q or %q", name, v, ProtocolGRPC, ProtocolHTTP))
-			out.Protocol = ProtocolGRPC
-		}
+// protocol is the OTLP protocol from the environment, or the default.
+func (r *resolver) protocol() string {
+	name, v := r.first(EnvTracesProtocol, EnvProtocol)
+	switch v {
+	case "":
+		return ProtocolGRPC
+	case ProtocolGRPC, ProtocolHTTP:
+		return v
+	default:
+		r.fail(fmt.Errorf("%s: %q is not supported; use %q or %q", name, v, ProtocolGRPC, ProtocolHTTP))
+		return ProtocolGRPC
 	}
+}
 
-	if out.Endpoint == "" {
-		if v := env(EnvTracesEndpoint); v != "" {
-			if _, err := parseEndpoint(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", EnvTracesEndpoint, err))
-			}
-			out.Endpoint = v
-		} else if v := env(EnvEndpoint); v != "" {
-			ep, err := parseEndpoint(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", EnvEndpoint, err))
-			}
-			// The generic variable is a base URL: the signal's path is
-			// appended for HTTP (the specification's rule), while gRPC
-			// ignores paths.
-			if out.Protocol == ProtocolHTTP && ep.scheme != "" {
-				v = ep.scheme + "://" + ep.hostPort + strings.TrimSuffix(ep.path, "/") + "/v1/traces"
-			}
-			out.Endpoint = v
-		} else if out.Protocol == ProtocolHTTP {
-			out.Endpoint = "http://localhost:4318/v1/traces"
-		} else {
-			out.Endpoint = "localhost:4317"
+// endpoint is the OTLP endpoint from the environment, or the protocol's
+// default.
+func (r *resolver) endpoint(protocol string) string {
+	if v := r.env(EnvTracesEndpoint); v != "" {
+		if _, err := parseEndpoint(v); err != nil {
+			r.fail(fmt.Errorf("%s: %w", EnvTracesEndpoint, err))
 		}
+		return v
 	}
-
-	if out.Insecure == nil {
-		if name, v := first(EnvTracesInsecure, EnvInsecure); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %q is not true or false", name, v))
-			}
-			out.Insecure = &b
-		} else if ep, err := parseEndpoint(out.Endpoint); err == nil {
-			host := ep.hostPort[:strings.LastIndexByte(ep.hostPort, ':')]
-			b := ep.scheme == "http" || (ep.scheme == "" && isLoopbackHost(host))
-			out.Insecure = &b
-		}
-	}
-
-	if out.SamplingRatio == nil {
-		r, err := samplerRatioFromEnv(env(EnvSampler), env(EnvSamplerArg))
+	if v := r.env(EnvEndpoint); v != "" {
+		ep, err := parseEndpoint(v)
 		if err != nil {
-			errs = append(errs, err)
+			r.fail(fmt.Errorf("%s: %w", EnvEndpoint, err))
 		}
-		out.SamplingRatio = &r
+		// The generic variable is a base URL: the signal's path is
+		// appended for HTTP (the specification's rule), while gRPC
+		// ignores paths.
+		if protocol == ProtocolHTTP && ep.scheme != "" {
+			v = ep.scheme + "://" + ep.hostPort + strings.TrimSuffix(ep.path, "/") + "/v1/traces"
+		}
+		return v
 	}
+	if protocol == ProtocolHTTP {
+		return "http://localhost:4318/v1/traces"
+	}
+	return "localhost:4317"
+}
 
-	if len(out.Propagators) == 0 {
-		if v := env(EnvPropagators); v != "" {
-			for i, name := range strings.Split(v, ",") {
-				name = strings.TrimSpace(name)
-				if _, ok := propagatorsByName[name]; !ok {
-					errs = append(errs, fmt.Errorf("%s: entry %d %q is not supported; use one of %s", EnvPropagators, i+1, name, propagatorNames()))
-					continue
-				}
-				out.Propagators = append(out.Propagators, name)
-			}
-		} else {
-			out.Propagators = DefaultPropagators()
+// insecure is the insecure setting from the environment or, without one,
+// true for an http:// or loopback endpoint; nil when the endpoint is
+// invalid (an error already says so).
+func (r *resolver) insecure(endpoint string) *bool {
+	if name, v := r.first(EnvTracesInsecure, EnvInsecure); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			r.fail(fmt.Errorf("%s: %q is not true or false", name, v))
 		}
+		return &b
 	}
+	ep, err := parseEndpoint(endpoint)
+	if err != nil {
+		return nil
+	}
+	host := ep.hostPort[:strings.LastIndexByte(ep.hostPort, ':')]
+	b := ep.scheme == "http" || (ep.scheme == "" && isLoopbackHost(host))
+	return &b
+}
 
-	b := &out.Batch
-	envInt := func(dst *int, name string, def int) {
-		if *dst != 0 {
-			return
-		}
-		*dst = def
-		if v := env(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				errs = append(errs, fmt.Errorf("%s: %q is not a positive integer", name, v))
-				return
-			}
-			*dst = n
-		}
+// propagators is the propagator list from the environment, or the
+// default; unknown names are errors and left out.
+func (r *resolver) propagators() []string {
+	v := r.env(EnvPropagators)
+	if v == "" {
+		return DefaultPropagators()
 	}
-	envMillis := func(dst *Duration, name string, def time.Duration) {
-		if *dst != 0 {
-			return
+	var out []string
+	for i, name := range strings.Split(v, ",") {
+		name = strings.TrimSpace(name)
+		if _, ok := propagatorsByName[name]; !ok {
+			r.fail(fmt.Errorf("%s: entry %d %q is not supported; use one of %s", EnvPropagators, i+1, name, propagatorNames()))
+			continue
 		}
-		*dst = Duration(def)
-		if v := env(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				errs = append(errs, fmt.Errorf("%s: %q is not a positive number of milliseconds", name, v))
-				return
-			}
-			*dst = Duration(time.Duration(n) * time.Millisecond)
-		}
+		out = append(out, name)
 	}
-	envInt(&b.MaxQueueSize, EnvBSPMaxQueueSize, DefaultMaxQueueSize)
-	envInt(&b.MaxExportBatchSize, EnvBSPMaxExportBatch, DefaultMaxExportBatchSize)
+	return out
+}
+
+// batch fills the batch processor's unset settings from the environment
+// or the defaults.
+func (r *resolver) batch(b *BatchConfig) {
+	r.positiveInt(&b.MaxQueueSize, EnvBSPMaxQueueSize, DefaultMaxQueueSize)
+	r.positiveInt(&b.MaxExportBatchSize, EnvBSPMaxExportBatch, DefaultMaxExportBatchSize)
 	// The SDK clamps the same way: a batch can never be bigger than the queue.
 	b.MaxExportBatchSize = min(b.MaxExportBatchSize, b.MaxQueueSize)
-	envMillis(&b.ScheduleDelay, EnvBSPScheduleDelay, DefaultScheduleDelay)
-	envMillis(&b.ExportTimeout, EnvBSPExportTimeout, DefaultExportTimeout)
+	r.millis(&b.ScheduleDelay, EnvBSPScheduleDelay, DefaultScheduleDelay)
+	r.millis(&b.ExportTimeout, EnvBSPExportTimeout, DefaultExportTimeout)
+}
 
-	if err := errors.Join(errs...); err != nil {
-		return Config{}, err
+// positiveInt sets an unset *dst from the named variable, else to def.
+func (r *resolver) positiveInt(dst *int, name string, def int) {
+	if *dst != 0 {
+		return
 	}
-	return out, nil
+	*dst = def
+	if n, ok := r.positive(name, "integer"); ok {
+		*dst = n
+	}
+}
+
+// millis sets an unset *dst from the named variable, in milliseconds,
+// else to def.
+func (r *resolver) millis(dst *Duration, name string, def time.Duration) {
+	if *dst != 0 {
+		return
+	}
+	*dst = Duration(def)
+	if n, ok := r.positive(name, "number of milliseconds"); ok {
+		*dst = Duration(time.Duration(n) * time.Millisecond)
+	}
+}
+
+// positive is the named variable as a positive integer (what it counts
+// names it in the error); false when unset or, with an error, invalid.
+func (r *resolver) positive(name, what string) (int, bool) {
+	v := r.env(name)
+	if v == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		r.fail(fmt.Errorf("%s: %q is not a positive %s", name, v, what))
+		return 0, false
+	}
+	return n, true
 }
 
 // samplerRatioFromEnv maps OTEL_TRACES_SAMPLER and its argument to a ratio.

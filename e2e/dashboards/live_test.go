@@ -320,7 +320,7 @@ func TestDashboardsLive(t *testing.T) {
 
 	// Poll until every query that should have data has it, or time is up.
 	var missing, unexpected []string
-	for deadline := time.Now().Add(100 * time.Second); ; {
+	e2etest.Settle(100*time.Second, 3*time.Second, func() bool {
 		missing, unexpected = missing[:0], unexpected[:0]
 		for _, tg := range targets {
 			has, err := rangeHasData(ctx, promURL, lint.Substitute(tg.expr, values), testStart)
@@ -342,11 +342,8 @@ func TestDashboardsLive(t *testing.T) {
 				missing = append(missing, v.key+": "+v.selector)
 			}
 		}
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(3 * time.Second)
-	}
+		return len(missing) == 0
+	})
 	recordPreviewData(ctx, t, root, promURL, values, testStart, func() { drive(ctx, t, base, probeListen, probeMore) })
 	for _, m := range missing {
 		t.Errorf("no data: %s", m)
@@ -365,7 +362,7 @@ func checkOrdinary(ctx context.Context, t *testing.T, promURL string, targets []
 	t.Helper()
 	var noSeries, zero, moved []string
 	var moving int
-	for deadline := time.Now().Add(90 * time.Second); ; {
+	e2etest.Settle(90*time.Second, 3*time.Second, func() bool {
 		noSeries, zero, moved, moving = noSeries[:0], zero[:0], moved[:0], 0
 		for _, tg := range targets {
 			n, maxv, err := instant(ctx, promURL, lint.Substitute(tg.expr, values))
@@ -386,11 +383,8 @@ func checkOrdinary(ctx context.Context, t *testing.T, promURL string, targets []
 				zero = append(zero, tg.key+": "+tg.expr)
 			}
 		}
-		if len(noSeries)+len(zero)+len(moved) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(3 * time.Second)
-	}
+		return len(noSeries)+len(zero)+len(moved) == 0
+	})
 	for _, m := range noSeries {
 		t.Errorf("ordinary traffic: no series: %s", m)
 	}

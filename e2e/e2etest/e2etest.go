@@ -79,3 +79,13 @@ func WaitFor(t testing.TB, what string, limit time.Duration, cond func() bool) t
 	}
 	return time.Since(start)
 }
+
+// Settle runs round, then again every interval, until it reports that the
+// system has settled or timeout passes. It does not fail the test: round
+// keeps its findings where the caller can report the last ones, which
+// say what never settled.
+func Settle(timeout, interval time.Duration, round func() bool) {
+	for deadline := time.Now().Add(timeout); !round() && time.Now().Before(deadline); {
+		time.Sleep(interval)
+	}
+}

@@ -2,7 +2,6 @@ package e2etest
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -98,19 +97,15 @@ func reloads(log string) int {
 // body; a non-200 answer fails the test.
 func (p *Proxy) AdminGet(t testing.TB, path string) string {
 	t.Helper()
-	res, err := http.Get("http://" + p.Admin + path)
+	req, err := http.NewRequest(http.MethodGet, "http://"+p.Admin+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, body := Fetch(t, http.DefaultClient, req) //nolint:bodyclose // Fetch has read and closed it
 	if res.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s: %s", path, res.Status, b)
+		t.Fatalf("GET %s: %s: %s", path, res.Status, body)
 	}
-	return string(b)
+	return body
 }
 
 // Stats returns every counter and gauge by its flat Envoy name, from

@@ -56,7 +56,7 @@ func TestEnvoyMixinLive(t *testing.T) {
 	// the first flush, and the load moves the rest. Poll until nothing
 	// unlisted is missing, or time is up.
 	var missing, found []string
-	for deadline := time.Now().Add(60 * time.Second); ; {
+	e2etest.Settle(60*time.Second, 2*time.Second, func() bool {
 		missing, found = missing[:0], found[:0]
 		for _, src := range []string{"sink", "proxy"} {
 			series, err := scrape(sources[src])
@@ -75,11 +75,8 @@ func TestEnvoyMixinLive(t *testing.T) {
 				}
 			}
 		}
-		if len(missing)+len(found) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(2 * time.Second)
-	}
+		return len(missing)+len(found) == 0
+	})
 	for _, m := range missing {
 		t.Errorf("missing, and not a known gap: %s", m)
 	}

@@ -1,4 +1,4 @@
-// Package fault is the fault-injection end-to-end scenario of issue 8: the
+// Package fault is the fault-injection end-to-end scenario: the
 // real proxy, with Envoy's fault filter on three routes, in front of a real
 // upstream process. A 25 % abort is observed by the client (the share of
 // 503s), by the upstream (it never sees an aborted request) and in

@@ -1,4 +1,4 @@
-// Package hashing is the "Hashing" end-to-end scenario of issue 8: a real
+// Package hashing is the "Hashing" end-to-end scenario: a real
 // hopwatch-proxy balances over three real upstream processes with
 // consistent hashing on a request header, ring_hash on one route and
 // maglev on another. Every key lands on one upstream, every time; then a

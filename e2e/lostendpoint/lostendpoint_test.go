@@ -1,5 +1,5 @@
-// Package lostendpoint is the "Lost endpoint" end-to-end scenario of
-// issue 8, with its active health checking companions. Everything runs as
+// Package lostendpoint is the "Lost endpoint" end-to-end scenario, with
+// its active health checking companions. Everything runs as
 // real processes on loopback: three test upstreams behind the real
 // hopwatch-proxy.
 //

@@ -1,4 +1,4 @@
-// Package overload is the "Overload" end-to-end scenario of issue 8: a
+// Package overload is the "Overload" end-to-end scenario: a
 // burst of concurrent requests well beyond a cluster's circuit-breaker
 // limits, against the real proxy binary and a real upstream process that
 // takes a second per response, so that requests pile up.

@@ -26,14 +26,18 @@ type proc struct {
 	*e2etest.Process
 	listener string // address of the listener named "ingress"
 	admin    string
+	path     string // configuration file, for reloads
 }
 
-// startProc runs the binary on the configuration at path and waits until
-// it logs the addresses of its admin server and its "ingress" listener.
-func startProc(t *testing.T, path string, extra ...string) *proc {
+// startProc writes yaml to a new configuration file, runs the binary on it
+// and waits until it logs the addresses of its admin server and its
+// "ingress" listener.
+func startProc(t *testing.T, yaml string, extra ...string) *proc {
 	t.Helper()
+	path := filepath.Join(t.TempDir(), "proxy.yaml")
+	writeFile(t, path, yaml)
 	bin := e2etest.GoBuild(t, "cmd/hopwatch-proxy")
-	p := &proc{Process: e2etest.StartProcess(t, "hopwatch-proxy", nil, bin, append([]string{"-c", path, "--log-format", "json"}, extra...)...)}
+	p := &proc{path: path, Process: e2etest.StartProcess(t, "hopwatch-proxy", nil, bin, append([]string{"-c", path, "--log-format", "json"}, extra...)...)}
 	p.WaitFor(t, "its addresses logged", 20*time.Second, func() error {
 		sc := bufio.NewScanner(strings.NewReader(p.Output()))
 		for sc.Scan() {
@@ -173,14 +177,12 @@ func TestCheckConfig(t *testing.T) {
 
 func TestReloadBySIGHUP(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "proxy.yaml")
-	writeFile(t, path, config("one", "127.0.0.1:9", "{drain_time: 0s, watch_config: false}"))
-	p := startProc(t, path)
+	p := startProc(t, config("one", "127.0.0.1:9", "{drain_time: 0s, watch_config: false}"))
 	url := "http://" + p.listener + "/direct"
 	if _, body := get(t, url); body != "one" {
 		t.Fatalf("body %q, want one", body)
 	}
-	writeFile(t, path, config("two", "127.0.0.1:9", "{drain_time: 0s, watch_config: false}"))
+	writeFile(t, p.path, config("two", "127.0.0.1:9", "{drain_time: 0s, watch_config: false}"))
 	// Without SIGHUP nothing changes: the file is not watched.
 	time.Sleep(500 * time.Millisecond)
 	if _, body := get(t, url); body != "one" {
@@ -190,7 +192,7 @@ func TestReloadBySIGHUP(t *testing.T) {
 	waitBody(t, url, "two")
 
 	// A broken file is refused; the running configuration keeps serving.
-	writeFile(t, path, "listeners: [\n")
+	writeFile(t, p.path, "listeners: [\n")
 	p.Signal(t, syscall.SIGHUP)
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(p.Output(), "reload rejected") {
@@ -210,14 +212,12 @@ func TestReloadBySIGHUP(t *testing.T) {
 
 func TestReloadByFileWatch(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "proxy.yaml")
-	writeFile(t, path, config("one", "127.0.0.1:9", "{drain_time: 0s, watch_config: true}"))
-	p := startProc(t, path, "--watch-interval", "100ms")
+	p := startProc(t, config("one", "127.0.0.1:9", "{drain_time: 0s, watch_config: true}"), "--watch-interval", "100ms")
 	url := "http://" + p.listener + "/direct"
 	if _, body := get(t, url); body != "one" {
 		t.Fatalf("body %q, want one", body)
 	}
-	writeFile(t, path, config("two", "127.0.0.1:9", "{drain_time: 0s, watch_config: true}"))
+	writeFile(t, p.path, config("two", "127.0.0.1:9", "{drain_time: 0s, watch_config: true}"))
 	waitBody(t, url, "two")
 }
 
@@ -233,9 +233,7 @@ func TestSIGTERMDrain(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	const drain = 3 * time.Second
-	path := filepath.Join(t.TempDir(), "proxy.yaml")
-	writeFile(t, path, config("direct", up.Listener.Addr().String(), "{drain_time: 3s, watch_config: false}"))
-	p := startProc(t, path)
+	p := startProc(t, config("direct", up.Listener.Addr().String(), "{drain_time: 3s, watch_config: false}"))
 	base := "http://" + p.listener
 
 	if res, _ := get(t, base+"/fast"); res.Close {
@@ -296,9 +294,7 @@ func TestSIGTERMDrain(t *testing.T) {
 
 func TestSecondSIGTERMSkipsDrain(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "proxy.yaml")
-	writeFile(t, path, config("direct", "127.0.0.1:9", "{drain_time: 60s, watch_config: false}"))
-	p := startProc(t, path)
+	p := startProc(t, config("direct", "127.0.0.1:9", "{drain_time: 60s, watch_config: false}"))
 	p.Signal(t, syscall.SIGTERM)
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(p.Output(), `"msg":"draining"`) {

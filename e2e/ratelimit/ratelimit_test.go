@@ -1,4 +1,4 @@
-// Package ratelimit is the "Rate limits" end-to-end scenario of issue 8:
+// Package ratelimit is the "Rate limits" end-to-end scenario:
 // the real hopwatch-proxy, the real test upstream, Envoy's reference
 // rate-limit service (bin/ratelimit, github.com/envoyproxy/ratelimit built
 // by `make tools-test` from tools/ratelimit) and Debian's redis-server

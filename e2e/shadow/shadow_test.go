@@ -1,4 +1,4 @@
-// Package shadow is the "Shadowing" end-to-end scenario of issue 8: the
+// Package shadow is the "Shadowing" end-to-end scenario: the
 // real proxy mirrors 10 % of a route's traffic to a shadow upstream
 // process. Over 2000 requests the shadow receives 10 % ± 2 % of them, with
 // "-shadow" appended to their Host, and the proxy counts them in the

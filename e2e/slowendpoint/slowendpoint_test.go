@@ -1,6 +1,6 @@
-// Package slowendpoint is the "Slow endpoint" end-to-end scenario of
-// issue 8: one of three upstream processes becomes slow (200 ms per
-// response) under bounded concurrent load. A least_request cluster moves
+// Package slowendpoint is the "Slow endpoint" end-to-end scenario: one of
+// three upstream processes becomes slow (200 ms per response) under
+// bounded concurrent load. A least_request cluster moves
 // traffic away from it, measurably: its share drops from about a third to
 // about a ninth, while a round_robin cluster over the same three processes,
 // the control, keeps sending it exactly a third.

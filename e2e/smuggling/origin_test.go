@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // origin is a raw-socket HTTP/1.1 server behind the proxy under test. It
@@ -27,7 +29,7 @@ import (
 // own answer from someone else's; with upgrade set it answers a request
 // that carries Upgrade with 101 and records whatever follows as tunnelled.
 type origin struct {
-	ln      net.Listener
+	address string
 	upgrade bool
 
 	mu        sync.Mutex
@@ -68,29 +70,18 @@ type anomaly struct {
 
 func startOrigin(t testing.TB, upgrade bool) *origin {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &origin{ln: ln, upgrade: upgrade}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			o.mu.Lock()
-			o.conns++
-			id := o.conns
-			o.mu.Unlock()
-			go o.serve(c, id)
-		}
-	}()
+	o := &origin{upgrade: upgrade}
+	o.address = e2etest.Serve(t, func(c net.Conn) {
+		o.mu.Lock()
+		o.conns++
+		id := o.conns
+		o.mu.Unlock()
+		o.serve(c, id)
+	})
 	return o
 }
 
-func (o *origin) addr() string { return o.ln.Addr().String() }
+func (o *origin) addr() string { return o.address }
 
 // forProbe returns the requests and anomalies that carry probe's ID.
 func (o *origin) forProbe(probe string) ([]originReq, []string) {
@@ -348,7 +339,7 @@ func clip(b []byte, n int) string {
 // canary is an origin that no route points at: a proxy that connects to
 // it is an open proxy. It records the first bytes of every connection.
 type canary struct {
-	ln net.Listener
+	address string
 
 	mu    sync.Mutex
 	conns []string
@@ -356,32 +347,18 @@ type canary struct {
 
 func startCanary(t testing.TB) *canary {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := &canary{ln: ln}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetReadDeadline(time.Now().Add(time.Second))
-				b, _ := io.ReadAll(io.LimitReader(c, 512))
-				k.mu.Lock()
-				k.conns = append(k.conns, string(b))
-				k.mu.Unlock()
-			}()
-		}
-	}()
+	k := &canary{}
+	k.address = e2etest.RawServer(t, func(c net.Conn) {
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		b, _ := io.ReadAll(io.LimitReader(c, 512))
+		k.mu.Lock()
+		k.conns = append(k.conns, string(b))
+		k.mu.Unlock()
+	})
 	return k
 }
 
-func (k *canary) addr() string { return k.ln.Addr().String() }
+func (k *canary) addr() string { return k.address }
 
 // contacts returns the first bytes of every connection made to the canary.
 func (k *canary) contacts() []string {

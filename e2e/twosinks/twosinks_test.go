@@ -235,7 +235,7 @@ scrape_configs:
 	queries := dashboardQueries(t)
 	var diffs, empty []string
 	withData, rounds, firstRound := 0, 0, 0
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	e2etest.Settle(30*time.Second, time.Second, func() bool {
 		rounds++
 		diffs, empty, withData = diffs[:0], empty[:0], 0
 		at := time.Now()
@@ -260,11 +260,8 @@ scrape_configs:
 		if rounds == 1 {
 			firstRound = len(diffs)
 		}
-		if len(diffs) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
+		return len(diffs) == 0
+	})
 	for _, d := range diffs {
 		t.Errorf("one sink and two sinks disagree: %s", d)
 	}

@@ -1,4 +1,4 @@
-// Package zones is the "Zones" end-to-end scenario of issue 8: a real
+// Package zones is the "Zones" end-to-end scenario: a real
 // hopwatch-proxy in zone a, with a local cluster (its own service's
 // instances) spread over zones a, b and c, routes to upstream clusters of
 // real upstream processes. With balanced capacity every request stays in
@@ -73,11 +73,7 @@ cluster_manager: {local_cluster_name: self}
 		// Local 33/33/33 %, upstream 33/33/33 %: upstream% ≥ local% in a,
 		// so Envoy routes every request directly to zone a.
 		const n = 2000
-		res := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/balanced"), Requests: n, Workers: 4, Deadline: 40 * time.Second})
-		t.Logf("client: %d sent, status %v, by upstream %v, p50 %v p99 %v", res.Sent, res.Status, res.ByUpstream, res.Percentile(0.5), res.Percentile(0.99))
-		if res.Sent != n || res.Status[200] != n {
-			t.Fatalf("client: %d sent, status %v, %d errors %q; want %d × 200", res.Sent, res.Status, res.Errors, res.ErrorSamples, n)
-		}
+		res := allOK(t, e2etest.Load{URL: in.URL("/balanced"), Requests: n, Workers: 4, Deadline: 40 * time.Second})
 		served := map[string]int64{}
 		for _, name := range []string{"a1", "a2", "b1", "b2", "c1", "c2"} {
 			served[name] = ups.Get(name).Served(t)
@@ -121,11 +117,7 @@ cluster_manager: {local_cluster_name: self}
 		// Expected: as 60%, bs 0, each cs 13.33%. Without zone routing
 		// every host would get 20%, over 40 σ away from 60% at this n.
 		const n = 3000
-		res := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/spill"), Requests: n, Workers: 4, Deadline: 40 * time.Second})
-		t.Logf("client: %d sent, status %v, by upstream %v, p50 %v p99 %v", res.Sent, res.Status, res.ByUpstream, res.Percentile(0.5), res.Percentile(0.99))
-		if res.Sent != n || res.Status[200] != n {
-			t.Fatalf("client: %d sent, status %v, %d errors %q; want %d × 200", res.Sent, res.Status, res.Errors, res.ErrorSamples, n)
-		}
+		res := allOK(t, e2etest.Load{URL: in.URL("/spill"), Requests: n, Workers: 4, Deadline: 40 * time.Second})
 		served := map[string]int64{}
 		for _, name := range []string{"as", "bs", "cs1", "cs2", "cs3"} {
 			served[name] = ups.Get(name).Served(t)
@@ -167,10 +159,7 @@ cluster_manager: {local_cluster_name: self}
 	t.Run("a cluster under min_cluster_size ignores zones", func(t *testing.T) {
 		const n = 200
 		before := map[string]int64{"a1": ups.Get("a1").Served(t), "b1": ups.Get("b1").Served(t)}
-		res := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/small"), Requests: n, Workers: 2})
-		if res.Status[200] != n {
-			t.Fatalf("client: status %v, %d errors; want %d × 200", res.Status, res.Errors, n)
-		}
+		allOK(t, e2etest.Load{URL: in.URL("/small"), Requests: n, Workers: 2})
 		// Plain round robin over both zones.
 		for name, b := range before {
 			if got := ups.Get(name).Served(t) - b; got != n/2 {
@@ -205,10 +194,7 @@ cluster_manager: {local_cluster_name: self}
 		}
 		directBefore := p.Stat(t, "cluster.balanced.lb_zone_routing_all_directly")
 		const n = 500
-		res := e2etest.RunLoad(t, e2etest.Load{URL: in.URL("/balanced"), Requests: n, Workers: 4})
-		if res.Status[200] != n {
-			t.Fatalf("client: status %v, %d errors; want %d × 200", res.Status, res.Errors, n)
-		}
+		allOK(t, e2etest.Load{URL: in.URL("/balanced"), Requests: n, Workers: 4})
 		c := ups.Get("c1").Served(t) - before["c1"] + ups.Get("c2").Served(t) - before["c2"]
 		if c != n || ups.Get("a1").Served(t) != before["a1"] || ups.Get("a2").Served(t) != before["a2"] {
 			t.Errorf("zone c served %d of %d after the reload (a1 %d→%d, a2 %d→%d)", c, n,
@@ -225,4 +211,16 @@ cluster_manager: {local_cluster_name: self}
 			t.Errorf("cluster.balanced.zone.a.c.upstream_rq_200 = %d: responses charged to the old zone", got)
 		}
 	})
+}
+
+// allOK runs the load and fails the test unless every request was sent
+// and answered 200.
+func allOK(t *testing.T, l e2etest.Load) *e2etest.LoadResult {
+	t.Helper()
+	res := e2etest.RunLoad(t, l)
+	t.Logf("client: %d sent, status %v, by upstream %v, p50 %v p99 %v", res.Sent, res.Status, res.ByUpstream, res.Percentile(0.5), res.Percentile(0.99))
+	if res.Sent != l.Requests || res.Status[200] != l.Requests {
+		t.Fatalf("client: %d sent, status %v, %d errors %q; want %d × 200", res.Sent, res.Status, res.Errors, res.ErrorSamples, l.Requests)
+	}
+	return res
 }

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 	"github.com/hopwatch/hopwatch/proxy/cluster"
-	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/config/configtest"
 )
 
 // fakeServer is the admin.Server a test controls: a fixed state, clusters
@@ -48,26 +49,11 @@ func (f *fakeServer) calls() []bool {
 // zone-a host and a canary in zone-b (static hosts, never dialed).
 func testClusters(t *testing.T) []*cluster.Cluster {
 	t.Helper()
-	cfg, err := config.Parse([]byte(`
-listeners:
-  - name: l
-    address: 127.0.0.1:0
-    stat_prefix: l
-    virtual_hosts:
-      - name: vh
-        domains: ["*"]
-        routes:
-          - match: {prefix: /}
-            route: {cluster: backend}
-clusters:
-  - name: backend
+	cfg := configtest.ParseClusters(t, `  - name: backend
     endpoints:
       - {address: "127.0.0.1:1", weight: 3, zone: zone-a}
       - {address: "127.0.0.1:2", zone: zone-b, canary: true}
-`), "admin_test.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	m, err := cluster.NewManagerWithOptions(context.Background(), cfg.Clusters, nil, slog.New(slog.DiscardHandler), cluster.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -92,16 +78,7 @@ func do(t *testing.T, method, url string) (*http.Response, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res, string(b)
+	return e2etest.Fetch(t, http.DefaultClient, req)
 }
 
 func TestEndpoints(t *testing.T) {

@@ -109,16 +109,26 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	conn, err := d.net.DialContext(ctx, network, addr)
+	if err := d.settle(ctx, addr, start, slot, err); err != nil {
+		return nil, err
+	}
+	return d.wrap(slot.conn(conn)), nil
+}
+
+// settle ends a connection attempt begun at start: it records the outcome
+// and frees the circuit-breaker slot on failure or marks it connected. It
+// returns err as a ConnectError, or nil.
+func (d *dialer) settle(ctx context.Context, addr string, start time.Time, slot *connWait, err error) error {
 	if err != nil {
 		err = d.connectError(ctx, addr, err)
 	}
 	d.observe(ctx, addr, start, err)
 	if err != nil {
 		slot.failed()
-		return nil, err
+		return err
 	}
 	slot.ready()
-	return d.wrap(slot.conn(conn)), nil
+	return nil
 }
 
 // acquire claims a connection slot from the circuit breaker, waiting for
@@ -162,15 +172,9 @@ func (d *dialer) DialTLSContext(ctx context.Context, network, addr string) (net.
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	conn, err := d.dialTLS(ctx, network, addr, slot)
-	if err != nil {
-		err = d.connectError(ctx, addr, err)
-	}
-	d.observe(ctx, addr, start, err)
-	if err != nil {
-		slot.failed()
+	if err := d.settle(ctx, addr, start, slot, err); err != nil {
 		return nil, err
 	}
-	slot.ready()
 	return conn, nil
 }
 

@@ -87,15 +87,21 @@ type tableEntry[T any] struct {
 // built the newest one. It allocates nothing unless c is new.
 func (tc *tableCache[T]) get(c *candidates) tableEntry[T] {
 	if es := tc.entries.Load(); es != nil {
-		for _, e := range *es {
-			if e.cands == c {
-				return e
-			}
-		}
-		tc.request(c)
-		return (*es)[0]
+		return tc.pick(*es, c)
 	}
 	return tc.first(c)
+}
+
+// pick returns c's entry from es or, asking for c's table to be built,
+// the newest entry.
+func (tc *tableCache[T]) pick(es []tableEntry[T], c *candidates) tableEntry[T] {
+	for _, e := range es {
+		if e.cands == c {
+			return e
+		}
+	}
+	tc.request(c)
+	return es[0]
 }
 
 // lookup returns the table built for c, or nil.
@@ -117,13 +123,7 @@ func (tc *tableCache[T]) first(c *candidates) tableEntry[T] {
 	defer tc.mu.Unlock()
 	if es := tc.entries.Load(); es != nil {
 		// Another pick built one meanwhile; c's own comes in the background.
-		for _, e := range *es {
-			if e.cands == c {
-				return e
-			}
-		}
-		tc.request(c)
-		return (*es)[0]
+		return tc.pick(*es, c)
 	}
 	e := tableEntry[T]{cands: c, table: tc.build(c)}
 	tc.entries.Store(&[]tableEntry[T]{e})

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/config/configtest"
 	"github.com/hopwatch/hopwatch/proxy/lbpolicy"
 )
 
@@ -26,25 +27,11 @@ func init() {
 }
 
 func TestRegisteredPolicyThroughConfigAndCluster(t *testing.T) {
-	const src = `listeners:
-  - name: l
-    address: 127.0.0.1:0
-    stat_prefix: l
-    virtual_hosts:
-      - name: vh
-        domains: ["*"]
-        routes:
-          - match: {prefix: /}
-            route: {cluster: c}
-clusters:
-  - name: c
+	const clusters = `  - name: c
     lb_policy: first_host
     endpoints: [{address: 127.0.0.1:8080}, {address: 127.0.0.1:8081}]
 `
-	cfg, err := config.Parse([]byte(src), "test.yaml")
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
+	cfg := configtest.ParseClusters(t, clusters)
 	m, err := NewManagerWithOptions(context.Background(), cfg.Clusters, nil, nil, Options{})
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
@@ -61,8 +48,8 @@ clusters:
 	}
 
 	// A misspelt name is still refused, with the registered name listed.
-	_, err = config.Parse([]byte(strings.Replace(src, "first_host", "first_hots", 1)), "test.yaml")
-	want := `test.yaml:13:16: clusters[0].lb_policy: must be one of round_robin, least_request, random, ring_hash, maglev, first_host; got "first_hots"`
+	_, err = config.Parse([]byte(configtest.WithClusters(strings.Replace(clusters, "first_host", "first_hots", 1))), "test.yaml")
+	want := `test.yaml:4:16: clusters[0].lb_policy: must be one of round_robin, least_request, random, ring_hash, maglev, first_host; got "first_hots"`
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %s", err, want)
 	}

@@ -83,14 +83,8 @@ func (c *Cluster) applyCircuitBreakerDefaults(explicit func(any) bool) {
 		}
 	}
 	if rb := cb.RetryBudget; rb != nil {
-		if rb.BudgetPercent == nil {
-			p := DefaultRetryBudgetPercent
-			rb.BudgetPercent = &p
-		}
-		if rb.MinRetryConcurrency == nil {
-			n := DefaultMinRetryConcurrency
-			rb.MinRetryConcurrency = &n
-		}
+		setDefault(&rb.BudgetPercent, DefaultRetryBudgetPercent)
+		setDefault(&rb.MinRetryConcurrency, DefaultMinRetryConcurrency)
 	}
 }
 

@@ -218,14 +218,20 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
-			"tracing: a bad duration (encoding.TextUnmarshaler)",
+			// One Duration type: tracing's durations decode as every other.
+			"tracing: a bad duration reads as lifecycle.drain_time's",
 			minimal + "tracing:\n  batch:\n    schedule_delay: 5\n",
-			[]string{`test.yaml:16:21: tracing.batch.schedule_delay: expected a duration such as "250ms" or "5s", got "5"`},
+			[]string{`test.yaml:16:21: tracing.batch.schedule_delay: expected a duration such as "250ms" or "1.5s", got "5" (add a unit, e.g. "5s")`},
 		},
 		{
 			"tracing: a duration that is not a scalar",
 			minimal + "tracing:\n  batch:\n    export_timeout: [5s]\n",
-			[]string{`test.yaml:16:21: tracing.batch.export_timeout: expected a scalar value, got a list`},
+			[]string{`test.yaml:16:21: tracing.batch.export_timeout: expected a duration such as "250ms" or "1.5s", got a list`},
+		},
+		{
+			"tracing: a negative duration, reported once, by tracing.Config.Validate",
+			minimal + "tracing:\n  batch:\n    schedule_delay: -1s\n",
+			[]string{`test.yaml:16:21: tracing.batch.schedule_delay: -1s is negative`},
 		},
 		{
 			"tracing: resource_attributes must be a mapping",
@@ -681,7 +687,7 @@ func TestRedacted(t *testing.T) {
 }
 
 // TestTracingSection decodes a full tracing section: a string map, the
-// tracing package's own Duration type (an encoding.TextUnmarshaler), and a
+// tracing package's Duration (config.Duration itself), and a
 // route decorator; the redacted copy shares no map with the original, and
 // the section survives a YAML round trip.
 func TestTracingSection(t *testing.T) {
@@ -722,15 +728,7 @@ func TestTracingSection(t *testing.T) {
 		t.Error("the redacted copy shares its resource_attributes map with the original")
 	}
 
-	out, err := yaml.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2, err := Parse(out, "dump.yaml")
-	if err != nil {
-		t.Fatalf("re-parse: %v\n%s", err, out)
-	}
-	if !reflect.DeepEqual(c2.Tracing, c.Tracing) {
+	if _, c2 := roundTrip(t, c); !reflect.DeepEqual(c2.Tracing, c.Tracing) {
 		t.Errorf("round trip changed tracing:\n%+v\n%+v", c2.Tracing, c.Tracing)
 	}
 }

@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -239,10 +238,7 @@ func (d *decoder) countNode(n *yaml.Node, path string) bool {
 	return true
 }
 
-var (
-	durationType        = reflect.TypeFor[Duration]()
-	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
-)
+var durationType = reflect.TypeFor[Duration]()
 
 // decode stores node n into v, which describes the field at path.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
@@ -306,10 +302,6 @@ func describe(n *yaml.Node) string {
 func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	if v.Type() == durationType {
 		d.duration(n, v, path)
-		return
-	}
-	if reflect.PointerTo(v.Type()).Implements(textUnmarshalerType) {
-		d.text(n, v, path)
 		return
 	}
 	switch v.Kind() {
@@ -390,22 +382,6 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	v.SetInt(int64(dur))
-}
-
-// text decodes a scalar into a type that parses itself
-// (encoding.TextUnmarshaler, such as tracing.Duration), reporting its
-// error at the node.
-func (d *decoder) text(n *yaml.Node, v reflect.Value, path string) {
-	if n.Kind != yaml.ScalarNode {
-		d.fail(n, path, "expected a scalar value, got %s", describe(n))
-		return
-	}
-	p := reflect.New(v.Type())
-	if err := p.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
-		d.fail(n, path, "%v", err)
-		return
-	}
-	v.Set(p.Elem())
 }
 
 // mapEntries decodes a YAML mapping into the string-keyed map v. Keys are

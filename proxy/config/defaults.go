@@ -60,18 +60,13 @@ func (c *Config) applyDefaults(explicit func(field any) bool) {
 			*s = def
 		}
 	}
-	setB := func(b **bool, def bool) {
-		if *b == nil {
-			*b = &def
-		}
-	}
 
 	if c.Node.ID == "" && !explicit(&c.Node.ID) {
 		c.Node.ID = hostNodeID()
 	}
 	setS(&c.Admin.Address, DefaultAdminAddress)
 	setD(&c.Lifecycle.DrainTime, DefaultDrainTime)
-	setB(&c.Lifecycle.WatchConfig, true)
+	setDefault(&c.Lifecycle.WatchConfig, true)
 
 	if len(c.StatsConfig.HistogramBuckets) == 0 {
 		c.StatsConfig.HistogramBuckets = stats.DefaultBuckets()
@@ -102,8 +97,8 @@ func (c *Config) applyDefaults(explicit func(field any) bool) {
 		setD(&l.Limits.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 		setD(&l.Limits.IdleTimeout, DefaultListenerIdleTimeout)
 		setD(&l.Limits.StreamIdleTimeout, DefaultStreamIdleTimeout)
-		setB(&l.UseRemoteAddress, true)
-		setB(&l.RequestID.Generate, true)
+		setDefault(&l.UseRemoteAddress, true)
+		setDefault(&l.RequestID.Generate, true)
 		if l.AccessLog == nil && !explicit(&l.AccessLog) {
 			l.AccessLog = []AccessLog{{}}
 		}
@@ -150,20 +145,11 @@ func (c *Config) applyDefaults(explicit func(field any) bool) {
 }
 
 func (r *Route) applyDefaults(explicit func(any) bool) {
-	if r.Match.CaseSensitive == nil {
-		t := true
-		r.Match.CaseSensitive = &t
-	}
+	setDefault(&r.Match.CaseSensitive, true)
 	r.HeadersMutation.applyDefaults()
 	if a := r.Route; a != nil {
-		if a.Timeout == nil {
-			t := Duration(DefaultRouteTimeout)
-			a.Timeout = &t
-		}
-		if a.MaxReplayBufferBytes == nil {
-			n := DefaultMaxReplayBufferBytes
-			a.MaxReplayBufferBytes = &n
-		}
+		setDefault(&a.Timeout, Duration(DefaultRouteTimeout))
+		setDefault(&a.MaxReplayBufferBytes, DefaultMaxReplayBufferBytes)
 		if a.RetryPolicy != nil {
 			a.RetryPolicy.applyDefaults(explicit)
 		}
@@ -181,10 +167,7 @@ func (r *Route) applyDefaults(explicit func(any) bool) {
 }
 
 func (p *RetryPolicy) applyDefaults(explicit func(any) bool) {
-	if p.NumRetries == nil {
-		n := DefaultNumRetries
-		p.NumRetries = &n
-	}
+	setDefault(&p.NumRetries, DefaultNumRetries)
 	b := &p.RetryBackOff
 	if b.BaseInterval == 0 && !explicit(&b.BaseInterval) {
 		b.BaseInterval = Duration(DefaultRetryBaseInterval)
@@ -198,16 +181,21 @@ func (p *RetryPolicy) applyDefaults(explicit func(any) bool) {
 func (m *HeadersMutation) applyDefaults() {
 	for _, list := range [][]HeaderValueOption{m.RequestHeadersToAdd, m.ResponseHeadersToAdd} {
 		for i := range list {
-			if list[i].Append == nil {
-				t := true
-				list[i].Append = &t
-			}
+			setDefault(&list[i].Append, true)
 		}
 	}
 }
 
 // hostNodeID is the default node.id: the host name, with any character
 // that may not appear in a stat name replaced by '_'.
+// setDefault points *p at v when the file left the field unset (nil); a
+// value the file wrote, even a zero one, stays.
+func setDefault[T any](p **T, v T) {
+	if *p == nil {
+		*p = &v
+	}
+}
+
 func hostNodeID() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {

@@ -180,10 +180,7 @@ func (c *Cluster) applyHealthDefaults(explicit func(any) bool) {
 				hh.ExpectedStatuses = []StatusRange{{Start: DefaultHealthCheckExpectedStatus, End: DefaultHealthCheckExpectedStatus + 1}}
 			}
 			for j := range hh.RequestHeadersToAdd {
-				if hh.RequestHeadersToAdd[j].Append == nil {
-					t := true
-					hh.RequestHeadersToAdd[j].Append = &t
-				}
+				setDefault(&hh.RequestHeadersToAdd[j].Append, true)
 			}
 		}
 	}
@@ -209,10 +206,7 @@ func (c *Cluster) applyHealthDefaults(explicit func(any) bool) {
 	setI(&o.FailurePercentageThreshold, DefaultOutlierFailurePercentageThreshold)
 	setI(&o.FailurePercentageMinimumHosts, DefaultOutlierFailurePercentageMinHosts)
 	setI(&o.FailurePercentageRequestVolume, DefaultOutlierFailurePercentageReqVolume)
-	if o.SuccessfulActiveHealthCheckUnejectHost == nil {
-		t := DefaultOutlierUnejectOnHealthCheckSuccess
-		o.SuccessfulActiveHealthCheckUnejectHost = &t
-	}
+	setDefault(&o.SuccessfulActiveHealthCheckUnejectHost, DefaultOutlierUnejectOnHealthCheckSuccess)
 }
 
 // maxHealthChecks is how many health_checks a cluster may have: Envoy

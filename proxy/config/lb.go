@@ -50,19 +50,10 @@ const (
 )
 
 func (l *CommonLBConfig) applyDefaults() {
-	if l.HealthyPanicThreshold == nil {
-		t := DefaultHealthyPanicThreshold
-		l.HealthyPanicThreshold = &t
-	}
+	setDefault(&l.HealthyPanicThreshold, DefaultHealthyPanicThreshold)
 	z := &l.ZoneAwareLBConfig
-	if z.RoutingEnabled == nil {
-		r := DefaultZoneRoutingEnabled
-		z.RoutingEnabled = &r
-	}
-	if z.MinClusterSize == nil {
-		n := DefaultZoneMinClusterSize
-		z.MinClusterSize = &n
-	}
+	setDefault(&z.RoutingEnabled, DefaultZoneRoutingEnabled)
+	setDefault(&z.MinClusterSize, DefaultZoneMinClusterSize)
 }
 
 func (v *validator) commonLBConfig(cp string, l *CommonLBConfig) {

@@ -52,14 +52,8 @@ func (p *PathNormalization) PathNormalizationOptions() pathnorm.Options {
 }
 
 func (p *PathNormalization) applyPathNormalizationDefaults() {
-	if p.NormalizePath == nil {
-		t := true
-		p.NormalizePath = &t
-	}
-	if p.MergeSlashes == nil {
-		t := true
-		p.MergeSlashes = &t
-	}
+	setDefault(&p.NormalizePath, true)
+	setDefault(&p.MergeSlashes, true)
 	if p.PathWithEscapedSlashesAction == "" {
 		p.PathWithEscapedSlashesAction = DefaultPathWithEscapedSlashesAction
 	}

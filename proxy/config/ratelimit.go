@@ -221,10 +221,7 @@ func (lr *LocalRateLimit) applyDefaults(explicit func(any) bool) {
 		lr.Status = DefaultRateLimitedStatus
 	}
 	for _, p := range []**float64{&lr.FilterEnabled, &lr.FilterEnforced} {
-		if *p == nil {
-			v := DefaultFilterPercent
-			*p = &v
-		}
+		setDefault(p, DefaultFilterPercent)
 	}
 	if lr.EnableXRateLimitHeaders == "" {
 		lr.EnableXRateLimitHeaders = XRateLimitHeadersOff
@@ -243,10 +240,7 @@ func applyRateLimitActionDefaults(rls []RateLimit) {
 				if h.DescriptorKey == "" {
 					h.DescriptorKey = "header_match"
 				}
-				if h.ExpectMatch == nil {
-					t := true
-					h.ExpectMatch = &t
-				}
+				setDefault(&h.ExpectMatch, true)
 			}
 		}
 	}

@@ -29,10 +29,7 @@ const DefaultMirrorMaxBodyBytes = 65536
 func (a *RouteAction) applyMirrorDefaults(explicit func(any) bool) {
 	for i := range a.RequestMirrorPolicies {
 		p := &a.RequestMirrorPolicies[i]
-		if p.MaxBodyBytes == nil {
-			n := DefaultMirrorMaxBodyBytes
-			p.MaxBodyBytes = &n
-		}
+		setDefault(&p.MaxBodyBytes, DefaultMirrorMaxBodyBytes)
 		if p.RuntimeFraction != nil {
 			p.RuntimeFraction.DefaultValue.applyDefaults(explicit)
 		}

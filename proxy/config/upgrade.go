@@ -61,10 +61,7 @@ func (l *Listener) applyUpgradeDefaults(explicit func(any) bool) {
 
 func enableUnset(list []UpgradeConfig) {
 	for i := range list {
-		if list[i].Enabled == nil {
-			t := true
-			list[i].Enabled = &t
-		}
+		setDefault(&list[i].Enabled, true)
 	}
 }
 

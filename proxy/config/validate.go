@@ -143,9 +143,8 @@ func (v *validator) config(c *Config) {
 
 // tracing checks the tracing section with tracing.Config's own rules, so
 // that the proxy and the tracing package never disagree on what is valid.
-// Its errors start with the YAML field they are about ("protocol: ...",
-// "batch.schedule_delay: ..."); that field, as a path under tracing, finds
-// the line.
+// Each error is a *tracing.FieldError whose field, as a path under
+// tracing, finds the line.
 func (v *validator) tracing(t *tracing.Config) {
 	if t == nil {
 		return
@@ -159,27 +158,12 @@ func (v *validator) tracing(t *tracing.Config) {
 		errs = j.Unwrap()
 	}
 	for _, e := range errs {
-		msg := e.Error()
-		path := "tracing"
-		if field, rest, ok := strings.Cut(msg, ": "); ok && isFieldPath(field) {
-			path, msg = "tracing."+field, rest
-		}
-		v.errorf(path, "%s", msg)
-	}
-}
-
-// isFieldPath reports whether s looks like a YAML field path such as
-// "batch.max_queue_size" or "propagators[2]".
-func isFieldPath(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '[' || r == ']') {
-			return false
+		if fe, ok := errors.AsType[*tracing.FieldError](e); ok {
+			v.errorf("tracing."+fe.Field, "%s", fe.Problem)
+		} else {
+			v.errorf("tracing", "%v", e)
 		}
 	}
-	return true
 }
 
 // stats checks stats_config and stats_sinks.
@@ -773,6 +757,10 @@ func (v *validator) cluster(cp string, c *Cluster) {
 	}
 }
 
+// tracingConfigType is the tracing section's type, whose durations its own
+// Validate checks.
+var tracingConfigType = reflect.TypeFor[tracing.Config]()
+
 // durations reports every negative Duration under v, wherever it is, so
 // that no new Duration field can forget the check.
 func (v *validator) durations(path string, rv reflect.Value) {
@@ -787,6 +775,9 @@ func (v *validator) durations(path string, rv reflect.Value) {
 		}
 	case reflect.Struct:
 		t := rv.Type()
+		if t == tracingConfigType {
+			return // tracing.Config.Validate checks its own durations
+		}
 		for i := range t.NumField() {
 			f := t.Field(i)
 			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")

@@ -227,17 +227,7 @@ func (f *Fault) delayFor(h http.Header) (time.Duration, bool) {
 	if d == nil {
 		return 0, false
 	}
-	pct := d.pct
-	if d.fromHeader {
-		pct = HeaderPercentage(h, HeaderDelayRequestPercentage, pct)
-	}
-	if !pct.Selects(f.rnd()) {
-		return 0, false
-	}
-	if !d.fromHeader {
-		return d.d, true
-	}
-	return HeaderDelay(h)
+	return draw(f, h, d.pct, d.fromHeader, HeaderDelayRequestPercentage, d.d, HeaderDelay)
 }
 
 // abortFor draws the abort fault: the status to answer with, or false.
@@ -246,17 +236,25 @@ func (f *Fault) abortFor(h http.Header) (int, bool) {
 	if a == nil {
 		return 0, false
 	}
-	pct := a.pct
-	if a.fromHeader {
-		pct = HeaderPercentage(h, HeaderAbortRequestPercentage, pct)
+	return draw(f, h, a.pct, a.fromHeader, HeaderAbortRequestPercentage, a.status, HeaderAbortStatus)
+}
+
+// draw decides one fault by Envoy's rule for both kinds: the request is
+// selected by pct, which the header pctHeader may lower when the fault
+// takes its parameter from the request (fromHeader); the fault's value is
+// then fixed, or what fromRequest reads from the headers.
+func draw[T any](f *Fault, h http.Header, pct Percent, fromHeader bool, pctHeader string, fixed T, fromRequest func(http.Header) (T, bool)) (T, bool) {
+	var zero T
+	if fromHeader {
+		pct = HeaderPercentage(h, pctHeader, pct)
 	}
 	if !pct.Selects(f.rnd()) {
-		return 0, false
+		return zero, false
 	}
-	if !a.fromHeader {
-		return a.status, true
+	if !fromHeader {
+		return fixed, true
 	}
-	return HeaderAbortStatus(h)
+	return fromRequest(h)
 }
 
 // firstValue returns the first value of header key (canonical form); the

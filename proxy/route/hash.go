@@ -11,6 +11,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/hopwatch/hopwatch/proxy/config"
 )
 
@@ -81,7 +83,7 @@ func compileHashPolicy(list []config.HashPolicy, path string) (*HashPolicy, erro
 			case ":scheme":
 				m.kind = hashScheme
 			default:
-				if !validHeaderName(h.HeaderName) {
+				if !httpguts.ValidHeaderFieldName(h.HeaderName) {
 					return nil, fmt.Errorf("%s.header.header_name: %q is not a valid header name", ip, h.HeaderName)
 				}
 				m.kind, m.name = hashHeader, http.CanonicalHeaderKey(h.HeaderName)

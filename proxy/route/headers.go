@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/hopwatch/hopwatch/proxy/config"
 )
 
@@ -96,7 +98,7 @@ func parseFormat(s, hostname string) (format, error) {
 			f.segments = append(f.segments, segment{kind: segUpstreamCluster})
 		case strings.HasPrefix(name, "REQ(") && strings.HasSuffix(name, ")"):
 			h := name[len("REQ(") : len(name)-1]
-			if !validHeaderName(h) {
+			if !httpguts.ValidHeaderFieldName(h) {
 				return format{}, fmt.Errorf("%%%s%% at byte %d of %q: %q is not a valid header name", name, i, s, h)
 			}
 			flush()
@@ -181,7 +183,7 @@ func checkMutableHeader(name string) error {
 		return fmt.Errorf("pseudo-header %q cannot be changed", name)
 	case strings.EqualFold(name, "host"):
 		return fmt.Errorf("host cannot be changed here; use host_rewrite_literal")
-	case !validHeaderName(name):
+	case !httpguts.ValidHeaderFieldName(name):
 		return fmt.Errorf("%q is not a valid header name", name)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/hopwatch/hopwatch/proxy/config"
 )
 
@@ -129,7 +131,7 @@ func compileHeaderMatcher(h *config.HeaderMatcher) (headerMatcher, error) {
 	case name == "host":
 		// Go keeps Host out of Request.Header; it is the :authority.
 		out.name = ":authority"
-	case !validHeaderName(name):
+	case !httpguts.ValidHeaderFieldName(name):
 		return out, fmt.Errorf("name: %q is not a valid header name", h.Name)
 	default:
 		out.name = http.CanonicalHeaderKey(name)
@@ -195,23 +197,6 @@ func compileQueryMatcher(q *config.QueryParameterMatcher) (queryMatcher, error) 
 		return out, fmt.Errorf("%s: at most one of exact_match, safe_regex_match and present_match may be set, found %d", q.Name, set)
 	}
 	return out, nil
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // matches reports whether r satisfies every part of the match. The path

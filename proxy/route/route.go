@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/hopwatch/hopwatch/proxy/config"
 	"github.com/hopwatch/hopwatch/proxy/fault"
 	"github.com/hopwatch/hopwatch/proxy/ratelimit"
@@ -219,7 +221,7 @@ func (rt *Route) compileRouteAction(a *config.RouteAction, path string, opts Opt
 			return fmt.Errorf("%s.weighted_clusters.clusters: at least one cluster with weight > 0 is required", path)
 		}
 		if h := wc.HeaderName; h != "" {
-			if !validHeaderName(h) {
+			if !httpguts.ValidHeaderFieldName(h) {
 				return fmt.Errorf("%s.weighted_clusters.header_name: %q is not a valid header name", path, h)
 			}
 			rt.weightHeader = http.CanonicalHeaderKey(h)

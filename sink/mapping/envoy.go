@@ -94,75 +94,123 @@ func envoyResult(name string, labels []Label, t statsd.Type) *Result {
 // extract applies Envoy's well-known tag extractors to a stat that is not
 // in the catalogue.
 func (e *Envoy) extract(stat string, t statsd.Type) *Result {
-	var cut []span
-	var labels []Label
-	add := func(tag, value string, from, to int) {
-		labels = append(labels, Label{Name: tag, Value: value})
-		cut = append(cut, span{from, to})
-	}
+	x := &extraction{stat: stat}
 	if m := reCode.FindStringSubmatchIndex(stat); m != nil {
-		add(TagResponseCode, stat[m[4]:m[5]], m[2], m[3])
+		x.addMatch(TagResponseCode, m)
 	} else if m := reCodeClass.FindStringSubmatchIndex(stat); m != nil {
-		add(TagResponseCodeClass, stat[m[4]:m[5]], m[2], m[3])
+		x.addMatch(TagResponseCodeClass, m)
 	}
 	first, _, _ := strings.Cut(stat, ".")
 	switch first {
 	case "cluster":
-		if from, to, ok := e.clusterName(stat, cut); ok {
-			add(TagClusterName, stat[from:to-1], from, to)
+		if from, to, ok := e.clusterName(stat, x.cut); ok {
+			x.add(TagClusterName, stat[from:to-1], from, to)
 		}
 	case "http":
-		if v, from, ok := segment(stat, 1); ok {
-			add(TagHTTPConnManager, v, from, from+len(v)+1)
-			for _, sub := range []struct{ word, tag string }{{"user_agent", TagUserAgent}, {"fault", TagFaultCluster}} {
-				if w, wf, ok := segment(stat, 2); ok && w == sub.word {
-					if v, f, ok := segment(stat, 3); ok && strings.Count(stat[wf:], ".") >= 2 {
-						add(sub.tag, v, f, f+len(v)+1)
-					}
-				}
-			}
-			if m := reRDS.FindStringSubmatchIndex(stat); m != nil {
-				add(TagRDSRouteConfig, stat[m[4]:m[5]], m[2], m[3])
-			}
-		}
+		x.http()
 	case "listener":
-		if m := reListHTTP.FindStringSubmatchIndex(stat); m != nil {
-			add(TagHTTPConnManager, stat[m[4]:m[5]], m[2], m[3])
-		}
-		if m := reWorker.FindStringSubmatchIndex(stat); m != nil {
-			add(TagWorkerID, stat[m[4]:m[5]], m[2], m[3])
-		}
-		if m := reListener.FindStringSubmatchIndex(stat); m != nil && stat[m[4]:m[5]] != "admin" && m[3] < len(stat) {
-			add(TagListenerAddress, stat[m[4]:m[5]], m[2], m[3])
-		}
+		x.listener()
 	case "server", "listener_manager", "thread_local_cluster_manager":
 		if m := reWorker.FindStringSubmatchIndex(stat); m != nil {
-			add(TagWorkerID, stat[m[4]:m[5]], m[2], m[3])
+			x.addMatch(TagWorkerID, m)
 		}
 	case "vhost":
-		if v, from, ok := segment(stat, 1); ok && strings.Count(stat, ".") >= 2 {
-			add(TagVirtualHost, v, from, from+len(v)+1)
-			if w, _, ok := segment(stat, 2); ok && (w == "vcluster" || w == "route") {
-				if v, f, ok := segment(stat, 3); ok && strings.Count(stat, ".") >= 4 {
-					tag := TagVirtualCluster
-					if w == "route" {
-						tag = TagRoute
-					}
-					add(tag, v, f, f+len(v)+1)
-				}
-			}
-		}
+		x.vhost()
 	case "tcp", "udp", "ratelimit", "mongo", "thrift", "redis", "dns_filter", "connection_limit", "local_rate_limit":
 		if v, from, ok := segment(stat, 1); ok && strings.Count(stat, ".") >= 2 {
-			add("envoy_"+first+"_prefix", v, from, from+len(v)+1)
+			x.add("envoy_"+first+"_prefix", v, from, from+len(v)+1)
 		}
 	}
-	// Cut the extracted values out of the name, in order.
+	sortLabels(x.labels)
+	return envoyResult(x.name(), x.labels, t)
+}
+
+// extraction is the tags found in one stat so far, and the spans of the
+// stat's name that held their values.
+type extraction struct {
+	stat   string
+	cut    []span
+	labels []Label
+}
+
+// add records tag=value, taken from stat[from:to].
+func (x *extraction) add(tag, value string, from, to int) {
+	x.labels = append(x.labels, Label{Name: tag, Value: value})
+	x.cut = append(x.cut, span{from, to})
+}
+
+// addMatch records tag from a regexp match whose first group is the span
+// to cut and whose second is the value.
+func (x *extraction) addMatch(tag string, m []int) {
+	x.add(tag, x.stat[m[4]:m[5]], m[2], m[3])
+}
+
+// http extracts http.<conn manager>. and, below it, the user agent, fault
+// cluster and RDS route config.
+func (x *extraction) http() {
+	stat := x.stat
+	v, from, ok := segment(stat, 1)
+	if !ok {
+		return
+	}
+	x.add(TagHTTPConnManager, v, from, from+len(v)+1)
+	for _, sub := range []struct{ word, tag string }{{"user_agent", TagUserAgent}, {"fault", TagFaultCluster}} {
+		if w, wf, ok := segment(stat, 2); ok && w == sub.word {
+			if v, f, ok := segment(stat, 3); ok && strings.Count(stat[wf:], ".") >= 2 {
+				x.add(sub.tag, v, f, f+len(v)+1)
+			}
+		}
+	}
+	if m := reRDS.FindStringSubmatchIndex(stat); m != nil {
+		x.addMatch(TagRDSRouteConfig, m)
+	}
+}
+
+// listener extracts a listener's conn manager, worker and address.
+func (x *extraction) listener() {
+	stat := x.stat
+	if m := reListHTTP.FindStringSubmatchIndex(stat); m != nil {
+		x.addMatch(TagHTTPConnManager, m)
+	}
+	if m := reWorker.FindStringSubmatchIndex(stat); m != nil {
+		x.addMatch(TagWorkerID, m)
+	}
+	if m := reListener.FindStringSubmatchIndex(stat); m != nil && stat[m[4]:m[5]] != "admin" && m[3] < len(stat) {
+		x.addMatch(TagListenerAddress, m)
+	}
+}
+
+// vhost extracts vhost.<virtual host>. and, below it, the virtual cluster
+// or route.
+func (x *extraction) vhost() {
+	stat := x.stat
+	v, from, ok := segment(stat, 1)
+	if !ok || strings.Count(stat, ".") < 2 {
+		return
+	}
+	x.add(TagVirtualHost, v, from, from+len(v)+1)
+	w, _, ok := segment(stat, 2)
+	if !ok || (w != "vcluster" && w != "route") {
+		return
+	}
+	if v, f, ok := segment(stat, 3); ok && strings.Count(stat, ".") >= 4 {
+		tag := TagVirtualCluster
+		if w == "route" {
+			tag = TagRoute
+		}
+		x.add(tag, v, f, f+len(v)+1)
+	}
+}
+
+// name is the stat's name with the extracted values cut out, in order,
+// sanitized and prefixed "envoy_".
+func (x *extraction) name() string {
+	stat := x.stat
 	out := make([]byte, 0, len(stat)+6)
 	out = append(out, "envoy_"...)
-	sortSpans(cut)
+	sortSpans(x.cut)
 	pos := 0
-	for _, c := range cut {
+	for _, c := range x.cut {
 		if c.from < pos {
 			continue // overlapping extractors: the first one wins
 		}
@@ -170,8 +218,7 @@ func (e *Envoy) extract(stat string, t statsd.Type) *Result {
 		pos = c.to
 	}
 	out = appendSanitized(out, stat[pos:])
-	sortLabels(labels)
-	return envoyResult(string(out), labels, t)
+	return string(out)
 }
 
 // clusterName finds `<name>.` after "cluster.": the shortest name that leaves

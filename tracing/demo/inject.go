@@ -111,42 +111,40 @@ type headerFault struct {
 // parseHeaderFault reads the injection headers for the service named
 // service. Errors name the header.
 func parseHeaderFault(h http.Header, service string) (headerFault, error) {
-	var f headerFault
-	f.forward = http.Header{}
-	appliesHere := func(atHeader string) bool {
-		at := h.Get(atHeader)
-		if at == "" {
-			return true
-		}
-		return slices.ContainsFunc(strings.Split(at, ","), func(s string) bool {
-			return strings.EqualFold(strings.TrimSpace(s), service)
-		})
+	f := headerFault{forward: http.Header{}}
+	var err error
+	if f.delay, err = targeted(h, service, HeaderDelay, HeaderDelayAt, ParseDelay, f.forward); err != nil {
+		return headerFault{}, err
 	}
-	if v := h.Get(HeaderDelay); v != "" {
-		d, err := ParseDelay(v)
-		if err != nil {
-			return headerFault{}, fmt.Errorf("%s: %w", HeaderDelay, err)
-		}
-		if appliesHere(HeaderDelayAt) {
-			f.delay = d
-		}
-		if at := h.Get(HeaderDelayAt); at != "" {
-			f.forward.Set(HeaderDelay, v)
-			f.forward.Set(HeaderDelayAt, at)
-		}
-	}
-	if v := h.Get(HeaderFail); v != "" {
-		c, err := ParseErrorCode(v)
-		if err != nil {
-			return headerFault{}, fmt.Errorf("%s: %w", HeaderFail, err)
-		}
-		if appliesHere(HeaderFailAt) {
-			f.code = c
-		}
-		if at := h.Get(HeaderFailAt); at != "" {
-			f.forward.Set(HeaderFail, v)
-			f.forward.Set(HeaderFailAt, at)
-		}
+	if f.code, err = targeted(h, service, HeaderFail, HeaderFailAt, ParseErrorCode, f.forward); err != nil {
+		return headerFault{}, err
 	}
 	return f, nil
+}
+
+// targeted parses the injection header name with parse and returns its
+// value if it applies to service: when the header atName is absent or
+// lists the service. A targeted header is copied to forward with its
+// target list, so that the services behind see it too; the zero value
+// means none asked of this service.
+func targeted[T any](h http.Header, service, name, atName string, parse func(string) (T, error), forward http.Header) (T, error) {
+	var zero T
+	v := h.Get(name)
+	if v == "" {
+		return zero, nil
+	}
+	x, err := parse(v)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", name, err)
+	}
+	at := h.Get(atName)
+	if at == "" {
+		return x, nil
+	}
+	forward.Set(name, v)
+	forward.Set(atName, at)
+	if slices.ContainsFunc(strings.Split(at, ","), func(s string) bool { return strings.EqualFold(strings.TrimSpace(s), service) }) {
+		return x, nil
+	}
+	return zero, nil
 }
