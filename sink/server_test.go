@@ -144,14 +144,10 @@ func TestServerUDPAndTCP(t *testing.T) {
 	fmt.Fprint(c, "tcpline:7|c\r\ntcpline:1|c\n")
 	c.Close()
 
-	// 13 lines over UDP and 2 over TCP: waiting for 13 alone could return
-	// before the TCP lines were read (seen under load in CI).
-	fams := waitFor(t, s, "all lines", func(f map[string]*dto.MetricFamily) bool {
-		v, _ := value(f, "statsd_exporter_lines_total")
-		tcp, _ := value(f, "tcpline")
-		return v >= 15 && tcp == 8
-	})
-	for _, tc := range []struct {
+	// Lines are counted when parsed and aggregated by the shards after,
+	// so wait for the values themselves: 13 lines over UDP and 2 over
+	// TCP, each in the series it maps to.
+	want := []struct {
 		name   string
 		labels []string
 		want   float64
@@ -166,12 +162,26 @@ func TestServerUDPAndTCP(t *testing.T) {
 		{"statsd_exporter_udp_packets_total", nil, 6},
 		{"statsd_exporter_tcp_connections_total", nil, 1},
 		{"statsd_exporter_sample_errors_total", []string{"reason", "malformed_line"}, 1},
-	} {
-		got, ok := value(fams, tc.name, tc.labels...)
-		if !ok || got != tc.want {
-			t.Errorf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
-		}
 	}
+	mismatches := func(fams map[string]*dto.MetricFamily) []string {
+		var bad []string
+		for _, tc := range want {
+			if got, ok := value(fams, tc.name, tc.labels...); !ok || got != tc.want {
+				bad = append(bad, fmt.Sprintf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want))
+			}
+		}
+		return bad
+	}
+	var last []string
+	defer func() {
+		if t.Failed() && len(last) > 0 {
+			t.Logf("still wrong at the end:\n%s", strings.Join(last, "\n"))
+		}
+	}()
+	fams := waitFor(t, s, "every line in its series", func(f map[string]*dto.MetricFamily) bool {
+		last = mismatches(f)
+		return len(last) == 0
+	})
 	// t is a summary of seconds: sum = 0.1 + 0.3*2.
 	if got := fams["t"].Metric[0].Summary.GetSampleSum(); got != 0.1+0.3*2 {
 		t.Errorf("t sum = %v", got)
