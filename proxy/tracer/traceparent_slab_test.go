@@ -1,0 +1,51 @@
+package tracer
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TestUnsampledTraceparent: every value is a valid, unsampled traceparent
+// that the W3C propagator reads back, no two share an ID, and a value
+// cannot be appended to in place (its neighbour would change under a
+// header map that holds it).
+func TestUnsampledTraceparent(t *testing.T) {
+	seen := map[trace.TraceID]bool{}
+	var prev []string
+	for i := range 3 * slabValues {
+		v := unsampledTraceparent()
+		if len(v) != 1 || cap(v) != 1 || len(v[0]) != traceparentLen {
+			t.Fatalf("value %d: %q (len %d, cap %d)", i, v, len(v), cap(v))
+		}
+		sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(),
+			propagation.HeaderCarrier(http.Header{"Traceparent": v})))
+		if !sc.IsValid() || sc.IsSampled() {
+			t.Fatalf("value %d: %q is not a valid, unsampled traceparent", i, v[0])
+		}
+		if seen[sc.TraceID()] {
+			t.Fatalf("value %d: trace ID %s handed out twice", i, sc.TraceID())
+		}
+		seen[sc.TraceID()] = true
+		if prev != nil {
+			before := prev[0]
+			_ = append(v, "x")
+			if prev[0] != before {
+				t.Fatalf("appending to value %d changed value %d", i, i-1)
+			}
+		}
+		prev = v
+	}
+}
+
+// BenchmarkUnsampledTraceparent is the per-request cost of the value an
+// unsampled root request sends upstream, refills included.
+func BenchmarkUnsampledTraceparent(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = unsampledTraceparent()
+	}
+}
