@@ -77,7 +77,9 @@ type forwarder struct {
 	single     bool
 	reqCtx     context.Context
 	cancelReq  context.CancelCauseFunc
-	routeTimer *time.Timer
+	routeTimer *routeTimer
+	// routeTimerArmed: the route timer was armed once; it never is again.
+	routeTimerArmed bool
 
 	hosts *hostPicker
 	// retryHeld: a retry slot of the circuit breaker is held (overflow.go).
@@ -162,14 +164,16 @@ func (f *forwarder) end() {
 }
 
 func (f *forwarder) armRouteTimer(cancel context.CancelCauseFunc) {
-	if t := f.fr.Route.Timeout; t > 0 && f.routeTimer == nil {
-		f.routeTimer = time.AfterFunc(t, func() { cancel(errRouteTimeout) })
+	if t := f.fr.Route.Timeout; t > 0 && !f.routeTimerArmed {
+		f.routeTimer, f.routeTimerArmed = armRouteTimer(t, cancel), true
 	}
 }
 
+// stopRouteTimer stops the route timer; it may be called again.
 func (f *forwarder) stopRouteTimer() {
 	if f.routeTimer != nil {
-		f.routeTimer.Stop()
+		f.routeTimer.stop()
+		f.routeTimer = nil
 	}
 }
 
