@@ -140,7 +140,8 @@ func (t *Tracer) StartServer(ctx context.Context, in Inbound) (context.Context, 
 	if t == nil {
 		return ctx, nil, NotTraceable
 	}
-	clientForced := len(in.Header[HeaderClientTraceID]) > 0 && in.Header[HeaderClientTraceID][0] != ""
+	cid := in.Header[HeaderClientTraceID]
+	clientForced := len(cid) > 0 && cid[0] != ""
 	serviceForced := in.Internal && forceTrace(in.Header)
 	if !clientForced && !serviceForced && !t.carriesContext(in.Header) {
 		if sampled, ok := t.provider.RootDecision(in.RequestID); ok && !sampled {
