@@ -88,8 +88,10 @@ type forwarder struct {
 
 // hostPicker picks each attempt's host, telling the balancer which hosts
 // earlier attempts tried (a retry host predicate) and the request's hash.
-// It lives apart from the forwarder because the balancer keeps its
-// address: the forwarder itself stays on the stack.
+// It lives apart from the forwarder because the balancer takes its
+// address (an interface call, so it escapes): the forwarder itself stays on
+// the stack, and the picker lives in the Request, which the connection
+// manager already keeps in its pooled per-request state.
 type hostPicker struct {
 	lb        cluster.LBContext
 	buf       [4]*cluster.Host
@@ -143,7 +145,8 @@ func (f *forwarder) decodeHeaders(w http.ResponseWriter, fr *Request) (out Outco
 		f.reqCtx, f.cancelReq = context.WithCancelCause(f.reqCtx)
 		f.armRouteTimer(f.cancelReq)
 	}
-	f.hosts = &hostPicker{}
+	fr.hosts = hostPicker{}
+	f.hosts = &fr.hosts
 	f.hosts.attempted = f.hosts.buf[:0]
 	if rt.Hash != nil && fr.Cluster.HashesRequests() {
 		// As in Envoy, the hash is computed only for a balancer that uses

@@ -89,6 +89,9 @@ type Request struct {
 	// body is the request body as Forward prepared it; it knows whether
 	// reading it from the client failed.
 	body *requestBody
+	// hosts picks the attempts' hosts (forward.go); here rather than in
+	// an allocation of its own.
+	hosts hostPicker
 }
 
 // headerValue returns []string{v}, from HeaderValues when there is one.
