@@ -7,6 +7,8 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hopwatch/hopwatch/proxy/streaminfo"
 )
 
 // TestUnsampledTraceparent: every value is a valid, unsampled traceparent
@@ -47,5 +49,26 @@ func BenchmarkUnsampledTraceparent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = unsampledTraceparent()
+	}
+}
+
+// TestUnsampledRootAllocs: the tracing work of an unsampled root request,
+// from the decision to the traceparent sent upstream, allocates nothing
+// per request (the slab's refills, one in 64 requests, round to zero).
+func TestUnsampledRootAllocs(t *testing.T) {
+	tr, _ := newTestTracer(t, 0)
+	in := http.Header{"User-Agent": {"test"}}
+	out := http.Header{"User-Agent": {"test"}}
+	info := &streaminfo.Info{ResponseCode: 200}
+	n := testing.AllocsPerRun(1000, func() {
+		ctx, span, _ := tr.StartServer(context.Background(), Inbound{Header: in, RequestID: "4d2c3b1a-0000-4000-8000-000000000000", Name: "h"})
+		EndClient(tr.StartClient(ctx, Outbound{Header: out, Cluster: "c", Attempt: 1}), 200, "")
+		tr.EndServer(span, info, false)
+	})
+	if n != 0 {
+		t.Errorf("an unsampled root request allocates %v times", n)
+	}
+	if out.Get("Traceparent") == "" {
+		t.Error("no traceparent sent upstream")
 	}
 }
