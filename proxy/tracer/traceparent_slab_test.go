@@ -2,6 +2,8 @@ package tracer
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"testing"
 
@@ -70,5 +72,21 @@ func TestUnsampledRootAllocs(t *testing.T) {
 	}
 	if out.Get("Traceparent") == "" {
 		t.Error("no traceparent sent upstream")
+	}
+}
+
+// TestPutHex64: the word-at-a-time digits are fmt's, for the edges and for
+// random values.
+func TestPutHex64(t *testing.T) {
+	vals := []uint64{0, 1, 9, 10, 15, 16, 0x0123456789abcdef, 0xfedcba9876543210, 0x9999999999999999, 0xaaaaaaaaaaaaaaaa, ^uint64(0)}
+	for range 1000 {
+		vals = append(vals, rand.Uint64())
+	}
+	var b [16]byte
+	for _, v := range vals {
+		putHex64(b[:], v)
+		if want := fmt.Sprintf("%016x", v); string(b[:]) != want {
+			t.Fatalf("putHex64(%#x) = %q, want %q", v, b[:], want)
+		}
 	}
 }
