@@ -36,3 +36,23 @@ func TestRouteTimer(t *testing.T) {
 		t.Fatalf("a stopped route timer cancelled its request: %v", context.Cause(stoppedCtx))
 	}
 }
+
+// BenchmarkRouteTimer is what nearly every request pays for its route
+// timeout: arm it, and stop it long before it fires; "AfterFunc" is the
+// timer and closure per request that the pool replaced.
+func BenchmarkRouteTimer(b *testing.B) {
+	_, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	b.Run("pooled", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			armRouteTimer(15*time.Second, cancel).stop()
+		}
+	})
+	b.Run("AfterFunc", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			time.AfterFunc(15*time.Second, func() { cancel(errRouteTimeout) }).Stop()
+		}
+	})
+}
