@@ -176,6 +176,7 @@ func (t *http1Transport) getConn(ctx context.Context, addr string) (*http1Conn, 
 		return nil, err
 	}
 	pc := &http1Conn{t: t, addr: addr, conn: conn}
+	pc.unblock = func() { _ = pc.conn.SetDeadline(aLongTimeAgo) }
 	pc.lr = limitedReader{r: conn}
 	pc.br = bufio.NewReaderSize(&pc.lr, 16<<10)
 	pc.bw = bufio.NewWriterSize(conn, 16<<10)
@@ -260,6 +261,10 @@ type http1Conn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 
+	// unblock makes the blocked reads and writes of an exchange return;
+	// made once per connection rather than once per exchange.
+	unblock func()
+
 	idleSince time.Time
 	reused    bool
 	// bodyErr is set by the body writer when reading the request body
@@ -302,7 +307,7 @@ func (pc *http1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	// Cancellation (route or per-try timeout, client gone) unblocks the
 	// socket; the exchange then fails and the connection is not reused.
-	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(aLongTimeAgo) })
+	stop := context.AfterFunc(ctx, pc.unblock)
 
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	var writeDone chan error

@@ -75,6 +75,9 @@ type decodeState struct {
 	rt      *route.Route
 	target  *route.ClusterTarget
 	cl      *cluster.Cluster
+	// vals are the request's one-element header values, several to an
+	// allocation; the router takes its own from them too.
+	vals headers.Values
 }
 
 // handle runs the decoder filters and, unless one finished the request,
@@ -135,7 +138,7 @@ func forwardedFor(m *Manager, s *stream) filterStatus {
 	h, lc := d.h, d.lc
 	peer, _ := netip.ParseAddrPort(d.req.RemoteAddr)
 	d.fwd = headers.ApplyForwardedFor(h.Get("X-Forwarded-For"), peer.Addr(), *lc.UseRemoteAddress, lc.XffNumTrustedHops)
-	h["X-Forwarded-For"] = []string{d.fwd.XFF}
+	h["X-Forwarded-For"] = d.vals.One(d.fwd.XFF)
 	s.info.XForwardedFor = d.fwd.XFF
 	external := *lc.UseRemoteAddress && !d.fwd.Internal
 	if *lc.UseRemoteAddress {
@@ -153,7 +156,7 @@ func forwardedFor(m *Manager, s *stream) filterStatus {
 		}
 	}
 	if _, ok := h["X-Forwarded-Host"]; !ok || external {
-		h["X-Forwarded-Host"] = []string{d.req.Host}
+		h["X-Forwarded-Host"] = d.vals.One(d.req.Host)
 	}
 	return continueChain
 }
@@ -172,7 +175,7 @@ func requestIDFilter(m *Manager, s *stream) filterStatus {
 		rid = requestid.New()
 	}
 	if rid != "" {
-		h["X-Request-Id"] = []string{rid}
+		h["X-Request-Id"] = d.vals.One(rid)
 	}
 	s.info.RequestID = rid
 	s.info.RequestHeaders = h
@@ -328,6 +331,7 @@ func upstreamRequest(m *Manager, s *stream) filterStatus {
 		TraceContext:      s.traceCtx,
 		TraceID:           s.traceID,
 		ClientAddress:     d.fwd.ClientAddress,
+		HeaderValues:      &d.vals,
 	}
 	if len(rt.Mirrors) > 0 {
 		s.fwd.Shadow = router.ShadowEnv{Clusters: d.snap.Clusters, Limit: &m.shadows}

@@ -35,6 +35,12 @@ var hopByHop = [...]string{
 // header that Connection names. It keeps "TE: trailers", which gRPC requires
 // end to end and which is safe to forward (RFC 9110 §10.1.4).
 func RemoveHopByHop(h http.Header) {
+	if len(h) <= len(hopByHop) && !hasHopByHop(h) {
+		// The common case (a keep-alive request or response with a few
+		// end-to-end headers): a look at each key is cheaper than a
+		// delete, which hashes, for each hop-by-hop name.
+		return
+	}
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
 			if name = textproto(name); name != "" {
@@ -54,6 +60,20 @@ func RemoveHopByHop(h http.Header) {
 	if teTrailers {
 		h["Te"] = []string{"trailers"}
 	}
+}
+
+// hasHopByHop reports whether h has any of the hopByHop headers (then,
+// and only then, RemoveHopByHop has something to remove: the names a
+// Connection header lists count only when there is one).
+func hasHopByHop(h http.Header) bool {
+	for k := range h {
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+			"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Http2-Settings":
+			return true
+		}
+	}
+	return false
 }
 
 // textproto trims and canonicalises a header name taken from a Connection

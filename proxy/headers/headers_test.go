@@ -258,3 +258,16 @@ func FuzzApplyForwardedFor(f *testing.F) {
 		}
 	})
 }
+
+// TestHasHopByHop: the fast path's list is hopByHop, name for name, so
+// that RemoveHopByHop never returns early from a header set it would edit.
+func TestHasHopByHop(t *testing.T) {
+	for _, name := range hopByHop {
+		if !hasHopByHop(http.Header{"Date": {"x"}, name: {"x"}}) {
+			t.Errorf("hasHopByHop misses %s", name)
+		}
+	}
+	if hasHopByHop(http.Header{"Content-Type": {"text/plain"}, "Connectio": {"x"}, "Tee": {"x"}}) {
+		t.Error("hasHopByHop reports an end-to-end header set")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	crand "crypto/rand"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -188,6 +189,9 @@ func FuzzMod(f *testing.F) {
 	f.Add("", uint64(0))
 	f.Fuzz(func(t *testing.T, id string, n uint64) {
 		v, ok := Mod(id, n)
+		if rv, rok := modReference(id, n); v != rv || ok != rok {
+			t.Fatalf("Mod(%q, %d) = %d, %v; the plain reading gives %d, %v", id, n, v, ok, rv, rok)
+		}
 		if ok && v >= n {
 			t.Fatalf("Mod(%q, %d) = %d, out of range", id, n, v)
 		}
@@ -195,6 +199,19 @@ func FuzzMod(f *testing.F) {
 			t.Fatalf("Mod(%q, %d) = %d with ok=false", id, n, v)
 		}
 	})
+}
+
+// modReference is Mod written plainly, digit by digit: the reading the
+// table-driven Mod must agree with.
+func modReference(id string, n uint64) (uint64, bool) {
+	if n == 0 || len(id) < 8 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(id[:8], 16, 64)
+	if err != nil { // base 16: digits only, no sign, prefix or underscore
+		return 0, false
+	}
+	return v % n, true
 }
 
 func BenchmarkNew(b *testing.B) {

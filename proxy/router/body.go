@@ -80,13 +80,17 @@ func clientGone(down *http.Request, err error) bool {
 		errors.Is(err, http.ErrBodyReadAfterClose)
 }
 
+// noRequestBody is every bodiless request's requestBody, shared: nothing
+// writes to an empty one (a shadow tee wraps only a streamed body).
+var noRequestBody = &requestBody{replayable: true, empty: true}
+
 // newRequestBody prepares req's body. limit is the replay buffer size; a
 // negative limit disables buffering (no retries with a body).
 func newRequestBody(req *http.Request, limit int) (*requestBody, error) {
 	// ContentLength 0 means no body for HTTP/1 (chunked bodies report -1)
 	// and for HTTP/2 (END_STREAM on HEADERS or content-length: 0).
 	if req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0 {
-		return &requestBody{replayable: true, empty: true}, nil
+		return noRequestBody, nil
 	}
 	client := &clientBody{rc: req.Body}
 	if limit <= 0 || req.ContentLength > int64(limit) {

@@ -77,7 +77,9 @@ type forwarder struct {
 	single     bool
 	reqCtx     context.Context
 	cancelReq  context.CancelCauseFunc
-	routeTimer *time.Timer
+	routeTimer *routeTimer
+	// routeTimerArmed: the route timer was armed once; it never is again.
+	routeTimerArmed bool
 
 	hosts *hostPicker
 	// retryHeld: a retry slot of the circuit breaker is held (overflow.go).
@@ -86,8 +88,10 @@ type forwarder struct {
 
 // hostPicker picks each attempt's host, telling the balancer which hosts
 // earlier attempts tried (a retry host predicate) and the request's hash.
-// It lives apart from the forwarder because the balancer keeps its
-// address: the forwarder itself stays on the stack.
+// It lives apart from the forwarder because the balancer takes its
+// address (an interface call, so it escapes): the forwarder itself stays on
+// the stack, and the picker lives in the Request, which the connection
+// manager already keeps in its pooled per-request state.
 type hostPicker struct {
 	lb        cluster.LBContext
 	buf       [4]*cluster.Host
@@ -141,7 +145,8 @@ func (f *forwarder) decodeHeaders(w http.ResponseWriter, fr *Request) (out Outco
 		f.reqCtx, f.cancelReq = context.WithCancelCause(f.reqCtx)
 		f.armRouteTimer(f.cancelReq)
 	}
-	f.hosts = &hostPicker{}
+	fr.hosts = hostPicker{}
+	f.hosts = &fr.hosts
 	f.hosts.attempted = f.hosts.buf[:0]
 	if rt.Hash != nil && fr.Cluster.HashesRequests() {
 		// As in Envoy, the hash is computed only for a balancer that uses
@@ -162,14 +167,16 @@ func (f *forwarder) end() {
 }
 
 func (f *forwarder) armRouteTimer(cancel context.CancelCauseFunc) {
-	if t := f.fr.Route.Timeout; t > 0 && f.routeTimer == nil {
-		f.routeTimer = time.AfterFunc(t, func() { cancel(errRouteTimeout) })
+	if t := f.fr.Route.Timeout; t > 0 && !f.routeTimerArmed {
+		f.routeTimer, f.routeTimerArmed = armRouteTimer(t, cancel), true
 	}
 }
 
+// stopRouteTimer stops the route timer; it may be called again.
 func (f *forwarder) stopRouteTimer() {
 	if f.routeTimer != nil {
-		f.routeTimer.Stop()
+		f.routeTimer.stop()
+		f.routeTimer = nil
 	}
 }
 

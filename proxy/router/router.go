@@ -84,10 +84,25 @@ type Request struct {
 	// Shadow is what the route's request mirror policies need; its zero
 	// value disables shadowing (see shadow.go).
 	Shadow ShadowEnv
+	// HeaderValues, when set, supplies the one-element header values the
+	// router sets, from the blocks the connection manager allocated for
+	// the request's own; used only on the request's goroutine.
+	HeaderValues *headers.Values
 
 	// body is the request body as Forward prepared it; it knows whether
 	// reading it from the client failed.
 	body *requestBody
+	// hosts picks the attempts' hosts (forward.go); here rather than in
+	// an allocation of its own.
+	hosts hostPicker
+}
+
+// headerValue returns []string{v}, from HeaderValues when there is one.
+func (fr *Request) headerValue(v string) []string {
+	if fr.HeaderValues == nil {
+		return []string{v}
+	}
+	return fr.HeaderValues.One(v)
 }
 
 // UpstreamStats are the stats that requests forwarded to one cluster update.
@@ -373,8 +388,8 @@ func respond(w http.ResponseWriter, fr *Request, res *http.Response, a *upstream
 		}
 		h["Trailer"] = []string{strings.Join(announced, ", ")}
 	}
-	h["X-Envoy-Upstream-Service-Time"] = []string{strconv.FormatInt(info.UpstreamServiceTime.Milliseconds(), 10)}
-	h["Server"] = []string{fr.ServerName}
+	h["X-Envoy-Upstream-Service-Time"] = fr.headerValue(strconv.FormatInt(info.UpstreamServiceTime.Milliseconds(), 10))
+	h["Server"] = fr.headerValue(fr.ServerName)
 	if len(fr.setCookies) > 0 {
 		h["Set-Cookie"] = append(h["Set-Cookie"], fr.setCookies...)
 	}

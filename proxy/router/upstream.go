@@ -143,7 +143,9 @@ func (u *upstreamRequest) request(h http.Header, body io.ReadCloser, n int64) *h
 	case fr.Route.AutoHostRewrite:
 		authority = u.host.Address()
 	}
-	out := &http.Request{
+	// A value, not a pointer: WithContext copies it to the heap anyway,
+	// and this one then stays on the stack.
+	out := http.Request{
 		Method:        down.Method,
 		URL:           &url.URL{Scheme: fr.Cluster.Scheme(), Host: u.host.Address(), Path: path, RawPath: rawPath, RawQuery: down.URL.RawQuery},
 		Proto:         "HTTP/1.1",

@@ -11,7 +11,6 @@ package tracer
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -141,7 +140,8 @@ func (t *Tracer) StartServer(ctx context.Context, in Inbound) (context.Context, 
 	if t == nil {
 		return ctx, nil, NotTraceable
 	}
-	clientForced := len(in.Header[HeaderClientTraceID]) > 0 && in.Header[HeaderClientTraceID][0] != ""
+	cid := in.Header[HeaderClientTraceID]
+	clientForced := len(cid) > 0 && cid[0] != ""
 	serviceForced := in.Internal && forceTrace(in.Header)
 	if !clientForced && !serviceForced && !t.carriesContext(in.Header) {
 		if sampled, ok := t.provider.RootDecision(in.RequestID); ok && !sampled {
@@ -304,22 +304,16 @@ func (t *Tracer) StartClient(ctx context.Context, out Outbound) trace.Span {
 // and span ID, not sampled, so that the next hop does not start a trace of
 // its own. Each attempt gets its own IDs; nothing is recorded under them.
 func (t *Tracer) injectUnsampledRoot(ctx context.Context, h http.Header) {
-	tid, sid := newTraceID(), newSpanID()
 	if !t.onlyTraceContext {
+		tid, sid := newTraceID(), newSpanID()
 		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, Remote: true})
 		t.prop.Inject(trace.ContextWithSpanContext(ctx, sc), headerCarrier(h))
 		return
 	}
 	// W3C traceparent, version 00, flags 00 (not sampled): what
-	// propagation.TraceContext writes for this context, formatted here
-	// without building the context first.
-	var b [55]byte
-	copy(b[:], "00-")
-	hex.Encode(b[3:35], tid[:])
-	b[35] = '-'
-	hex.Encode(b[36:52], sid[:])
-	copy(b[52:], "-00")
-	h["Traceparent"] = []string{string(b[:])}
+	// propagation.TraceContext writes for this context, made in bulk
+	// without building the context first (traceparent_slab.go).
+	h["Traceparent"] = unsampledTraceparent()
 }
 
 // newTraceID and newSpanID return random, valid (non-zero) IDs from the
