@@ -39,12 +39,7 @@ func (s *Server) startFlusher(ctx context.Context) error {
 		// Zero from the first scrape: see docs/config.md, stats_sinks.
 		AnnounceCounters: true,
 	}
-	for _, sk := range s.cfg.StatsSinks {
-		fc.Sinks = append(fc.Sinks, stats.SinkConfig{
-			Type: sk.Type, Address: sk.Address, Protocol: sk.Protocol, Prefix: sk.Prefix,
-			MaxBytesPerDatagram: sk.MaxBytesPerDatagram, Histograms: sk.Histograms, Exemplars: sk.Exemplars,
-		})
-	}
+	fc.Sinks = append(fc.Sinks, s.cfg.StatsSinks...)
 	f, err := stats.NewFlusher(s.store, fc, s.log)
 	if err != nil {
 		return err
