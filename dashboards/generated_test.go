@@ -20,6 +20,7 @@ import (
 
 	"github.com/hopwatch/hopwatch/dashboards/lint"
 	"github.com/hopwatch/hopwatch/dashboards/render"
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/sink"
 )
@@ -247,7 +248,7 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !jsonEqual(t, raw, again) {
+		if !e2etest.JSONEqual(t, raw, again) {
 			t.Errorf("%s: round trip through the SDK changed the dashboard", d.File)
 		}
 		var panels struct {
@@ -263,20 +264,6 @@ func TestRoundTrip(t *testing.T) {
 			}
 		}
 	}
-}
-
-func jsonEqual(t *testing.T, a, b []byte) bool {
-	t.Helper()
-	var x, y any
-	if err := json.Unmarshal(a, &x); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &y); err != nil {
-		t.Fatal(err)
-	}
-	ja, _ := json.Marshal(x)
-	jb, _ := json.Marshal(y)
-	return bytes.Equal(ja, jb)
 }
 
 // catalogued is every name a query may use: proxy families (histograms

@@ -130,6 +130,28 @@ func (p panel) dataLinks() []cog.Builder[dashboard.DashboardLink] {
 	return out
 }
 
+// rangeAndLinks is what the stat and time series panel builders share for
+// a panel's optional min, max and data links.
+type rangeAndLinks[B any] interface {
+	Min(float64) B
+	Max(float64) B
+	DataLinks([]cog.Builder[dashboard.DashboardLink]) B
+}
+
+// withRangeAndLinks sets p's min, max and data links on b, those p has.
+func withRangeAndLinks[B rangeAndLinks[B]](b B, p panel) B {
+	if p.min != nil {
+		b = b.Min(*p.min)
+	}
+	if p.max != nil {
+		b = b.Max(*p.max)
+	}
+	if len(p.links) > 0 {
+		b = b.DataLinks(p.dataLinks())
+	}
+	return b
+}
+
 // build returns the SDK builder for p with panel id id.
 func (p panel) build(id uint32) cog.Builder[dashboard.Panel] {
 	w, h := p.w, p.h
@@ -145,16 +167,7 @@ func (p panel) build(id uint32) cog.Builder[dashboard.Panel] {
 			Datasource(datasourceRef()).Targets(p.buildTargets()).Unit(p.unit).
 			Span(w).Height(h).Thresholds(p.thresholdsConfig()).
 			ColorMode(common.BigValueColorModeBackground).GraphMode(common.BigValueGraphModeArea)
-		if p.min != nil {
-			b = b.Min(*p.min)
-		}
-		if p.max != nil {
-			b = b.Max(*p.max)
-		}
-		if len(p.links) > 0 {
-			b = b.DataLinks(p.dataLinks())
-		}
-		return b
+		return withRangeAndLinks(b, p)
 	default:
 		b := timeseries.NewPanelBuilder().Id(id).Title(p.title).Description(p.description).
 			Datasource(datasourceRef()).Targets(p.buildTargets()).Unit(p.unit).
@@ -162,15 +175,6 @@ func (p panel) build(id uint32) cog.Builder[dashboard.Panel] {
 		if p.thresholds != nil {
 			b = b.ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLine))
 		}
-		if p.min != nil {
-			b = b.Min(*p.min)
-		}
-		if p.max != nil {
-			b = b.Max(*p.max)
-		}
-		if len(p.links) > 0 {
-			b = b.DataLinks(p.dataLinks())
-		}
-		return b
+		return withRangeAndLinks(b, p)
 	}
 }

@@ -118,18 +118,7 @@ func (s scope) selector(m metric, suffix string, extra ...string) string {
 // namePattern turns envoy_cluster_zone_{from_zone}_{to_zone}_upstream_rq
 // into a regex with one capture group per placeholder.
 func namePattern(name string) string {
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(name, '{')
-		if i < 0 {
-			b.WriteString(name)
-			return b.String()
-		}
-		j := strings.IndexByte(name[i:], '}')
-		b.WriteString(name[:i])
-		b.WriteString("(.+)")
-		name = name[i+j+1:]
-	}
+	return stats.FillPlaceholders(name, func(string) string { return "(.+)" })
 }
 
 func by(labels []string) string {

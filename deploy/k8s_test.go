@@ -871,26 +871,12 @@ func TestPrometheusRuleComponent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !jsonEqual(t, spec, file) {
+	if !e2etest.JSONEqual(t, spec, file) {
 		t.Error("the PrometheusRule's spec differs from deploy/rules/hopwatch.rules.yml: run `make dashboards`")
 	}
 	if !bytes.Contains(spec, []byte("EnvoyClusterErrorBudgetBurn")) {
 		t.Error("the PrometheusRule has no EnvoyClusterErrorBudgetBurn alert")
 	}
-}
-
-func jsonEqual(t *testing.T, a, b []byte) bool {
-	t.Helper()
-	var x, y any
-	if err := json.Unmarshal(a, &x); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &y); err != nil {
-		t.Fatal(err)
-	}
-	ja, _ := json.Marshal(x)
-	jb, _ := json.Marshal(y)
-	return bytes.Equal(ja, jb)
 }
 
 // TestDockerignoreKeepsBuildInputs checks that the build context has every

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 )
 
 // breakerConfig routes everything to cluster "up" with the given circuit
@@ -29,61 +31,6 @@ clusters:
     circuit_breakers: {{CB}}
     endpoints: [{address: "{{UP}}"}]
 `
-
-// gate holds upstream requests by path until the test opens them.
-type gate struct {
-	mu      sync.Mutex
-	open    map[string]chan struct{}
-	arrived map[string]int
-}
-
-func newGate() *gate {
-	return &gate{open: map[string]chan struct{}{}, arrived: map[string]int{}}
-}
-
-func (g *gate) ch(path string) chan struct{} {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	c, ok := g.open[path]
-	if !ok {
-		c = make(chan struct{})
-		g.open[path] = c
-	}
-	return c
-}
-
-// wait blocks the request for path until release(path).
-func (g *gate) wait(r *http.Request) {
-	c := g.ch(r.URL.Path)
-	g.mu.Lock()
-	g.arrived[r.URL.Path]++
-	g.mu.Unlock()
-	select {
-	case <-c:
-	case <-r.Context().Done():
-	}
-}
-
-func (g *gate) release(path string) { close(g.ch(path)) }
-
-func (g *gate) count(path string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.arrived[path]
-}
-
-func (g *gate) releaseAll() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for p, c := range g.open {
-		select {
-		case <-c:
-		default:
-			close(c)
-		}
-		delete(g.open, p)
-	}
-}
 
 // until polls cond for up to 10 s: it waits for a state, not a duration.
 func until(t *testing.T, what string, cond func() bool) {
@@ -133,11 +80,11 @@ func checkOverflowReply(t *testing.T, h *harness, path, rid string) {
 // startGatedBreaker starts a proxy on breakerConfig with the circuit
 // breaker thresholds cb, in front of an upstream that holds every request
 // until the gate releases its path.
-func startGatedBreaker(t *testing.T, cb string) (*harness, *gate) {
+func startGatedBreaker(t *testing.T, cb string) (*harness, *e2etest.Gate) {
 	t.Helper()
-	g := newGate()
-	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.wait(r) }))
-	t.Cleanup(g.releaseAll)
+	g := e2etest.NewGate()
+	up := upstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.Wait(r) }))
+	t.Cleanup(g.ReleaseAll)
 	return startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", cb), g
 }
 
@@ -146,7 +93,7 @@ func TestCircuitBreakerMaxRequests(t *testing.T) {
 	h, g := startGatedBreaker(t, "{max_requests: 2}")
 
 	a, b := h.getAsync("/a", "mr-a"), h.getAsync("/b", "mr-b")
-	until(t, "two requests reach the upstream", func() bool { return g.count("/a") == 1 && g.count("/b") == 1 })
+	until(t, "two requests reach the upstream", func() bool { return g.Arrived("/a") == 1 && g.Arrived("/b") == 1 })
 	if got := h.stat("cluster.up.circuit_breakers.default.rq_open"); got != 1 {
 		t.Errorf("rq_open = %d with 2 of 2 requests in flight", got)
 	}
@@ -157,15 +104,15 @@ func TestCircuitBreakerMaxRequests(t *testing.T) {
 	if got := h.stat("cluster.up.upstream_rq_503"); got != 1 {
 		t.Errorf("upstream_rq_503 = %d, want 1 (Envoy charges the overflow to the cluster)", got)
 	}
-	g.release("/a")
-	g.release("/b")
+	g.Release("/a")
+	g.Release("/b")
 	for _, ch := range []<-chan [2]string{a, b} {
 		if r := <-ch; r[0] != "200" || r[1] != "" {
 			t.Errorf("held request: %v, want 200 without x-envoy-overloaded", r)
 		}
 	}
 	until(t, "rq_open closes", func() bool { return h.stat("cluster.up.circuit_breakers.default.rq_open") == 0 })
-	g.release("/d")
+	g.Release("/d")
 	res, _ := h.get(h.url("ingress", "/d"))
 	if res.StatusCode != http.StatusOK {
 		t.Errorf("after the burst: status %d", res.StatusCode)
@@ -180,7 +127,7 @@ func TestCircuitBreakerPendingRequests(t *testing.T) {
 	br := h.srv.Clusters()[0].Breaker()
 
 	a := h.getAsync("/a", "pr-a")
-	until(t, "a reaches the upstream", func() bool { return g.count("/a") == 1 })
+	until(t, "a reaches the upstream", func() bool { return g.Arrived("/a") == 1 })
 	b := h.getAsync("/b", "pr-b")
 	until(t, "b waits for a connection", func() bool { _, p, _, _ := br.Counts(); return p == 1 })
 	if h.stat("cluster.up.circuit_breakers.default.rq_pending_open") != 1 || h.stat("cluster.up.circuit_breakers.default.cx_open") != 1 {
@@ -188,9 +135,9 @@ func TestCircuitBreakerPendingRequests(t *testing.T) {
 			h.stat("cluster.up.circuit_breakers.default.cx_open"))
 	}
 	checkOverflowReply(t, h, "/c", "pr-c")
-	g.release("/a")
-	until(t, "b is sent on a's connection", func() bool { return g.count("/b") == 1 })
-	g.release("/b")
+	g.Release("/a")
+	until(t, "b is sent on a's connection", func() bool { return g.Arrived("/b") == 1 })
+	g.Release("/b")
 	for _, ch := range []<-chan [2]string{a, b} {
 		if r := <-ch; r[0] != "200" {
 			t.Errorf("held request: %v, want 200", r)
@@ -226,7 +173,7 @@ func TestCircuitBreakerRetries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			g := newGate()
+			g := e2etest.NewGate()
 			var mu sync.Mutex
 			tries := map[string]int{}
 			// /retry/x fails once, then its retry is held; /retry/y always fails.
@@ -236,16 +183,16 @@ func TestCircuitBreakerRetries(t *testing.T) {
 				n := tries[r.URL.Path]
 				mu.Unlock()
 				if r.URL.Path == "/retry/x" && n > 1 {
-					g.wait(r)
+					g.Wait(r)
 					return
 				}
 				http.Error(w, "unavailable", http.StatusServiceUnavailable)
 			}))
-			t.Cleanup(g.releaseAll)
+			t.Cleanup(g.ReleaseAll)
 			h := startProxy(t, breakerConfig, "{{UP}}", up, "{{CB}}", tc.cb)
 
 			x := h.getAsync("/retry/x", "rt-x")
-			until(t, "x's retry is in flight", func() bool { return g.count("/retry/x") == 1 })
+			until(t, "x's retry is in flight", func() bool { return g.Arrived("/retry/x") == 1 })
 			if got := h.stat("cluster.up.circuit_breakers.default.rq_retry_open"); got != 1 {
 				t.Errorf("rq_retry_open = %d with the one retry in flight", got)
 			}
@@ -262,7 +209,7 @@ func TestCircuitBreakerRetries(t *testing.T) {
 					t.Errorf("%s = %d, want 1", name, got)
 				}
 			}
-			g.release("/retry/x")
+			g.Release("/retry/x")
 			if r := <-x; r[0] != "200" {
 				t.Errorf("x: %v, want 200 after its retry", r)
 			}

@@ -25,6 +25,7 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/config"
 	"github.com/hopwatch/hopwatch/proxy/connmgr"
 	"github.com/hopwatch/hopwatch/proxy/listener"
+	"github.com/hopwatch/hopwatch/proxy/periodic"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/tracer"
 )
@@ -448,23 +449,16 @@ func (s *Server) Info() admin.Info {
 // symlink swaps), until ctx ends.
 func (s *Server) WatchConfig(ctx context.Context, every time.Duration) {
 	last := s.loadedStamp // immutable after New
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	periodic.Every(ctx, every, func(time.Time) {
 		cur := statFile(s.path)
 		if cur == last {
-			continue
+			return
 		}
 		last = cur
 		if err := s.Reload(ctx); err != nil {
 			s.log.Error("configuration change rejected; the previous configuration keeps serving", "path", s.path, "err", err)
 		}
-	}
+	})
 }
 
 // fileStamp is what WatchConfig compares to notice a changed file.

@@ -13,6 +13,7 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/config"
 	"github.com/hopwatch/hopwatch/proxy/connmgr"
 	"github.com/hopwatch/hopwatch/proxy/listener"
+	"github.com/hopwatch/hopwatch/proxy/periodic"
 	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/router"
 	"github.com/hopwatch/hopwatch/proxy/stats"
@@ -39,12 +40,7 @@ func (s *Server) startFlusher(ctx context.Context) error {
 		// Zero from the first scrape: see docs/config.md, stats_sinks.
 		AnnounceCounters: true,
 	}
-	for _, sk := range s.cfg.StatsSinks {
-		fc.Sinks = append(fc.Sinks, stats.SinkConfig{
-			Type: sk.Type, Address: sk.Address, Protocol: sk.Protocol, Prefix: sk.Prefix,
-			MaxBytesPerDatagram: sk.MaxBytesPerDatagram, Histograms: sk.Histograms, Exemplars: sk.Exemplars,
-		})
-	}
+	fc.Sinks = append(fc.Sinks, s.cfg.StatsSinks...)
 	f, err := stats.NewFlusher(s.store, fc, s.log)
 	if err != nil {
 		return err
@@ -208,16 +204,8 @@ func (d dialStats) DialDone(_ context.Context, clusterName, _ string, elapsed ti
 // sets change with DNS answers, health checks and outlier ejections, away
 // from any request.
 func (s *Server) refreshMembership(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		s.updateMembership()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	s.updateMembership()
+	periodic.Every(ctx, time.Second, func(time.Time) { s.updateMembership() })
 }
 
 func (s *Server) updateMembership() {

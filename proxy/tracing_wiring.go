@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hopwatch/hopwatch/proxy/config"
+	"github.com/hopwatch/hopwatch/proxy/periodic"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/tracer"
 	"github.com/hopwatch/hopwatch/tracing"
@@ -248,18 +249,11 @@ func (ts *tracerSet) stop() {
 // refreshStats keeps tracing.opentelemetry.* current, away from any
 // request, until ctx ends.
 func (ts *tracerSet) refreshStats(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			ts.mu.Lock()
-			ts.updateStatsLocked()
-			ts.mu.Unlock()
-		}
-	}
+	periodic.Every(ctx, time.Second, func(time.Time) {
+		ts.mu.Lock()
+		ts.updateStatsLocked()
+		ts.mu.Unlock()
+	})
 }
 
 // updateStatsLocked brings tracing.opentelemetry.spans_sent and

@@ -16,16 +16,8 @@ import (
 // sanitize, values get Envoy's Prometheus name sanitising (zones in
 // Prometheus names).
 func fillTemplate(tmpl string, values map[string]string, sanitize bool) string {
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(tmpl, '{')
-		if i < 0 {
-			b.WriteString(tmpl)
-			return b.String()
-		}
-		j := strings.IndexByte(tmpl[i:], '}')
-		b.WriteString(tmpl[:i])
-		v := values[tmpl[i+1:i+j]]
+	return stats.FillPlaceholders(tmpl, func(name string) string {
+		v := values[name]
 		if sanitize {
 			v = strings.Map(func(r rune) rune {
 				if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
@@ -34,9 +26,8 @@ func fillTemplate(tmpl string, values map[string]string, sanitize bool) string {
 				return '_'
 			}, v)
 		}
-		b.WriteString(v)
-		tmpl = tmpl[i+j+1:]
-	}
+		return v
+	})
 }
 
 // TestEnvoyPresetMapsCatalogue renders, for every family of the proxy's

@@ -258,7 +258,7 @@ func (w *Worker) resolve(s *statsd.Sample) (entry, bool) {
 	}
 	se, out := w.p.store.GetOrCreate(sk, func() *aggregate.Spec {
 		return &aggregate.Spec{Help: res.Help, Kind: kind, Set: s.Type == statsd.TypeSet,
-			TTL: res.TTL, Buckets: res.Buckets, Summary: summaryOpts(res.Summary)}
+			TTL: res.TTL, Buckets: res.Buckets, Summary: res.Summary}
 	})
 	switch out {
 	case aggregate.Conflict:
@@ -344,14 +344,6 @@ func (p *Pipeline) zeroLimit() int {
 	default:
 		return DefaultZeroSeriesLimit
 	}
-}
-
-func summaryOpts(o mapping.SummaryOptions) aggregate.SummaryOptions {
-	out := aggregate.SummaryOptions{MaxAge: o.MaxAge, AgeBuckets: o.AgeBuckets, BufCap: o.BufCap}
-	for _, q := range o.Objectives {
-		out.Objectives = append(out.Objectives, aggregate.Objective{Quantile: q.Quantile, Error: q.Error})
-	}
-	return out
 }
 
 // buildLabels merges the line's tags (escaped keys, last one wins) with

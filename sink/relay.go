@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hopwatch/hopwatch/proxy/periodic"
 )
 
 // Relay forwards raw lines to another StatsD server over UDP, packing them
@@ -71,20 +73,12 @@ func (r *Relay) sendLocked() {
 
 // Run flushes the buffer every second until ctx ends, then closes.
 func (r *Relay) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			r.mu.Lock()
-			r.sendLocked()
-			r.mu.Unlock()
-			_ = r.conn.Close()
-			return
-		case <-t.C:
-			r.mu.Lock()
-			r.sendLocked()
-			r.mu.Unlock()
-		}
+	flush := func() {
+		r.mu.Lock()
+		r.sendLocked()
+		r.mu.Unlock()
 	}
+	periodic.Every(ctx, time.Second, func(time.Time) { flush() })
+	flush()
+	_ = r.conn.Close()
 }

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hopwatch/hopwatch/proxy/periodic"
 	"github.com/hopwatch/hopwatch/sink/aggregate"
 	"github.com/hopwatch/hopwatch/sink/expose"
 	"github.com/hopwatch/hopwatch/sink/ingest"
@@ -301,16 +302,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				s.store.Tick(now)
-			}
-		}
+		periodic.Every(ctx, time.Second, func(now time.Time) { s.store.Tick(now) })
 	}()
 	select {
 	case <-ctx.Done():

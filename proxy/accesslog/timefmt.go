@@ -71,6 +71,23 @@ const (
 	timeZoneName          // %Z: always UTC
 )
 
+// timeFields are the one-letter directives that render one field of the time.
+var timeFields = map[byte]timeKind{
+	'Y': timeYear, 'm': timeMonth, 'd': timeDay,
+	'H': timeHour, 'M': timeMinute, 'S': timeSecond,
+	's': timeEpoch, 'z': timeZone, 'Z': timeZoneName,
+}
+
+// timeShorthands are the directives that stand for three fields joined by a
+// separator: %T is %H:%M:%S and %F is %Y-%m-%d.
+var timeShorthands = map[byte]struct {
+	sep   string
+	kinds [3]timeKind
+}{
+	'T': {sep: ":", kinds: [3]timeKind{timeHour, timeMinute, timeSecond}},
+	'F': {sep: "-", kinds: [3]timeKind{timeYear, timeMonth, timeDay}},
+}
+
 // compileTimeFormat compiles the strftime-style subset of Envoy's
 // %START_TIME(format)% that hopwatch supports: %Y %m %d %H %M %S %s %z %Z
 // %T (= %H:%M:%S) %F (= %Y-%m-%d) %f (nanoseconds, 9 digits) %1f…%9f,
@@ -96,39 +113,22 @@ func compileTimeFormat(format string) ([]timeDirective, error) {
 		if i >= len(format) {
 			return nil, &timeFormatError{pos: start, directive: "%", msg: "ends with a lone '%' (write %% for a percent sign)"}
 		}
+		if k, ok := timeFields[format[i]]; ok {
+			out = append(out, timeDirective{kind: k})
+			continue
+		}
+		if sh, ok := timeShorthands[format[i]]; ok {
+			for j, k := range sh.kinds {
+				if j > 0 {
+					lit(sh.sep)
+				}
+				out = append(out, timeDirective{kind: k})
+			}
+			continue
+		}
 		switch format[i] {
 		case '%':
 			lit("%")
-		case 'Y':
-			out = append(out, timeDirective{kind: timeYear})
-		case 'm':
-			out = append(out, timeDirective{kind: timeMonth})
-		case 'd':
-			out = append(out, timeDirective{kind: timeDay})
-		case 'H':
-			out = append(out, timeDirective{kind: timeHour})
-		case 'M':
-			out = append(out, timeDirective{kind: timeMinute})
-		case 'S':
-			out = append(out, timeDirective{kind: timeSecond})
-		case 's':
-			out = append(out, timeDirective{kind: timeEpoch})
-		case 'z':
-			out = append(out, timeDirective{kind: timeZone})
-		case 'Z':
-			out = append(out, timeDirective{kind: timeZoneName})
-		case 'T':
-			out = append(out, timeDirective{kind: timeHour})
-			lit(":")
-			out = append(out, timeDirective{kind: timeMinute})
-			lit(":")
-			out = append(out, timeDirective{kind: timeSecond})
-		case 'F':
-			out = append(out, timeDirective{kind: timeYear})
-			lit("-")
-			out = append(out, timeDirective{kind: timeMonth})
-			lit("-")
-			out = append(out, timeDirective{kind: timeDay})
 		case 'f':
 			out = append(out, timeDirective{kind: timeFraction, digits: 9})
 		case '1', '2', '3', '4', '5', '6', '7', '8', '9':

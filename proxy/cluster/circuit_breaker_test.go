@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hopwatch/hopwatch/e2e/e2etest"
 	"github.com/hopwatch/hopwatch/proxy/config"
 	"github.com/hopwatch/hopwatch/proxy/stats"
 )
@@ -191,29 +192,20 @@ func TestBreakerStatsOff(t *testing.T) {
 }
 
 // gatedServer is an upstream whose requests block until released by path:
-// release("/a") lets the request for /a answer. It counts connections.
+// Release("/a") lets the request for /a answer. It counts connections.
 type gatedServer struct {
-	srv     *httptest.Server
-	conns   atomic.Int64
-	mu      sync.Mutex
-	gates   map[string]chan struct{}
-	arrived map[string]bool
+	*e2etest.Gate
+	srv   *httptest.Server
+	conns atomic.Int64
 }
 
 func newGatedServer(t *testing.T) *gatedServer {
 	t.Helper()
-	g := &gatedServer{gates: map[string]chan struct{}{}, arrived: map[string]bool{}}
+	g := &gatedServer{Gate: e2etest.NewGate()}
 	g.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gate := g.gate(r.URL.Path)
-		g.mu.Lock()
-		g.arrived[r.URL.Path] = true
-		g.mu.Unlock()
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-			return
+		if g.Wait(r) {
+			_, _ = io.WriteString(w, r.URL.Path)
 		}
-		_, _ = io.WriteString(w, r.URL.Path)
 	}))
 	g.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
@@ -222,38 +214,10 @@ func newGatedServer(t *testing.T) *gatedServer {
 	}
 	g.srv.Start()
 	t.Cleanup(func() {
-		g.mu.Lock()
-		for p, ch := range g.gates {
-			select {
-			case <-ch:
-			default:
-				close(ch)
-			}
-			delete(g.gates, p)
-		}
-		g.mu.Unlock()
+		g.ReleaseAll()
 		g.srv.Close()
 	})
 	return g
-}
-
-func (g *gatedServer) gate(path string) chan struct{} {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	ch, ok := g.gates[path]
-	if !ok {
-		ch = make(chan struct{})
-		g.gates[path] = ch
-	}
-	return ch
-}
-
-func (g *gatedServer) release(path string) { close(g.gate(path)) }
-
-func (g *gatedServer) hasArrived(path string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.arrived[path]
 }
 
 func (g *gatedServer) addr() string { return g.srv.Listener.Addr().String() }
@@ -330,7 +294,7 @@ func TestConnectionLimitHTTP1(t *testing.T) {
 
 	a := send(context.Background(), rt, up.addr(), "/a")
 	bb := send(context.Background(), rt, up.addr(), "/b")
-	waitUntil(t, "a and b reach the upstream", func() bool { return up.hasArrived("/a") && up.hasArrived("/b") })
+	waitUntil(t, "a and b reach the upstream", func() bool { return up.Arrived("/a") > 0 && up.Arrived("/b") > 0 })
 	if cs.CircuitBreakers.CxOpen.Value() != 1 || rem.RemainingCx.Value() != 0 {
 		t.Errorf("cx_open = %d, remaining_cx = %d with 2 of 2 connections", cs.CircuitBreakers.CxOpen.Value(), rem.RemainingCx.Value())
 	}
@@ -350,12 +314,12 @@ func TestConnectionLimitHTTP1(t *testing.T) {
 	wantErr(t, e, context.Canceled)
 	waitUntil(t, "e leaves the queue", func() bool { return b.waiting() == 1 })
 
-	up.release("/a")
+	up.Release("/a")
 	wantBody(t, a, "/a")
-	waitUntil(t, "c gets a's connection", func() bool { return up.hasArrived("/c") })
-	up.release("/c")
+	waitUntil(t, "c gets a's connection", func() bool { return up.Arrived("/c") > 0 })
+	up.Release("/c")
 	wantBody(t, cc, "/c")
-	up.release("/b")
+	up.Release("/b")
 	wantBody(t, bb, "/b")
 
 	if got := up.conns.Load(); got != 2 {
@@ -413,17 +377,17 @@ func TestGoTransportDialBehaviour(t *testing.T) {
 	t.Cleanup(tr.CloseIdleConnections)
 
 	a := send(context.Background(), tr, up.addr(), "/a")
-	waitUntil(t, "a reaches the upstream", func() bool { return up.hasArrived("/a") })
+	waitUntil(t, "a reaches the upstream", func() bool { return up.Arrived("/a") > 0 })
 	bb := send(context.Background(), tr, up.addr(), "/b")
 	<-entered // b's dial blocks
-	up.release("/a")
+	up.Release("/a")
 	wantBody(t, a, "/a")
-	up.release("/b")
+	up.Release("/b")
 	wantBody(t, bb, "/b") // served on a's connection while its own dial still blocks
 
 	// A cancelled request leaves its dial running, uncancelled.
 	busy := send(context.Background(), tr, up.addr(), "/busy")
-	waitUntil(t, "busy reaches the upstream", func() bool { return up.hasArrived("/busy") })
+	waitUntil(t, "busy reaches the upstream", func() bool { return up.Arrived("/busy") > 0 })
 	ctx, cancel := context.WithCancel(context.Background())
 	cc := send(ctx, tr, up.addr(), "/c")
 	dialCtx := <-entered
@@ -433,7 +397,7 @@ func TestGoTransportDialBehaviour(t *testing.T) {
 		t.Fatalf("the dial's context ended with its request: %v; the pending ticket design assumes it does not", dialCtx.Err())
 	}
 	release()
-	up.release("/busy")
+	up.Release("/busy")
 	wantBody(t, busy, "/busy")
 }
 
@@ -457,12 +421,12 @@ func TestConnectionLimitGoTransport(t *testing.T) {
 	cs := store.ClusterStats("c")
 
 	a := send(context.Background(), rt, up.addr(), "/a")
-	waitUntil(t, "a reaches the upstream", func() bool { return up.hasArrived("/a") })
+	waitUntil(t, "a reaches the upstream", func() bool { return up.Arrived("/a") > 0 })
 	bb := send(context.Background(), rt, up.addr(), "/b")
 	waitUntil(t, "b waits for a connection", func() bool { return b.waiting() == 1 })
-	up.release("/a")
+	up.Release("/a")
 	wantBody(t, a, "/a")
-	waitUntil(t, "b gets a's connection and its dial gives up", func() bool { return b.waiting() == 0 && up.hasArrived("/b") })
+	waitUntil(t, "b gets a's connection and its dial gives up", func() bool { return b.waiting() == 0 && up.Arrived("/b") > 0 })
 	if got := cs.UpstreamRqPendingActive.Value(); got != 0 {
 		t.Errorf("upstream_rq_pending_active = %d while b is served, want 0", got)
 	}
@@ -474,7 +438,7 @@ func TestConnectionLimitGoTransport(t *testing.T) {
 	wantErr(t, cc, context.Canceled)
 	waitUntil(t, "c's dial leaves the queue", func() bool { return b.waiting() == 0 })
 
-	up.release("/b")
+	up.Release("/b")
 	wantBody(t, bb, "/b")
 	if got := up.conns.Load(); got != 1 {
 		t.Errorf("upstream saw %d connections, want 1", got)

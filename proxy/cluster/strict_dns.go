@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/hopwatch/hopwatch/proxy/periodic"
 )
 
 // maxLookupTimeout bounds one DNS lookup, so that a silent resolver delays a
@@ -46,16 +48,7 @@ func (c *Cluster) dnsLoop(ctx context.Context, ready chan<- struct{}) {
 	defer close(c.dnsDone)
 	c.resolveAll(ctx)
 	close(ready)
-	t := time.NewTicker(c.refresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			c.resolveAll(ctx)
-		}
-	}
+	periodic.Every(ctx, c.refresh, func(time.Time) { c.resolveAll(ctx) })
 }
 
 // resolveAll resolves every named endpoint concurrently and swaps in the new

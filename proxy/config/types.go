@@ -101,29 +101,11 @@ func (c StatsConfig) FixedTags() []stats.Tag {
 	return tags
 }
 
-// StatsSink is one StatsD or DogStatsD destination.
-type StatsSink struct {
-	// Type is "statsd" (default: flat Envoy names) or "dogstatsd"
-	// (tag-extracted names with |#tags).
-	Type string `yaml:"type"`
-	// Address is host:port of the StatsD server. Required.
-	Address string `yaml:"address"`
-	// Protocol is "udp" (default) or "tcp".
-	Protocol string `yaml:"protocol"`
-	// Prefix is prepended to every stat name. Default "envoy".
-	Prefix string `yaml:"prefix"`
-	// MaxBytesPerDatagram bounds each datagram; lines are never split.
-	// Default 1432.
-	MaxBytesPerDatagram int `yaml:"max_bytes_per_datagram"`
-	// Histograms is "timer" (default: one |ms line per sample, as Envoy)
-	// or "compact" (one sampled line per non-empty bucket per flush, from
-	// which a 1/rate-weighting sink rebuilds exact buckets, count and sum).
-	Histograms string `yaml:"histograms"`
-	// Exemplars appends the trace ID to the timer line of each sample from
-	// a sampled request ("|trace_id:<32 hex>", after every other section).
-	// Default false; needs histograms: timer.
-	Exemplars bool `yaml:"exemplars"`
-}
+// StatsSink is one StatsD or DogStatsD destination, one entry of
+// stats_sinks. It is the stats package's SinkConfig itself, documented
+// there, so that the YAML schema and the flusher that sends the lines
+// cannot drift apart.
+type StatsSink = stats.SinkConfig
 
 // Node describes the proxy instance itself.
 type Node struct {

@@ -141,7 +141,11 @@ func templateScope(def scopeDef) scope {
 	return sc
 }
 
-func subst(tmpl string, vals map[string]string) string {
+// FillPlaceholders replaces every {placeholder} in a catalogue template
+// (a Family's StatName or PrometheusName, a scope's name) with value(name),
+// name being the text between the braces. The proxy fills scopes with tag
+// values; dashboards and tests fill them with patterns or sample values.
+func FillPlaceholders(tmpl string, value func(name string) string) string {
 	if !strings.Contains(tmpl, "{") {
 		return tmpl
 	}
@@ -154,9 +158,13 @@ func subst(tmpl string, vals map[string]string) string {
 		}
 		j := strings.IndexByte(tmpl[i:], '}')
 		b.WriteString(tmpl[:i])
-		b.WriteString(vals[tmpl[i+1:i+j]])
+		b.WriteString(value(tmpl[i+1 : i+j]))
 		tmpl = tmpl[i+j+1:]
 	}
+}
+
+func subst(tmpl string, vals map[string]string) string {
+	return FillPlaceholders(tmpl, func(name string) string { return vals[name] })
 }
 
 // sanitizeValue makes a configured name safe inside a stat name. Envoy

@@ -47,11 +47,14 @@ type SinkConfig struct {
 	// Lines are never split; a single line longer than this is dropped and
 	// counted in statsd.lines_dropped. Default 1432.
 	MaxBytesPerDatagram int `yaml:"max_bytes_per_datagram"`
-	// Histograms is "timer" (default; one line per sample) or "compact".
+	// Histograms is "timer" (default: one |ms line per sample, as Envoy)
+	// or "compact" (one sampled line per non-empty bucket per flush, from
+	// which a 1/rate-weighting sink rebuilds exact buckets, count and sum).
 	Histograms string `yaml:"histograms"`
 	// Exemplars appends "|trace_id:<32 hex>" to the timer line of every
-	// sample from a sampled request. Only with Histograms "timer": a
-	// compact line stands for many samples, so no one trace fits it.
+	// sample from a sampled request, after every other section. Default
+	// false. Only with Histograms "timer": a compact line stands for many
+	// samples, so no one trace fits it.
 	Exemplars bool `yaml:"exemplars"`
 }
 

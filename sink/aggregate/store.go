@@ -389,9 +389,7 @@ func (se *Series) Overflow() bool { return se.shard == &se.fam.store.overflow }
 // Add adds v to a counter or gauge. It returns false if the series expired
 // meanwhile; the caller must then look it up again.
 func (se *Series) Add(now int64, v float64) bool {
-	se.shard.mu.Lock()
-	if se.dead {
-		se.shard.mu.Unlock()
+	if !se.lockLive() {
 		return false
 	}
 	se.value += v
@@ -402,14 +400,24 @@ func (se *Series) Add(now int64, v float64) bool {
 
 // Set sets a gauge.
 func (se *Series) Set(now int64, v float64) bool {
-	se.shard.mu.Lock()
-	if se.dead {
-		se.shard.mu.Unlock()
+	if !se.lockLive() {
 		return false
 	}
 	se.value = v
 	se.lastSeen = now
 	se.shard.mu.Unlock()
+	return true
+}
+
+// lockLive locks the series' shard for an update and reports whether the
+// series is still live. A series the store expired meanwhile is left
+// unlocked: its updates would be lost, so the caller must look it up again.
+func (se *Series) lockLive() bool {
+	se.shard.mu.Lock()
+	if se.dead {
+		se.shard.mu.Unlock()
+		return false
+	}
 	return true
 }
 
@@ -426,9 +434,7 @@ func (se *Series) ObserveExemplar(now int64, v, w float64, traceID TraceID) bool
 }
 
 func (se *Series) record(now int64, v, w float64, traceID *TraceID) bool {
-	se.shard.mu.Lock()
-	if se.dead {
-		se.shard.mu.Unlock()
+	if !se.lockLive() {
 		return false
 	}
 	if a := se.aux; a != nil {
@@ -452,9 +458,7 @@ func (se *Series) record(now int64, v, w float64, traceID *TraceID) bool {
 
 // AddToSet records a set member, identified by its hash.
 func (se *Series) AddToSet(now int64, member uint64) bool {
-	se.shard.mu.Lock()
-	if se.dead {
-		se.shard.mu.Unlock()
+	if !se.lockLive() {
 		return false
 	}
 	if se.aux == nil {

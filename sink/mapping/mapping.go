@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/statsd_exporter/pkg/mapper"
 	yamlv3 "gopkg.in/yaml.v3"
 
+	"github.com/hopwatch/hopwatch/sink/aggregate"
 	"github.com/hopwatch/hopwatch/sink/statsd"
 )
 
@@ -31,24 +32,17 @@ const (
 	ObserverHistogram
 )
 
-// Label is one Prometheus label.
-type Label struct {
-	Name, Value string
-}
+// Label is one Prometheus label. The mapping types a series needs are the
+// aggregate store's own, so that a mapping result reaches the store as it
+// is, with no copy on every new series.
+type Label = aggregate.Label
 
 // Objective is one summary quantile and its allowed error.
-type Objective struct {
-	Quantile, Error float64
-}
+type Objective = aggregate.Objective
 
 // SummaryOptions configure a summary; zero fields take client_golang's
 // defaults (10m max age, 5 age buckets, 500 buffer).
-type SummaryOptions struct {
-	Objectives []Objective
-	MaxAge     time.Duration
-	AgeBuckets uint32
-	BufCap     uint32
-}
+type SummaryOptions = aggregate.SummaryOptions
 
 // Result is what one (StatsD name, type) maps to. Results are immutable and
 // shared, so callers must not modify them.
@@ -275,7 +269,7 @@ func (m *Mapper) Map(name string, t statsd.Type) *Result {
 	return r
 }
 
-var defaultObjectives = []Objective{{0.5, 0.05}, {0.9, 0.01}, {0.99, 0.001}}
+var defaultObjectives = []Objective{{Quantile: 0.5, Error: 0.05}, {Quantile: 0.9, Error: 0.01}, {Quantile: 0.99, Error: 0.001}}
 
 func fromMapping(mp *mapper.MetricMapping, labels prometheus.Labels, d *mapper.MapperConfigDefaults) *Result {
 	r := &Result{
@@ -347,7 +341,7 @@ func summaryOptions(so *mapper.SummaryOptions, d *mapper.MapperConfigDefaults) S
 			continue // client_golang keeps objectives in a map
 		}
 		seen[q.Quantile] = true
-		out.Objectives = append(out.Objectives, Objective{q.Quantile, q.Error})
+		out.Objectives = append(out.Objectives, Objective{Quantile: q.Quantile, Error: q.Error})
 	}
 	if len(out.Objectives) == 0 {
 		out.Objectives = defaultObjectives

@@ -237,29 +237,27 @@ func (p *Parser) Parse(line []byte, l *Line) {
 			l.Errors = append(l.Errors, ReasonInvalidExtendedAggregate)
 			return
 		}
-		suffix := rest[pipe+1:]
-		for {
-			i := bytes.IndexByte(values, ':')
-			if i < 0 {
-				p.parseSample(values, suffix, true, nameTags, l)
-				break
-			}
-			p.parseSample(values[:i], suffix, true, nameTags, l)
-			values = values[i+1:]
-		}
+		p.parseSamples(values, rest[pipe+1:], true, nameTags, l)
 	case dogTagged:
 		// DogStatsD tags disable multi-value lines.
 		p.parseSample(rest, nil, false, nameTags, l)
 	default:
-		for {
-			i := bytes.IndexByte(rest, ':')
-			if i < 0 {
-				p.parseSample(rest, nil, false, nameTags, l)
-				break
-			}
-			p.parseSample(rest[:i], nil, false, nameTags, l)
-			rest = rest[i+1:]
+		p.parseSamples(rest, nil, false, nameTags, l)
+	}
+}
+
+// parseSamples parses each ':'-separated part of list as a sample (see
+// parseSample for suffix and split): the values of an extended aggregation,
+// or the "value|type…" parts of a multi-value line.
+func (p *Parser) parseSamples(list, suffix []byte, split bool, nameTags int, l *Line) {
+	for {
+		i := bytes.IndexByte(list, ':')
+		if i < 0 {
+			p.parseSample(list, suffix, split, nameTags, l)
+			return
 		}
+		p.parseSample(list[:i], suffix, split, nameTags, l)
+		list = list[i+1:]
 	}
 }
 
