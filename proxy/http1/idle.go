@@ -94,7 +94,8 @@ func (c *conn) waitForRequest(deadline time.Time) (deadlineMoved bool, err error
 
 // releaseBuffers gives the connection's read and write buffers back to the
 // server's pools, and reports whether it could: only when neither holds a
-// byte (a pipelined request stays where it is).
+// byte (a pipelined request stays where it is). It drops the peer-close
+// timer too.
 func (c *conn) releaseBuffers() bool {
 	if c.br.Buffered() != 0 || c.bw.Buffered() != 0 {
 		return false
@@ -111,6 +112,10 @@ func (c *conn) releaseBuffers() bool {
 	if cap(c.head) > bufferSize {
 		c.head = nil // one large head does not stay with the connection
 	}
+	// The peer-close timer was stopped at the end of the last request;
+	// the next request makes another rather than every idle connection
+	// keeping one.
+	c.watch.timer = nil
 	return true
 }
 
