@@ -2,7 +2,9 @@ package http1
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -165,5 +167,50 @@ func TestHeadBuffered(t *testing.T) {
 		if got := headBuffered(br); got != tc.want {
 			t.Errorf("headBuffered(%q) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestServerTLSIdleReleasesBuffers: over TLS, the one-byte wait reads
+// through the TLS layer, which keeps the rest of the record; the requests
+// after an idle period arrive whole and still carry the TLS state.
+func TestServerTLSIdleReleasesBuffers(t *testing.T) {
+	cert := testCertificate(t)
+	ls := startWrappedLoopServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			http.Error(w, "no TLS state", http.StatusInternalServerError)
+			return
+		}
+		_, _ = io.WriteString(w, r.Method+" "+r.URL.Path)
+	}), func(c net.Conn) net.Conn {
+		return tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+	}, func(s *Server) {
+		s.ReadHeaderTimeout = 5 * time.Second
+		s.IdleTimeout = time.Hour
+	})
+	c, err := tls.Dial("tcp", ls.addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // httptest's certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for _, step := range []struct {
+		send string
+		want []string
+	}{
+		{"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", []string{"GET /a"}},
+		{"GET /b HTTP/1.1\r\nHost: x\r\n\r\n", []string{"GET /b"}},
+		{"GET /c HTTP/1.1\r\nHost: x\r\n\r\nGET /d HTTP/1.1\r\nHost: x\r\n\r\n", []string{"GET /c", "GET /d"}},
+	} {
+		if _, err := io.WriteString(c, step.send); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range step.want {
+			r, err := readWireResp(br, "GET")
+			if err != nil || r.status != http.StatusOK || r.body != want {
+				t.Fatalf("response %+v, %v; want 200 with %q", r, err, want)
+			}
+		}
+		time.Sleep(3 * bufferReleaseDelay) // the connection goes idle
 	}
 }
