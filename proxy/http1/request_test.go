@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -582,28 +581,14 @@ func TestChunkedTrailerBareLF(t *testing.T) {
 		_, err := io.ReadAll(r.Body)
 		bodyErrs <- err
 	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.ServeConn(c, nil)
-		}
-	}()
-	t.Cleanup(func() { _ = srv.Close() })
+	addr := serveLoopback(t, srv)
 
 	for _, tt := range []struct{ name, trailer string }{
 		{"bare LF ends the trailer section", "0\r\n\n"},
 		{"bare LF ends a trailer field", "0\r\nX-T: 1\n\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dialLoopback(t, ln.Addr().String())
+			c := dialLoopback(t, addr)
 			in := "POST /first HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + tt.trailer +
 				"GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n"
 			if _, err := io.WriteString(c, in); err != nil {

@@ -323,8 +323,17 @@ func (w *response) finish() bool {
 		w.closeAfter = true
 	}
 	w.setErr(bw.Flush())
-	return w.err == nil
+	complete := w.err == nil
+	// The write buffer may go back to the server's pool once the
+	// connection is idle: a write after the handler returned (which
+	// http.ResponseWriter forbids) fails instead of reaching it.
+	w.setErr(errWriteAfterHandler)
+	return complete
 }
+
+// errWriteAfterHandler is what a response written to after its handler
+// returned answers.
+var errWriteAfterHandler = errors.New("http1: response written after its handler returned")
 
 func (w *response) writeTrailers() {
 	bw := w.c.bw

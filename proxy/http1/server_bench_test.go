@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // BenchmarkServeKeepAlive measures keep-alive requests on 16 loopback
@@ -80,4 +82,72 @@ func BenchmarkServeKeepAlive(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkIdleConnMemory measures what an idle keep-alive connection
+// costs the process: 1000 loopback connections each send one request, to a
+// handler that grows its goroutine's stack as a proxy's does, and then
+// idle for longer than bufferReleaseDelay. heap-B/conn and stack-B/conn
+// are the growth of the Go heap in use and of goroutine stacks, after
+// garbage collection, per connection; both include the client's side of
+// each connection (a net.Conn, no goroutine).
+func BenchmarkIdleConnMemory(b *testing.B) {
+	const conns = 1000
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header()["Content-Length"] = []string{"2"}
+		_, _ = io.WriteString(w, growStack(24))
+	}), IdleTimeout: time.Hour}
+	addr := serveLoopback(b, srv)
+	req := []byte("GET / HTTP/1.1\r\nHost: bench.test\r\n\r\n")
+	var heap, stack float64
+	for b.Loop() {
+		before := memInUse()
+		cs := make([]net.Conn, 0, conns)
+		for range conns {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cs = append(cs, c)
+			var resp [256]byte
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+			if n, err := c.Read(resp[:]); err != nil || !strings.HasSuffix(string(resp[:n]), "\r\n\r\nok") {
+				b.Fatalf("response %q, %v", resp[:n], err)
+			}
+		}
+		time.Sleep(2 * bufferReleaseDelay)
+		after := memInUse()
+		heap += float64(after.HeapInuse-before.HeapInuse) / conns
+		stack += float64(after.StackInuse-before.StackInuse) / conns
+		for _, c := range cs {
+			_ = c.Close()
+		}
+	}
+	b.ReportMetric(heap/float64(b.N), "heap-B/conn")
+	b.ReportMetric(stack/float64(b.N), "stack-B/conn")
+}
+
+// growStack uses about depth × 300 bytes of stack and returns "ok".
+//
+//go:noinline
+func growStack(depth int) string {
+	var pad [256]byte
+	pad[depth%len(pad)] = 1
+	if depth == 0 {
+		return "ok"
+	}
+	return growStack(depth - 1)[:2-int(pad[0]*0)]
+}
+
+// memInUse returns the runtime's memory statistics after garbage
+// collection; two cycles let stacks shrink and pooled buffers go.
+func memInUse() runtime.MemStats {
+	var ms runtime.MemStats
+	for range 3 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	return ms
 }

@@ -386,3 +386,25 @@ func readFields(br *bufio.Reader, h http.Header) (string, error) {
 		h.Add(k, v)
 	}
 }
+
+// serveLoopback serves srv on 127.0.0.1:0, each connection on its own
+// goroutine, until the test ends, and returns the address.
+func serveLoopback(tb testing.TB, srv *Server) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go srv.ServeConn(c, nil)
+		}
+	}()
+	tb.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
