@@ -246,12 +246,12 @@ func medianOf(xs []float64) float64 {
 func renderExemplarSection(c config, table string, took time.Duration) string {
 	var b strings.Builder
 	writeSectionHead(&b, exemplarsHeading, c, took, "a ratio within ±10 % of 1 is not a measured difference. Re-run on a quiet machine.")
-	fmt.Fprintf(&b, "statsd-sink against itself: the Envoy stream of the section above, and the same stream with `|trace_id:<32 hex>` (a distinct random ID each) appended to %.0f %% of its timer lines, the worst case of a proxy that traces every request with `exemplars: true` (at the usual 1 %% sampling, one timer line in a hundred carries one). Apart from the sections the two streams are byte for byte the same. statsd_exporter cannot be the peer here: it drops every line with a `|trace_id:` section (sink/README.md), so the statsd_exporter comparison above keeps the plain stream.\n\n", 100*c.traceIDs)
+	fmt.Fprintf(&b, "statsd-sink against itself: the Envoy stream of \"statsd-sink vs statsd_exporter\", and the same stream with `|trace_id:<32 hex>` (a distinct random ID each) appended to %.0f %% of its timer lines, the worst case of a proxy that traces every request with `exemplars: true` (at the usual 1 %% sampling, one timer line in a hundred carries one). Apart from the sections the two streams are byte for byte the same. statsd_exporter cannot be the peer here: it drops every line with a `|trace_id:` section (sink/README.md), so that comparison keeps the plain stream.\n\n", 100*c.traceIDs)
 	b.WriteString(table)
 	fmt.Fprintf(&b, `
 Method:
-- %d interleaved rounds, the plain stream first in odd rounds and second in even ones (plain, with, with, plain, …), each stream in a fresh statsd-sink with the flags and mapping of the section above (its timers are histograms, which keep one exemplar per bucket).
-- Lossless rate: the search of the section above, once per round and stream. The ratio counts lines, and a line with a trace ID is 42 bytes longer. On a shared machine this is the noisiest figure (a burst of other work during one 2 s step makes it lossy, and the bisection then settles lower); CPU per million lines at a fixed rate is the one that shows the cost per line.
+- %d interleaved rounds, the plain stream first in odd rounds and second in even ones (plain, with, with, plain, …), each stream in a fresh statsd-sink with the flags and mapping of "statsd-sink vs statsd_exporter" (its timers are histograms, which keep one exemplar per bucket).
+- Lossless rate: the search of "statsd-sink vs statsd_exporter", once per round and stream. The ratio counts lines, and a line with a trace ID is 42 bytes longer. On a shared machine this is the noisiest figure (a burst of other work during one 2 s step makes it lossy, and the bisection then settles lower); CPU per million lines at a fixed rate is the one that shows the cost per line.
 - CPU: utime+stime around a fixed-rate run at half the lowest lossless rate of all rounds, the same rate for both streams; then VmRSS, and one OpenMetrics scrape that counts the bucket lines with an exemplar (the run fails if the stream with trace IDs leaves none).
 `, c.exemplarRounds)
 	return b.String()
