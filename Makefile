@@ -35,7 +35,7 @@ bench-go: ## Go micro-benchmarks of the hot paths, with allocations
 bench-proxy: build ## wrk against hopwatch-proxy, nginx, HAProxy and Caddy in one run; MODES=h2,grpc,idle,bodies,stats adds HTTP/2, gRPC, idle-connection, 1 MiB-body and stats-sink comparisons with nginx
 	bench/proxy/run.sh
 
-bench-sink: build tools-test ## statsd-sink vs statsd_exporter on identical streams
+bench-sink: build tools-test ## statsd-sink vs statsd_exporter on identical streams, then statsd-sink with and without exemplar lines
 	$(GO) run ./bench/sink/benchsink
 
 tools: ## build every pinned dev tool into ./bin (skips tools already at their pinned version)

@@ -29,13 +29,21 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hopwatch/hopwatch/bench/internal/openmetrics"
 )
 
 // defaultProxies is every proxy, in benchmark order. hopwatch-proxy-nostats
 // is hopwatch-proxy with stats_config.disabled, the baseline for the cost of
 // stats; hopwatch-proxy-off (nothing on) is the baseline for
 // hopwatch-proxy-full (stats to statsd-sink, access log, tracing to Jaeger).
+// hopwatch-proxy-exemplars is hopwatch-proxy-full with exemplars on its
+// StatsD sink, measured against it.
 const defaultProxies = "nginx,haproxy,caddy,hopwatch-proxy-off,hopwatch-proxy-nostats,hopwatch-proxy,hopwatch-proxy-full"
+
+// allProxies is every -proxies name, defaultProxies and the variants that
+// are only measured when asked for.
+const allProxies = defaultProxies + ",hopwatch-proxy-exemplars"
 
 // defaultLoads are the wrk thread×connection pairs: the original -t2 -c64,
 // and -t1 -c50, which leaves one of two cores to the proxy.
@@ -77,12 +85,12 @@ func main() {
 	var proxies, loads, modes string
 	flag.StringVar(&o.upstreamBin, "upstream", "", "path to the built bench/proxy/upstream binary (required)")
 	flag.StringVar(&o.hopwatchBin, "hopwatch", "", "path to the built hopwatch-proxy binary (required when -proxies has a hopwatch-proxy variant)")
-	flag.StringVar(&proxies, "proxies", defaultProxies, "comma-separated proxies to measure, from "+defaultProxies)
-	flag.StringVar(&o.statsdSinkBin, "statsd-sink", "", "path to the built statsd-sink binary (required for hopwatch-proxy-full)")
-	flag.StringVar(&o.jaegerBin, "jaeger", "", "path to bin/jaeger (required for hopwatch-proxy-full)")
-	flag.StringVar(&o.jaegerConfig, "jaeger-config", "", "Jaeger config with its listeners taken from HOPWATCH_E2E_* variables (tracing/testdata/jaeger-e2e.yaml; required for hopwatch-proxy-full)")
+	flag.StringVar(&proxies, "proxies", defaultProxies, "comma-separated proxies to measure, from "+allProxies)
+	flag.StringVar(&o.statsdSinkBin, "statsd-sink", "", "path to the built statsd-sink binary (required for hopwatch-proxy-full and -exemplars)")
+	flag.StringVar(&o.jaegerBin, "jaeger", "", "path to bin/jaeger (required for hopwatch-proxy-full and -exemplars)")
+	flag.StringVar(&o.jaegerConfig, "jaeger-config", "", "Jaeger config with its listeners taken from HOPWATCH_E2E_* variables (tracing/testdata/jaeger-e2e.yaml; required for hopwatch-proxy-full and -exemplars)")
 	flag.StringVar(&loads, "loads", defaultLoads, "comma-separated wrk THREADSxCONNECTIONS pairs; a tls: prefix runs the pair over HTTPS")
-	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds: every proxy is measured once per round, in turn")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds: every proxy is measured once per round, in turn, in reverse order every second round")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "wrk run time per proxy (-d), whole seconds")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "wrk warm-up per proxy before the measured run, whole seconds; 0 skips it")
 	flag.IntVar(&o.bodySize, "body-size", 128, "upstream response body size in bytes")
@@ -169,14 +177,14 @@ func (o options) validate(all []peer) error {
 	}
 	for _, name := range o.proxies {
 		if !slices.ContainsFunc(all, func(p peer) bool { return p.Name == name }) {
-			errs = append(errs, fmt.Errorf("-proxies: unknown proxy %q; want some of %s", name, defaultProxies))
+			errs = append(errs, fmt.Errorf("-proxies: unknown proxy %q; want some of %s", name, allProxies))
 		}
 	}
 	if slices.ContainsFunc(o.proxies, isHopwatch) && o.hopwatchBin == "" {
 		errs = append(errs, errors.New("-hopwatch: required when -proxies includes hopwatch-proxy"))
 	}
-	if slices.Contains(o.proxies, "hopwatch-proxy-full") && (o.statsdSinkBin == "" || o.jaegerBin == "" || o.jaegerConfig == "") {
-		errs = append(errs, errors.New("-statsd-sink, -jaeger, -jaeger-config: required when -proxies includes hopwatch-proxy-full"))
+	if needsServices(o.proxies) && (o.statsdSinkBin == "" || o.jaegerBin == "" || o.jaegerConfig == "") {
+		errs = append(errs, errors.New("-statsd-sink, -jaeger, -jaeger-config: required when -proxies includes hopwatch-proxy-full or hopwatch-proxy-exemplars"))
 	}
 	if len(o.loads) == 0 {
 		errs = append(errs, errors.New("-loads: empty; want THREADSxCONNECTIONS pairs such as "+defaultLoads))
@@ -237,9 +245,10 @@ type harness struct {
 	// cert is the self-signed certificate of every TLS listener; nil when
 	// no load is over TLS.
 	cert *benchCert
-	// realSink is the statsd-sink's UDP host:port and jaegerOTLP Jaeger's
-	// OTLP gRPC host:port, for hopwatch-proxy-full; empty when not selected.
-	realSink, jaegerOTLP string
+	// realSink is the statsd-sink's UDP host:port, realSinkWeb its HTTP
+	// host:port, and jaegerOTLP Jaeger's OTLP gRPC host:port, for
+	// hopwatch-proxy-full and -exemplars; empty when neither is selected.
+	realSink, realSinkWeb, jaegerOTLP string
 	// h2loadBin is h2load's path; empty when no mode needs it.
 	h2loadBin string
 	// grpcUpstream is the gRPC upstream's host:port, for grpcMode.
@@ -312,13 +321,13 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		}
 	}
 	var jg *jaegerProc
-	if slices.Contains(o.proxies, "hopwatch-proxy-full") {
-		ss, addr, err := h.startStatsdSink(ctx)
+	if needsServices(o.proxies) {
+		ss, err := h.startStatsdSink(ctx)
 		if err != nil {
 			return err
 		}
 		defer ss.stop(syscall.SIGTERM, 5*time.Second)
-		h.realSink = addr
+		h.realSink, h.realSinkWeb = ss.udp, ss.web
 		if jg, err = h.startJaeger(ctx); err != nil {
 			return err
 		}
@@ -379,7 +388,7 @@ func (h *harness) runWrk(ctx context.Context, selected []peer, jg *jaegerProc, o
 
 	var failed []error
 	for round := 1; round <= o.rounds; round++ {
-		for _, p := range selected {
+		for _, p := range wrkRoundOrder(selected, round) {
 			fmt.Fprintf(out, "== round %d/%d: %s\n", round, o.rounds, p.Name)
 			samples, err := h.benchPeer(ctx, p, round)
 			if ctx.Err() != nil {
@@ -412,6 +421,12 @@ func (h *harness) runWrk(ctx context.Context, selected []peer, jg *jaegerProc, o
 	if jg != nil {
 		rep.TracesSeen = jg.sawService(ctx, "hopwatch-bench")
 	}
+	if slices.ContainsFunc(selected, func(p peer) bool { return p.Exemplars }) {
+		// Only the exemplars row sends trace IDs: an exemplar on the
+		// sink's buckets shows that its |trace_id: sections were kept.
+		n, err := openmetrics.CountExemplars(ctx, "http://"+h.realSinkWeb+"/metrics")
+		rep.Exemplars = &exemplarCount{Lines: n, Err: err}
+	}
 
 	section := rep.section()
 	fmt.Fprintf(out, "\n%s", section)
@@ -437,6 +452,22 @@ func (h *harness) runWrk(ctx context.Context, selected []peer, jg *jaegerProc, o
 		fmt.Fprintf(out, "\nupdated %q in %s\n", sectionHeading, o.out)
 	}
 	return nil
+}
+
+// wrkRoundOrder is the order of the proxies in round (from 1) of the wrk
+// mode: as selected in odd rounds, reversed in even ones. A proxy that runs right after another
+// shares the machine with what that one left behind (Jaeger storing its
+// spans, statsd-sink digesting its last flush, the kernel reclaiming its
+// sockets), so a fixed order would favour the first of two neighbours in
+// every round; alternating gives each the same share of both positions.
+// (The other modes keep nginx first and rotate the rest: roundOrder.)
+func wrkRoundOrder(selected []peer, round int) []peer {
+	if round%2 == 1 {
+		return selected
+	}
+	rev := slices.Clone(selected)
+	slices.Reverse(rev)
+	return rev
 }
 
 func logRow(w io.Writer, r sample) {
@@ -555,7 +586,7 @@ func (h *harness) startPeer(ctx context.Context, p peer, tweak func(*configData)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
-	d.StatsSink, d.StatsOff, d.AccessLogOff, d.Histograms = h.sink.addr(), p.StatsOff, p.AccessLogOff, p.Histograms
+	d.StatsSink, d.StatsOff, d.AccessLogOff, d.Histograms, d.Exemplars = h.sink.addr(), p.StatsOff, p.AccessLogOff, p.Histograms, p.Exemplars
 	if p.FullObservability {
 		d.StatsSink, d.TracingEndpoint = h.realSink, h.jaegerOTLP
 	}

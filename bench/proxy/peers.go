@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/template"
@@ -60,6 +61,9 @@ type configData struct {
 	// Histograms is hopwatch-proxy's StatsD sink histogram mode (timer or
 	// compact); empty leaves the default.
 	Histograms string
+	// Exemplars turns on exemplars on hopwatch-proxy's StatsD sink: the
+	// timer lines of traced requests carry |trace_id:<hex>.
+	Exemplars bool
 	// H2 serves HTTP/2 over TLS by ALPN on TLSListen (nginx needs it
 	// said; hopwatch-proxy's listeners offer h2 by default), and H2CListen,
 	// when set, is a loopback host:port that speaks HTTP/2 with prior
@@ -91,6 +95,8 @@ type peer struct {
 	AccessLogOff bool
 	// Histograms sets configData.Histograms (hopwatch-proxy only).
 	Histograms string
+	// Exemplars sets configData.Exemplars (hopwatch-proxy only).
+	Exemplars bool
 	// FullObservability sends stats to the real statsd-sink instead of
 	// the discarding socket and traces to the real Jaeger (hopwatch-proxy
 	// only).
@@ -160,56 +166,59 @@ func peers(hopwatchBin string) []peer {
 			StopSignal: syscall.SIGTERM,
 			Version:    func(ctx context.Context, bin string) string { return commandLine(ctx, bin, "version") },
 		},
-		{
+		hopwatchVariant(hopwatchBin, peer{
 			// Everything off: no stats, no access log, no tracing. Full
 			// observability divided by this row is what observability costs.
 			Name:         "hopwatch-proxy-off",
 			Label:        obsOffRow,
 			StatsOff:     true,
 			AccessLogOff: true,
-			TLS:          true,
-			Template:     "hopwatch.yaml.tmpl",
-			Bin:          hopwatchBin,
-			Args:         func(cfg string, _ configData) []string { return []string{"-c", cfg} },
-			StopSignal:   syscall.SIGTERM,
-			Version:      hopwatchVersion,
-		},
-		{
+		}),
+		hopwatchVariant(hopwatchBin, peer{
 			// The same proxy with every stat off, measured in the same run:
 			// the full-stats row divided by this one is what stats cost.
-			Name:       "hopwatch-proxy-nostats",
-			Label:      "hopwatch-proxy (stats off)",
-			StatsOff:   true,
-			TLS:        true,
-			Template:   "hopwatch.yaml.tmpl",
-			Bin:        hopwatchBin,
-			Args:       func(cfg string, _ configData) []string { return []string{"-c", cfg} },
-			StopSignal: syscall.SIGTERM,
-			Version:    hopwatchVersion,
-		},
-		{
-			Name:       "hopwatch-proxy",
-			TLS:        true,
-			Template:   "hopwatch.yaml.tmpl",
-			Bin:        hopwatchBin,
-			Args:       func(cfg string, _ configData) []string { return []string{"-c", cfg} },
-			StopSignal: syscall.SIGTERM,
-			Version:    hopwatchVersion,
-		},
-		{
+			Name:     "hopwatch-proxy-nostats",
+			Label:    "hopwatch-proxy (stats off)",
+			StatsOff: true,
+		}),
+		hopwatchVariant(hopwatchBin, peer{Name: "hopwatch-proxy"}),
+		hopwatchVariant(hopwatchBin, peer{
 			// Stats to a real statsd-sink, the JSON access log, and tracing
 			// at 1 % to a real Jaeger: what a production deployment runs.
 			Name:              "hopwatch-proxy-full",
 			Label:             obsFullRow,
 			FullObservability: true,
-			TLS:               true,
-			Template:          "hopwatch.yaml.tmpl",
-			Bin:               hopwatchBin,
-			Args:              func(cfg string, _ configData) []string { return []string{"-c", cfg} },
-			StopSignal:        syscall.SIGTERM,
-			Version:           hopwatchVersion,
-		},
+		}),
+		hopwatchVariant(hopwatchBin, peer{
+			// Full observability with exemplars on its StatsD sink: the
+			// timer lines of the 1 % of traced requests carry the trace ID
+			// to statsd-sink, which keeps one per histogram bucket. This row
+			// divided by the full-observability one is what exemplars cost.
+			Name:              "hopwatch-proxy-exemplars",
+			Label:             obsExemplarsRow,
+			FullObservability: true,
+			Exemplars:         true,
+		}),
 	}
+}
+
+// hopwatchVariant fills in what every hopwatch-proxy variant shares (one
+// binary, one template, a TLS listener, SIGTERM's graceful drain) around
+// the fields that make p a variant.
+func hopwatchVariant(bin string, p peer) peer {
+	p.TLS = true
+	p.Template = "hopwatch.yaml.tmpl"
+	p.Bin = bin
+	p.Args = func(cfg string, _ configData) []string { return []string{"-c", cfg} }
+	p.StopSignal = syscall.SIGTERM
+	p.Version = hopwatchVersion
+	return p
+}
+
+// needsServices reports whether a peer of these -proxies names reports to
+// the real statsd-sink and Jaeger.
+func needsServices(names []string) bool {
+	return slices.ContainsFunc(peers(""), func(p peer) bool { return p.FullObservability && slices.Contains(names, p.Name) })
 }
 
 // label is the peer's name in the results table.

@@ -112,7 +112,7 @@ func TestHopwatchConfigValid(t *testing.T) {
 
 func checkHopwatchConfig(t *testing.T, hp peer) {
 	d := testConfigData(t)
-	d.StatsOff, d.AccessLogOff = hp.StatsOff, hp.AccessLogOff
+	d.StatsOff, d.AccessLogOff, d.Exemplars = hp.StatsOff, hp.AccessLogOff, hp.Exemplars
 	if hp.FullObservability {
 		d.TracingEndpoint = "127.0.0.1:40003"
 	}
@@ -151,6 +151,9 @@ func checkHopwatchConfig(t *testing.T, hp peer) {
 	if c.StatsConfig.Disabled || len(c.StatsSinks) != 1 || c.StatsSinks[0].Address != d.StatsSink ||
 		c.StatsSinks[0].Type != "statsd" || c.StatsSinks[0].Protocol != "udp" || c.StatsConfig.FlushInterval.D() != 5*time.Second {
 		t.Fatalf("stats on: stats_config %+v, sinks %+v; want one UDP statsd sink to %s at the default 5s flush", c.StatsConfig, c.StatsSinks, d.StatsSink)
+	}
+	if c.StatsSinks[0].Exemplars != hp.Exemplars {
+		t.Fatalf("stats sink exemplars = %v, want %v", c.StatsSinks[0].Exemplars, hp.Exemplars)
 	}
 }
 
@@ -207,6 +210,10 @@ func TestValidate(t *testing.T) {
 		{"full without its services", func(o *options) { o.proxies = []string{"hopwatch-proxy-full"} }, "-statsd-sink, -jaeger, -jaeger-config: required"},
 		{"full with its services", func(o *options) {
 			o.proxies, o.statsdSinkBin, o.jaegerBin, o.jaegerConfig = []string{"hopwatch-proxy-full"}, "s", "j", "c"
+		}, ""},
+		{"exemplars without the services", func(o *options) { o.proxies = []string{"hopwatch-proxy-exemplars"} }, "-statsd-sink, -jaeger, -jaeger-config: required"},
+		{"exemplars with the services", func(o *options) {
+			o.proxies, o.statsdSinkBin, o.jaegerBin, o.jaegerConfig = []string{"hopwatch-proxy-exemplars"}, "s", "j", "c"
 		}, ""},
 		{"fractional duration", func(o *options) { o.duration = 1500 * time.Millisecond }, "-duration 1.5s"},
 		{"endless duration", func(o *options) { o.duration = time.Hour }, "-duration 1h0m0s"},

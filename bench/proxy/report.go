@@ -33,6 +33,8 @@ const (
 	statsOffRow = "hopwatch-proxy (stats off)"
 	obsFullRow  = "hopwatch-proxy (full observability)"
 	obsOffRow   = "hopwatch-proxy (all off)"
+	// obsExemplarsRow is obsFullRow with exemplars on its StatsD sink.
+	obsExemplarsRow = "hopwatch-proxy (full observability, exemplars)"
 )
 
 // load is one wrk thread and connection pair, over plaintext HTTP/1.1 or
@@ -208,44 +210,100 @@ func statsCost(sums []summary) string {
 	return b.String()
 }
 
-// obsCost describes full observability against everything off under l:
-// the ratio of the two in each round, where they ran side by side, and the
-// median of those ratios. It returns "" when either row is missing.
-func obsCost(samples []sample, l load) string {
-	var ratios []string
+// pairedRatios returns num's req/s over den's under l in every round that
+// measured both, side by side, in round order.
+func pairedRatios(samples []sample, l load, num, den string) []float64 {
 	var rs []float64
-	for _, full := range samples {
-		if full.Name != obsFullRow || full.Load != l {
+	for _, n := range samples {
+		if n.Name != num || n.Load != l {
 			continue
 		}
-		off := findSample(samples, obsOffRow, l, full.Round)
-		if off == nil {
-			continue
+		if d := findSample(samples, den, l, n.Round); d != nil {
+			rs = append(rs, ratio(n.Result.RPS, d.Result.RPS))
 		}
-		r := ratio(full.Result.RPS, off.Result.RPS)
-		rs = append(rs, r)
-		ratios = append(ratios, formatRatio(r))
 	}
+	return rs
+}
+
+// formatRatios joins ratios as "0.95×, 1.01×".
+func formatRatios(rs []float64) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = formatRatio(r)
+	}
+	return strings.Join(out, ", ")
+}
+
+// roundsDisagree warns when the per-round ratios spread over more than 10
+// points, more than the effects these paragraphs measure; "" otherwise.
+func roundsDisagree(rs []float64) string {
+	lo, hi := slices.Min(rs), slices.Max(rs)
+	if hi-lo <= 0.1 {
+		return ""
+	}
+	return fmt.Sprintf(" The rounds disagree by %.0f points (%s to %s), more than the effect measured: treat the median as rough, and rerun with more rounds on a quieter machine.", (hi-lo)*100, formatRatio(lo), formatRatio(hi))
+}
+
+// costText is the wording of one cost paragraph.
+type costText struct {
+	// title is the bold lead; claim follows the load and holds one %s for
+	// the median ratio; context, if any, comes after the figures.
+	title, claim, context string
+	// budget is the ratio at or above which the cost is within what the
+	// paragraph allows; notSlower, within and outside are its verdicts.
+	budget                     float64
+	notSlower, within, outside string
+}
+
+// pairCost describes row num against row den under l: the ratio of the two
+// in each round, where they ran side by side, the median of those ratios,
+// and t's verdict on it. It returns "" when either row is missing.
+func pairCost(samples []sample, l load, num, den string, t costText) string {
+	rs := pairedRatios(samples, l, num, den)
 	m := median(rs)
 	if math.IsNaN(m) {
 		return ""
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "**Observability cost** (`wrk %s`): hopwatch-proxy with full observability served **%s** the req/s of the same binary with everything off (median of the per-round ratios %s; %+.1f%%). ",
-		l, formatRatio(m), strings.Join(ratios, ", "), (m-1)*100)
+	fmt.Fprintf(&b, "**%s** (`wrk %s`): %s (median of the per-round ratios %s; %+.1f%%). %s",
+		t.title, l, fmt.Sprintf(t.claim, "**"+formatRatio(m)+"**"), formatRatios(rs), (m-1)*100, t.context)
 	switch {
 	case m >= 1:
-		b.WriteString("Full observability was not slower than everything off: the difference is noise, and the cost is below what this run resolves.")
-	case m >= 0.97:
-		b.WriteString("That is within the 3 % budget.")
+		b.WriteString(t.notSlower)
+	case m >= t.budget:
+		b.WriteString(t.within)
 	default:
-		b.WriteString("That is outside the 3 % budget, or within the noise of a shared machine: rerun before concluding.")
+		b.WriteString(t.outside)
 	}
-	if lo, hi := slices.Min(rs), slices.Max(rs); hi-lo > 0.1 {
-		fmt.Fprintf(&b, " The rounds disagree by %.0f points (%s to %s), more than the effect measured: treat the median as rough, and rerun with more rounds on a quieter machine.", (hi-lo)*100, formatRatio(lo), formatRatio(hi))
-	}
+	b.WriteString(roundsDisagree(rs))
 	b.WriteString("\n\n")
 	return b.String()
+}
+
+// obsCost describes full observability against everything off under l.
+func obsCost(samples []sample, l load) string {
+	return pairCost(samples, l, obsFullRow, obsOffRow, costText{
+		title:     "Observability cost",
+		claim:     "hopwatch-proxy with full observability served %s the req/s of the same binary with everything off",
+		budget:    0.97,
+		notSlower: "Full observability was not slower than everything off: the difference is noise, and the cost is below what this run resolves.",
+		within:    "That is within the 3 % budget.",
+		outside:   "That is outside the 3 % budget, or within the noise of a shared machine: rerun before concluding.",
+	})
+}
+
+// exemplarCost describes full observability with exemplars against the
+// same without, under l.
+func exemplarCost(samples []sample, l load) string {
+	return pairCost(samples, l, obsExemplarsRow, obsFullRow, costText{
+		title:     "Exemplars cost",
+		claim:     "with `exemplars: true` on its StatsD sink, hopwatch-proxy with full observability served %s the req/s of the same configuration without exemplars",
+		context:   "Tracing samples 1 % of requests, so exemplars are recorded and sent for one request in a hundred; every other request pays one comparison per latency histogram. ",
+		budget:    0.99,
+		notSlower: "Exemplars on was not slower than off: the cost is below what this run resolves.",
+		within:    "That is within 1 %, below what a run on a shared machine resolves.",
+		outside:   "A cost above 1 % is more than the Go benchmarks predict at 1 % sampling (under a microsecond per traced request): rerun before concluding.",
+	})
 }
 
 // formatRatio prints a ratio as "0.95×", or "n/a" for NaN.
@@ -278,6 +336,16 @@ type report struct {
 	// TracesSeen says whether Jaeger listed the full-observability proxy's
 	// service after the run: "" when that row was not measured.
 	TracesSeen string
+	// Exemplars is what statsd-sink exposed after the run; nil when the
+	// exemplars row was not measured.
+	Exemplars *exemplarCount
+}
+
+// exemplarCount is the number of OpenMetrics bucket lines with an exemplar
+// on statsd-sink's /metrics after the run, or why it is unknown.
+type exemplarCount struct {
+	Lines int
+	Err   error
 }
 
 // ratioBase is the peer every ratio is relative to.
@@ -338,7 +406,7 @@ func (r report) section() string {
 	for i, l := range r.Loads {
 		loads[i] = "`wrk " + l.String() + "`"
 	}
-	fmt.Fprintf(&b, "Measured %s with `%s`: %d interleaved rounds, each starting every proxy in turn (so nginx and hopwatch-proxy run side by side, round after round) and measuring it under each load (%s) with a %s warm-up, then `wrk -d%s --latency` against `http://127.0.0.1:<port>/`. ",
+	fmt.Fprintf(&b, "Measured %s with `%s`: %d interleaved rounds, each starting every proxy in turn, in reverse order every second round (so nginx and hopwatch-proxy run side by side, round after round, and neither always follows the other) and measuring it under each load (%s) with a %s warm-up, then `wrk -d%s --latency` against `http://127.0.0.1:<port>/`. ",
 		r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Command, r.Rounds, strings.Join(loads, ", "), r.Warmup, r.Duration)
 	fmt.Fprintf(&b, "Every proxy forwards `/` to the same Go upstream (`bench/proxy/upstream`, a %d-byte body over HTTP/1.1 keep-alive), keeps upstream connections alive, generates a request ID and, unless its row says otherwise, writes a JSON access-log line per request to a file. ", r.BodySize)
 	b.WriteString("req/s, p50 and p99 are medians over the rounds; \"req/s vs nginx, per round\" divides each round's req/s by nginx's in the same round, and the two \"vs nginx\" columns are the medians of those per-round ratios.\n\n")
@@ -348,6 +416,7 @@ func (r report) section() string {
 		b.WriteString(table(sums))
 		b.WriteString("\n")
 		b.WriteString(obsCost(r.Samples, l))
+		b.WriteString(exemplarCost(r.Samples, l))
 		b.WriteString(statsCost(sums))
 	}
 	switch r.TracesSeen {
@@ -356,6 +425,15 @@ func (r report) section() string {
 		b.WriteString("Jaeger listed the full-observability proxy's service after the run: the sampled spans were exported and stored.\n\n")
 	default:
 		fmt.Fprintf(&b, "**Jaeger did not list the full-observability proxy's service after the run** (%s): its tracing row may not have exported anything.\n\n", r.TracesSeen)
+	}
+	switch e := r.Exemplars; {
+	case e == nil:
+	case e.Err != nil:
+		fmt.Fprintf(&b, "**statsd-sink's exemplars could not be counted after the run** (%v).\n\n", e.Err)
+	case e.Lines == 0:
+		b.WriteString("**statsd-sink exposed no exemplar after the run**: the exemplars row's `|trace_id:` sections did not arrive or were not kept, so that row measured no exemplar work.\n\n")
+	default:
+		fmt.Fprintf(&b, "statsd-sink exposed %d bucket lines with an exemplar (an OpenMetrics scrape after the run): the exemplars row's trace IDs arrived and were kept.\n\n", e.Lines)
 	}
 	fmt.Fprintf(&b, "Machine: `nproc` = %d", r.Nproc)
 	if r.CPU != "" {
@@ -375,7 +453,7 @@ func (r report) section() string {
 	fmt.Fprintf(&b, "- **HAProxy**: `nbthread %d`, `maxconn 4096`, `mode http`, `http-reuse always`, JSON `log-format` (in place of `option httplog`), `unique-id-format` for the request ID. HAProxy logs only through syslog, so it uses `log stdout format raw` with its stdout redirected to the log file; each line is an unbuffered write(2).\n", r.Workers)
 	b.WriteString("- **Caddy**: `reverse_proxy` with upstream keep-alive, `header_up X-Request-Id {http.request.uuid}`, and `log { output file … }` in JSON; Caddy's file writer does not buffer either.\n")
 	b.WriteString("- **TLS** (the `https` loads): nginx and hopwatch-proxy (every variant) each get a second listener on 127.0.0.1 serving the same route over TLS with the same self-signed ECDSA P-256 certificate, generated by the harness for the run; wrk offers no ALPN, so this is HTTP/1.1 over TLS with keep-alive. HAProxy, Caddy and the upstream baseline are not measured over TLS. hopwatch-proxy logs its TLS listener to a second file, counted with the first.\n")
-	b.WriteString("- **hopwatch-proxy**: YAML written by the harness, one listener (plus the TLS one for the https loads), one static cluster, `access_log: [{path: …, format: json}]`, and a `stats_sinks` entry (`type: statsd`) sending to a UDP socket on 127.0.0.1 that the harness reads and discards; all other settings at their defaults (5 s flush, timer histograms). **hopwatch-proxy (stats off)** is the same with `stats_config: {disabled: true}` and no sink. **hopwatch-proxy (all off)** also has no access log (`access_log: []`) and no tracing. **hopwatch-proxy (full observability)** sends its stats to a real `statsd-sink` (`cmd/statsd-sink`, UDP on 127.0.0.1) instead of the discarding socket, keeps the JSON access log, and traces 1 % of requests (`tracing: {sampling_ratio: 0.01}`) over OTLP gRPC to a real Jaeger (`bin/jaeger`, in-memory storage, on 127.0.0.1); the sink and Jaeger run for the whole benchmark and share the machine's cores with everything else.\n\n")
+	b.WriteString("- **hopwatch-proxy**: YAML written by the harness, one listener (plus the TLS one for the https loads), one static cluster, `access_log: [{path: …, format: json}]`, and a `stats_sinks` entry (`type: statsd`) sending to a UDP socket on 127.0.0.1 that the harness reads and discards; all other settings at their defaults (5 s flush, timer histograms). **hopwatch-proxy (stats off)** is the same with `stats_config: {disabled: true}` and no sink. **hopwatch-proxy (all off)** also has no access log (`access_log: []`) and no tracing. **hopwatch-proxy (full observability)** sends its stats to a real `statsd-sink` (`cmd/statsd-sink`, UDP on 127.0.0.1) instead of the discarding socket, keeps the JSON access log, and traces 1 % of requests (`tracing: {sampling_ratio: 0.01}`) over OTLP gRPC to a real Jaeger (`bin/jaeger`, in-memory storage, on 127.0.0.1); the sink (`--preset=envoy`, as deployed) and Jaeger run for the whole benchmark and share the machine's cores with everything else. **hopwatch-proxy (full observability, exemplars)** is the same with `exemplars: true` on its StatsD sink: the timer lines of traced requests end in `|trace_id:<32 hex>`, and statsd-sink keeps the latest per histogram bucket.\n\n")
 	b.WriteString("\"errors\" counts non-2xx/3xx responses and socket errors reported by wrk; a row with errors is not a fair comparison. \"access-log lines\" is counted after the proxy stopped, covers every load of that proxy run (warm-up and readiness requests included) and is the median over the rounds; \"n/a\" means no access log.\n\n")
 	b.WriteString("Versions:\n\n")
 	for _, v := range r.Versions {

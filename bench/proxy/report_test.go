@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -246,6 +247,56 @@ func TestReportObservabilityCost(t *testing.T) {
 	}
 }
 
+func TestReportExemplarsCost(t *testing.T) {
+	r := testReport()
+	ms := time.Millisecond
+	r.Samples = append(r.Samples, smp(1, obsFullRow, 10000, ms, 5*ms, 50))
+	if got := exemplarCost(r.Samples, testLoad); got != "" {
+		t.Fatalf("without the exemplars row, exemplarCost = %q, want nothing", got)
+	}
+	// The ratio is exemplars over full, never full over all off.
+	r.Samples = append(r.Samples,
+		smp(1, obsOffRow, 20000, ms, 5*ms, -1), smp(1, obsExemplarsRow, 9800, ms, 6*ms, 50),
+		smp(2, obsFullRow, 10000, ms, 5*ms, 50), smp(2, obsExemplarsRow, 9600, ms, 6*ms, 50),
+	)
+	got := exemplarCost(r.Samples, testLoad)
+	for _, want := range []string{"`wrk -t2 -c64`", "**0.97×**", "per-round ratios 0.98×, 0.96×", "-3.0%", "one request in a hundred", "rerun before concluding"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("exemplarCost lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "disagree") {
+		t.Errorf("rounds 2 points apart reported as disagreeing:\n%s", got)
+	}
+	if !strings.Contains(r.section(), got) {
+		t.Error("the section does not include the exemplars cost paragraph")
+	}
+	r.Samples[len(r.Samples)-1].Result.RPS = 11000
+	if got := exemplarCost(r.Samples, testLoad); !strings.Contains(got, "**1.04×**") || !strings.Contains(got, "not slower than off") || !strings.Contains(got, "disagree by 12 points") {
+		t.Errorf("rounds at 0.98× and 1.10×:\n%s", got)
+	}
+}
+
+func TestReportExemplarsSeen(t *testing.T) {
+	r := testReport()
+	if got := r.section(); strings.Contains(got, "statsd-sink exposed") || strings.Contains(got, "could not be counted") {
+		t.Fatalf("without the exemplars row the section reports an exemplar count:\n%s", got)
+	}
+	for _, tc := range []struct {
+		e    exemplarCount
+		want string
+	}{
+		{exemplarCount{Lines: 7}, "statsd-sink exposed 7 bucket lines with an exemplar"},
+		{exemplarCount{}, "**statsd-sink exposed no exemplar after the run**"},
+		{exemplarCount{Err: errors.New("connection refused")}, "could not be counted after the run** (connection refused)"},
+	} {
+		r.Exemplars = &tc.e
+		if got := r.section(); !strings.Contains(got, tc.want) {
+			t.Errorf("%+v: section lacks %q", tc.e, tc.want)
+		}
+	}
+}
+
 func TestReportTableWithoutNginx(t *testing.T) {
 	r := testReport()
 	r.Samples = slices.DeleteFunc(r.Samples, func(s sample) bool { return s.Name == "nginx" })
@@ -339,5 +390,25 @@ func TestWriteSectionCreatesFile(t *testing.T) {
 	}
 	if want := "# Benchmarks\n\n" + sectionHeading + "\n\nx\n"; string(got) != want {
 		t.Fatalf("file = %q, want %q", got, want)
+	}
+}
+
+func TestWrkRoundOrderAlternates(t *testing.T) {
+	sel := []peer{{Name: "nginx"}, {Name: "hopwatch-proxy-full"}, {Name: "hopwatch-proxy-exemplars"}}
+	names := func(ps []peer) string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := names(wrkRoundOrder(sel, 1)); got != "nginx,hopwatch-proxy-full,hopwatch-proxy-exemplars" {
+		t.Errorf("round 1: %s, want the selected order", got)
+	}
+	if got := names(wrkRoundOrder(sel, 2)); got != "hopwatch-proxy-exemplars,hopwatch-proxy-full,nginx" {
+		t.Errorf("round 2: %s, want it reversed", got)
+	}
+	if got := names(wrkRoundOrder(sel, 3)); got != "nginx,hopwatch-proxy-full,hopwatch-proxy-exemplars" || sel[0].Name != "nginx" {
+		t.Errorf("round 3: %s (selected now %s), want the selected order, untouched", got, names(sel))
 	}
 }

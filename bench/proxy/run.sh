@@ -13,7 +13,9 @@
 #   PROXIES=nginx,haproxy,caddy,hopwatch-proxy-off,hopwatch-proxy-nostats,hopwatch-proxy,hopwatch-proxy-full
 #                                                which proxies to measure
 #                                                (-off: nothing on; -nostats: stats off;
-#                                                -full: statsd-sink, access log, Jaeger)
+#                                                -full: statsd-sink, access log, Jaeger;
+#                                                -exemplars, not in the default: -full
+#                                                with exemplars on its StatsD sink)
 #   BODY_SIZE=128                                upstream body in bytes
 #   BENCH_OUT=BENCHMARKS.md                      file to update; empty = print only
 #   MODES=wrk                                    what to measure, from
@@ -126,12 +128,12 @@ if [[ ,$proxies, == *,hopwatch-proxy* || ,$modes, == *,stats,* ]]; then
 	hopwatch_args=(-hopwatch "$work/bin/hopwatch-proxy")
 fi
 
-# hopwatch-proxy-full needs a real statsd-sink (as `make build` builds it)
-# and Jaeger (bin/jaeger, from `make tools`).
-if [[ ,$proxies, == *,hopwatch-proxy-full,* ]]; then
+# hopwatch-proxy-full and -exemplars need a real statsd-sink (as `make
+# build` builds it) and Jaeger (bin/jaeger, from `make tools`).
+if [[ ,$proxies, == *,hopwatch-proxy-full,* || ,$proxies, == *,hopwatch-proxy-exemplars,* ]]; then
 	go build -o "$work/bin/statsd-sink" ./cmd/statsd-sink
 	if [[ ! -x $root/bin/jaeger ]]; then
-		echo "run.sh: $root/bin/jaeger is missing: run \`make tools\` (or tools/build.sh jaeger), or leave hopwatch-proxy-full out of PROXIES" >&2
+		echo "run.sh: $root/bin/jaeger is missing: run \`make tools\` (or tools/build.sh jaeger), or leave hopwatch-proxy-full and hopwatch-proxy-exemplars out of PROXIES" >&2
 		exit 1
 	fi
 	hopwatch_args+=(-statsd-sink "$work/bin/statsd-sink" -jaeger "$root/bin/jaeger"

@@ -22,33 +22,43 @@ func versionName(name string) string {
 	return name
 }
 
-// startStatsdSink runs the real statsd-sink that hopwatch-proxy-full sends
-// its stats to, UDP and HTTP on free loopback ports and TCP off, and returns
-// it with its UDP address once its /metrics answers.
-func (h *harness) startStatsdSink(ctx context.Context) (*child, string, error) {
+// statsdSinkProc is the statsd-sink that hopwatch-proxy-full and
+// hopwatch-proxy-exemplars send their stats to.
+type statsdSinkProc struct {
+	*child
+	// udp is its StatsD UDP listener and web its /metrics, both host:port
+	// on 127.0.0.1.
+	udp, web string
+}
+
+// startStatsdSink runs the real statsd-sink that the full-observability
+// variants send their stats to, with the Envoy preset as every deployment
+// runs it (so timers become histograms that keep exemplars), UDP and HTTP on
+// free loopback ports and TCP off, once its /metrics answers.
+func (h *harness) startStatsdSink(ctx context.Context) (*statsdSinkProc, error) {
 	dir := filepath.Join(h.workDir, "statsd-sink")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, "", fmt.Errorf("statsd-sink: %w", err)
+		return nil, fmt.Errorf("statsd-sink: %w", err)
 	}
 	udp, err := freeLoopbackUDPAddr()
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	web, err := freeLoopbackAddr()
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	c, err := startChild("statsd-sink", []string{h.o.statsdSinkBin,
+	c, err := startChild("statsd-sink", []string{h.o.statsdSinkBin, "--preset=envoy",
 		"--statsd.listen-udp=" + udp, "--statsd.listen-tcp=", "--web.listen-address=" + web},
 		nil, filepath.Join(dir, "stdout.log"), filepath.Join(dir, "stderr.log"))
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := waitReady(ctx, c, "http://"+web+"/metrics", nil, nil, 30*time.Second); err != nil {
 		c.stop(syscall.SIGKILL, 0)
-		return nil, "", fmt.Errorf("statsd-sink: %w", err)
+		return nil, fmt.Errorf("statsd-sink: %w", err)
 	}
-	return c, udp, nil
+	return &statsdSinkProc{child: c, udp: udp, web: web}, nil
 }
 
 // jaegerProc is the Jaeger that hopwatch-proxy-full traces to.

@@ -10,8 +10,15 @@
 //	(e) peak RSS while sent twice its lossless rate for ~10 s.
 //
 // It prints a Markdown table and rewrites the "## statsd-sink vs
-// statsd_exporter" section of BENCHMARKS.md. The whole run is bounded (about
-// 3–4 minutes) and children are always killed, also when this process is.
+// statsd_exporter" section of BENCHMARKS.md.
+//
+// Then it measures statsd-sink against itself on that stream and on the same
+// stream with |trace_id: sections on its timer lines (exemplars.go; lossless
+// rate, CPU per million lines, RSS, in interleaved rounds), which
+// statsd_exporter would drop, and rewrites the "## statsd-sink: timer lines
+// with and without exemplars" section. -runs picks either. The whole run is
+// bounded (about 6 minutes) and children are always killed, also when this
+// process is.
 package main
 
 import (
@@ -28,6 +35,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,7 +66,19 @@ type config struct {
 	command        string
 	loadBefore     string
 	timeout        time.Duration
+	// runs are the comparisons to make: runExporter, runExemplars.
+	runs []string
+	// traceIDs is the fraction of timer lines with a trace ID in the
+	// exemplars run's second stream, and exemplarRounds its rounds.
+	traceIDs       float64
+	exemplarRounds int
 }
+
+// The comparisons -runs selects.
+const (
+	runExporter  = "exporter"
+	runExemplars = "exemplars"
+)
 
 func main() {
 	var c config
@@ -74,8 +94,16 @@ func main() {
 	flag.DurationVar(&c.overload, "overload", 10*time.Second, "duration of the 2× overload run")
 	flag.IntVar(&c.series, "series", 100000, "distinct series for the RSS and scrape measurements")
 	flag.IntVar(&c.readBuffer, "read-buffer", 0, "pass --statsd.read-buffer to both receivers when > 0")
-	flag.DurationVar(&c.timeout, "timeout", 8*time.Minute, "abort the whole run after this long")
+	flag.DurationVar(&c.timeout, "timeout", 12*time.Minute, "abort the whole run after this long")
+	runs := flag.String("runs", runExporter+","+runExemplars, "comparisons to make: "+runExporter+" (statsd-sink vs statsd_exporter) and "+runExemplars+" (statsd-sink on the stream with and without trace IDs)")
+	flag.Float64Var(&c.traceIDs, "trace-ids", 1, "exemplars run: fraction of timer lines that carry |trace_id:<32 hex> in the second stream")
+	flag.IntVar(&c.exemplarRounds, "exemplar-rounds", 2, "exemplars run: interleaved rounds")
 	flag.Parse()
+	for r := range strings.SplitSeq(*runs, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			c.runs = append(c.runs, r)
+		}
+	}
 	c.command = "make bench-sink"
 	if flag.NFlag() > 0 {
 		c.command = "go run ./bench/sink/benchsink " + strings.Join(os.Args[1:], " ")
@@ -131,14 +159,63 @@ func run(ctx context.Context, log *slog.Logger, c config) error {
 	if busy(c.loadBefore) {
 		log.Warn("the machine is busy; figures will be low and noisy", "loadavg", c.loadBefore, "cpus", runtime.NumCPU())
 	}
-	if err := statsdproc.CheckBinary(c.exporter, "make tools"); err != nil {
-		return err
+	if len(c.runs) == 0 {
+		return fmt.Errorf("-runs: empty; want %s, %s or both", runExporter, runExemplars)
+	}
+	for _, r := range c.runs {
+		if r != runExporter && r != runExemplars {
+			return fmt.Errorf("-runs: unknown comparison %q; want %s or %s", r, runExporter, runExemplars)
+		}
+	}
+	if slices.Contains(c.runs, runExemplars) {
+		if err := validateExemplarFlags(c); err != nil {
+			return err
+		}
 	}
 	if err := statsdproc.CheckBinary(c.sink, "make bin/statsd-sink"); err != nil {
 		return err
 	}
 	if _, err := os.Stat(c.mapping); err != nil {
 		return fmt.Errorf("mapping: %w", err)
+	}
+	if slices.Contains(c.runs, runExporter) {
+		if err := compareExporter(ctx, log, c); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(c.runs, runExemplars) {
+		if err := compareExemplars(ctx, log, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compareExemplars runs the exemplars comparison and writes its section.
+func compareExemplars(ctx context.Context, log *slog.Logger, c config) error {
+	began := time.Now()
+	run, err := measureExemplars(ctx, log, c)
+	if err != nil {
+		return fmt.Errorf("exemplars: %w", err)
+	}
+	table := renderExemplarTable(run)
+	fmt.Println(table)
+	log.Info("exemplars comparison done", "elapsed", time.Since(began).Round(time.Second))
+	if c.benchmarks == "" {
+		return nil
+	}
+	if err := writeSection(c.benchmarks, exemplarsHeading, renderExemplarSection(c, table, time.Since(began))); err != nil {
+		return err
+	}
+	log.Info("wrote section", "file", c.benchmarks, "heading", exemplarsHeading)
+	return nil
+}
+
+// compareExporter is statsd-sink against statsd_exporter on the same
+// streams, written to the sectionHeading section.
+func compareExporter(ctx context.Context, log *slog.Logger, c config) error {
+	if err := statsdproc.CheckBinary(c.exporter, "make tools"); err != nil {
+		return err
 	}
 	targets := []target{{"statsd_exporter", c.exporter}, {"statsd-sink", c.sink}}
 	res := make([]result, len(targets))
@@ -177,7 +254,7 @@ func run(ctx context.Context, log *slog.Logger, c config) error {
 		return nil
 	}
 	section := renderSection(c, table, time.Since(began))
-	if err := writeSection(c.benchmarks, section); err != nil {
+	if err := writeSection(c.benchmarks, sectionHeading, section); err != nil {
 		return err
 	}
 	log.Info("wrote section", "file", c.benchmarks, "heading", sectionHeading)
@@ -488,14 +565,20 @@ func renderTable(c config, r []result) string {
 	return b.String()
 }
 
+// writeSectionHead writes a section's heading, command, machine and, when
+// the machine was busy, busyNote.
+func writeSectionHead(b *strings.Builder, heading string, c config, took time.Duration, busyNote string) {
+	fmt.Fprintf(b, "%s\n\n", heading)
+	fmt.Fprintf(b, "Command: `%s` (runs `go run ./bench/sink/benchsink`), %s, %s.\n\n", c.command, time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second))
+	fmt.Fprintf(b, "Machine: `nproc` = %s, %s, %s; load average before the run: %s. The load generator (Go, sendmmsg, 10 lines per datagram) runs on the same %s cores as the receiver, so every figure includes competing with it.\n\n", nproc(), kernel(), runtime.Version(), c.loadBefore, nproc())
+	if busy(c.loadBefore) {
+		b.WriteString("**The machine was busy when this ran (load average above half the cores), so the absolute figures are low and noisy; " + busyNote + "**\n\n")
+	}
+}
+
 func renderSection(c config, table string, took time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n\n", sectionHeading)
-	fmt.Fprintf(&b, "Command: `%s` (runs `go run ./bench/sink/benchsink`), %s, %s.\n\n", c.command, time.Now().UTC().Format("2006-01-02 15:04 MST"), took.Round(time.Second))
-	fmt.Fprintf(&b, "Machine: `nproc` = %s, %s, %s; load average before the run: %s. The load generator (Go, sendmmsg, 10 lines per datagram) runs on the same %s cores as the receiver, so every figure includes competing with it.\n\n", nproc(), kernel(), runtime.Version(), c.loadBefore, nproc())
-	if busy(c.loadBefore) {
-		b.WriteString("**The machine was busy when this ran (load average above half the cores), so the absolute figures are low and noisy; the ratios are the meaningful part. Re-run `make bench-sink` on a quiet machine for absolute numbers.**\n\n")
-	}
+	writeSectionHead(&b, sectionHeading, c, took, "the ratios are the meaningful part. Re-run `make bench-sink` on a quiet machine for absolute numbers.")
 	b.WriteString(table)
 	b.WriteString(`
 Method:

@@ -44,15 +44,15 @@ func replaceSection(doc, heading, section string) string {
 	return strings.Join(lines[:start], "") + section + tail
 }
 
-// writeSection rewrites this harness's section of the file at path, keeping
-// everything else, through a temporary file and rename so that a reader
-// never sees half a file.
-func writeSection(path, section string) error {
+// writeSection rewrites the section under heading (one of this harness's)
+// in the file at path, keeping everything else, through a temporary file
+// and rename so that a reader never sees half a file.
+func writeSection(path, heading, section string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	doc := replaceSection(string(old), sectionHeading, section)
+	doc := replaceSection(string(old), heading, section)
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".BENCHMARKS-*.md")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

@@ -24,21 +24,26 @@ func main() {
 	maxDur := flag.Duration("duration", 30*time.Second, "stop after this long even if not all lines were sent")
 	kind := flag.String("kind", "envoy", "stream: envoy (Envoy-style names, about 1k series) or distinct (one new series per line)")
 	perDatagram := flag.Int("lines-per-datagram", 10, "StatsD lines per UDP datagram")
+	traceIDs := flag.Float64("trace-ids", 0, "envoy stream: fraction (0 to 1) of timer lines that end in |trace_id:<32 hex>, as hopwatch-proxy writes them with exemplars on")
 	flag.Parse()
 
-	if err := run(*addr, *kind, *rate, *lines, *perDatagram, *maxDur); err != nil {
+	if *traceIDs < 0 || *traceIDs > 1 {
+		fmt.Fprintf(os.Stderr, "loadgen: -trace-ids %v: want a fraction from 0 to 1\n", *traceIDs)
+		os.Exit(2)
+	}
+	if err := run(*addr, *kind, *rate, *lines, *perDatagram, *traceIDs, *maxDur); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, kind string, rate float64, lines, perDatagram int, maxDur time.Duration) error {
+func run(addr, kind string, rate float64, lines, perDatagram int, traceIDs float64, maxDur time.Duration) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var st *stream.Stream
 	switch kind {
 	case "envoy":
-		st = stream.Envoy(stream.EnvoyOptions{LinesPerDatagram: perDatagram, Seed: 1})
+		st = stream.Envoy(stream.EnvoyOptions{LinesPerDatagram: perDatagram, Seed: 1, TraceIDs: traceIDs})
 	case "distinct":
 		st = stream.DistinctSeries(lines, perDatagram)
 	default:

@@ -48,6 +48,12 @@ type EnvoyOptions struct {
 	Datagrams int
 	// Seed makes the stream reproducible.
 	Seed uint64
+	// TraceIDs is the fraction (0 to 1) of timer lines that end in
+	// |trace_id:<32 hex>, each with an ID of its own, as hopwatch-proxy's
+	// StatsD sink writes them with exemplars on. The IDs come from a
+	// generator of their own, so that every line is otherwise the same as
+	// in the stream with TraceIDs 0 and the same Seed.
+	TraceIDs float64
 }
 
 var responseCodes = [...]string{"200", "200", "200", "200", "200", "201", "204", "301", "404", "500", "503"}
@@ -68,6 +74,7 @@ func Envoy(o EnvoyOptions) *Stream {
 		o.Datagrams = 20000
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
+	ids := rand.New(rand.NewPCG(o.Seed, 0x7ace))
 	clusters := make([]string, o.Clusters)
 	for i := range clusters {
 		clusters[i] = "service_" + strconv.Itoa(i)
@@ -77,7 +84,11 @@ func Envoy(o EnvoyOptions) *Stream {
 	for range o.Datagrams {
 		lines = lines[:0]
 		for range o.LinesPerDatagram {
-			lines = append(lines, envoyLine(rng, clusters))
+			l := envoyLine(rng, clusters)
+			if o.TraceIDs > 0 && bytes.HasSuffix(l, []byte("|ms")) && ids.Float64() < o.TraceIDs {
+				l = appendTraceID(l, ids)
+			}
+			lines = append(lines, l)
 		}
 		s.add(lines)
 	}
@@ -110,6 +121,16 @@ func envoyLine(rng *rand.Rand, clusters []string) []byte {
 		b = fmt.Appendf(b, "envoy.listener.0.0.0.0_%d.downstream_cx_total:1|c", 10000+rng.IntN(4))
 	}
 	return b
+}
+
+// appendTraceID appends a |trace_id: section with a random W3C trace ID:
+// 32 lowercase hex digits, not all zero.
+func appendTraceID(line []byte, rng *rand.Rand) []byte {
+	hi, lo := rng.Uint64(), rng.Uint64()
+	if hi == 0 && lo == 0 {
+		lo = 1
+	}
+	return fmt.Appendf(line, "|trace_id:%016x%016x", hi, lo)
 }
 
 // DistinctSeries generates n lines that each create a different series under

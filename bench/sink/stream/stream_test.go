@@ -42,6 +42,53 @@ func TestEnvoyStreamShape(t *testing.T) {
 	}
 }
 
+// TestEnvoyTraceIDs checks the exemplar variant: the chosen share of timer
+// lines carries a distinct, well-formed trace ID, no other line does, and
+// without the sections the stream is the plain one of the same seed.
+func TestEnvoyTraceIDs(t *testing.T) {
+	plain := Envoy(EnvoyOptions{Datagrams: 500, Seed: 3})
+	for _, frac := range []float64{1, 0.25} {
+		traced := Envoy(EnvoyOptions{Datagrams: 500, Seed: 3, TraceIDs: frac})
+		if len(traced.Datagrams) != len(plain.Datagrams) {
+			t.Fatalf("TraceIDs %v: %d datagrams, want %d", frac, len(traced.Datagrams), len(plain.Datagrams))
+		}
+		seen := map[string]bool{}
+		timers := 0
+		for i, d := range traced.Datagrams {
+			if len(d) > 1432 {
+				t.Errorf("TraceIDs %v: datagram %d is %d bytes, more than fits a 1500-byte MTU", frac, i, len(d))
+			}
+			var stripped []string
+			for _, l := range strings.Split(string(d), "\n") {
+				base, id, has := strings.Cut(l, "|trace_id:")
+				if strings.HasSuffix(base, "|ms") {
+					timers++
+				}
+				if has {
+					if !strings.HasSuffix(base, "|ms") {
+						t.Fatalf("trace ID on a line that is not a timer: %q", l)
+					}
+					if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" || strings.Trim(id, "0") == "" {
+						t.Fatalf("malformed trace ID in %q", l)
+					}
+					if seen[id] {
+						t.Fatalf("trace ID %s used twice", id)
+					}
+					seen[id] = true
+				}
+				stripped = append(stripped, base)
+			}
+			if got := strings.Join(stripped, "\n"); got != string(plain.Datagrams[i]) {
+				t.Fatalf("TraceIDs %v: datagram %d without its trace IDs is\n%s\nwant the plain stream's\n%s", frac, i, got, plain.Datagrams[i])
+			}
+		}
+		share := float64(len(seen)) / float64(timers)
+		if share < frac-0.05 || share > frac+0.05 {
+			t.Errorf("TraceIDs %v: %d of %d timer lines have a trace ID (%.2f)", frac, len(seen), timers, share)
+		}
+	}
+}
+
 func TestDistinctSeries(t *testing.T) {
 	s := DistinctSeries(25, 10)
 	if len(s.Datagrams) != 3 || s.TotalLines() != 25 || s.Lines[2] != 5 {
