@@ -181,6 +181,10 @@ func cloneClusterConfig(cfg *config.Cluster) config.Cluster {
 // Name returns the cluster's name.
 func (c *Cluster) Name() string { return c.name }
 
+// Stats returns the cluster's stats: the ones Options.ClusterStats gave
+// it, or a null store's. Never nil.
+func (c *Cluster) Stats() *stats.ClusterStats { return c.stats }
+
 // Config returns the configuration the cluster runs. It is shared and must
 // not be modified.
 func (c *Cluster) Config() *config.Cluster { return &c.cfg }
