@@ -19,7 +19,7 @@ import (
 // to retry, and finally respond with the upstream's response or a local
 // reply.
 func Forward(w http.ResponseWriter, fr *Request) Outcome {
-	fr.Stats = fr.Stats.or(fr.Cluster)
+	fr.Stats = fr.Stats.Or(fr.Cluster)
 	var f forwarder
 	if out, done := f.decodeHeaders(w, fr); done {
 		return out

@@ -114,10 +114,10 @@ type UpstreamStats struct {
 	Zones map[string]*stats.ZoneStats
 }
 
-// or returns us, or when the caller gave none (a tool or test using the
+// Or returns us, or when the caller gave none (a tool or test using the
 // router without a store) c's own stats, which are a null store's when c
 // was built without any: the router then counts without checking for nil.
-func (us *UpstreamStats) or(c *cluster.Cluster) *UpstreamStats {
+func (us *UpstreamStats) Or(c *cluster.Cluster) *UpstreamStats {
 	if us != nil {
 		return us
 	}

@@ -53,7 +53,7 @@ type ShadowEnv struct {
 	// Clusters resolves the mirror policies' clusters by name.
 	Clusters *cluster.Manager
 	// Stats holds every cluster's stats by name; a cluster missing from it
-	// counts in its own (UpstreamStats.or).
+	// counts in its own (UpstreamStats.Or).
 	Stats map[string]*UpstreamStats
 	// Limit bounds the listener's shadows in flight; nil disables shadowing.
 	Limit *ShadowLimit
@@ -240,7 +240,7 @@ func startShadows(fr *Request, body *requestBody) {
 func (o *shadowOrigin) send(s *shadow, body []byte) {
 	name := s.cluster.Name()
 	// Counts in the mirror cluster's stats.
-	sr := &Request{Stats: o.env.Stats[name].or(s.cluster), TraceID: o.traceID}
+	sr := &Request{Stats: o.env.Stats[name].Or(s.cluster), TraceID: o.traceID}
 	if !o.env.Limit.acquire() {
 		sr.clusterStats().UpstreamRqPendingOverflow.Inc()
 		return

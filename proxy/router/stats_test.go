@@ -36,12 +36,12 @@ func TestUpstreamStatsDefault(t *testing.T) {
 				t.Error("Cluster.Stats are not the ones Options.ClusterStats gave")
 			}
 			var none *UpstreamStats
-			if got := none.or(c); got == nil || got.Cluster != c.Stats() {
-				t.Errorf("nil.or(c) = %+v, want the cluster's own stats", got)
+			if got := none.Or(c); got == nil || got.Cluster != c.Stats() {
+				t.Errorf("nil.Or(c) = %+v, want the cluster's own stats", got)
 			}
 			given := &UpstreamStats{Cluster: store.ClusterStats("other")}
-			if got := given.or(c); got != given {
-				t.Errorf("given.or(c) = %p, want the given stats %p", got, given)
+			if got := given.Or(c); got != given {
+				t.Errorf("given.Or(c) = %p, want the given stats %p", got, given)
 			}
 		})
 	}
