@@ -43,14 +43,11 @@ func rateLimiter(cfg *config.Config, lc *config.Listener, clusters *cluster.Mana
 
 // setLocalRateLimitStats gives every local limiter of the table its stats
 // (<stat_prefix>.http_local_rate_limit.*) in store, before the table
-// serves; nothing when stats are off (store nil).
+// serves.
 func setLocalRateLimitStats(store *stats.Store, table *route.Table) {
-	if store == nil {
-		return
-	}
 	for _, vh := range table.VirtualHosts() {
 		for _, rt := range vh.Routes() {
-			if l := rt.LocalRateLimit; l != nil && l.Stats == nil {
+			if l := rt.LocalRateLimit; l != nil && l.Stats == nil { // a virtual host's limiter, met again
 				l.Stats = store.LocalRateLimitStats(l.StatPrefix)
 			}
 		}

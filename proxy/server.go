@@ -48,11 +48,12 @@ type Server struct {
 
 	// store holds every stat for the life of the process: stats are keyed
 	// by name, so a reload that keeps a cluster or listener keeps its
-	// counts. flusher sends them to the configured StatsD sinks.
-	store         *stats.Store
-	statsDisabled bool
-	server        *stats.ServerStats
-	flusher       *stats.Flusher
+	// counts. flusher sends them to the configured StatsD sinks. With
+	// stats_config.disabled the store is a null one (stats.NewNullStore):
+	// everything counts into stats nobody reads, and no flusher runs.
+	store   *stats.Store
+	server  *stats.ServerStats
+	flusher *stats.Flusher
 
 	// tracers owns the tracing providers (tracing_wiring.go).
 	tracers *tracerSet
@@ -89,17 +90,17 @@ func New(path string, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := stats.NewStore(stats.Config{HistogramBuckets: cfg.StatsConfig.HistogramBuckets, MaxStats: cfg.StatsConfig.MaxStats,
+	newStore := stats.NewStore
+	if cfg.StatsConfig.Disabled {
+		newStore = stats.NewNullStore
+	}
+	store, err := newStore(stats.Config{HistogramBuckets: cfg.StatsConfig.HistogramBuckets, MaxStats: cfg.StatsConfig.MaxStats,
 		FixedTags: cfg.StatsConfig.FixedTags()})
 	if err != nil {
 		return nil, fmt.Errorf("%s: stats_config: %w", path, err)
 	}
-	s := &Server{path: path, log: log, cfg: cfg, store: store, statsDisabled: cfg.StatsConfig.Disabled, listeners: map[string]*liveListener{}, logs: newAccessLogs(), loadedStamp: stamp}
-	var tracerStore *stats.Store
-	if !cfg.StatsConfig.Disabled {
-		tracerStore = store
-	}
-	s.tracers = newTracerSet(log, tracerStore)
+	s := &Server{path: path, log: log, cfg: cfg, store: store, listeners: map[string]*liveListener{}, logs: newAccessLogs(), loadedStamp: stamp}
+	s.tracers = newTracerSet(log, store)
 	for _, o := range opts {
 		o(s)
 	}
@@ -186,11 +187,7 @@ func (s *Server) ListenerAddr(name string) net.Addr {
 
 // snapshotDeps are the running pieces a snapshot built now refers to.
 func (s *Server) snapshotDeps(clusters *cluster.Manager, tr *tracer.Tracer) snapshotDeps {
-	d := snapshotDeps{clusters: clusters, tracer: tr, logs: s.logs}
-	if s.statsOn() {
-		d.store = s.store
-	}
-	return d
+	return snapshotDeps{clusters: clusters, store: s.store, tracer: tr, logs: s.logs}
 }
 
 // startListener binds lc's listener, serving snap, and registers it. On
