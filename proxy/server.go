@@ -191,12 +191,12 @@ func (s *Server) snapshotDeps(clusters *cluster.Manager, tr *tracer.Tracer) snap
 }
 
 // startListener binds lc's listener, serving snap, and registers it. On
-// failure snap's rate-limit client is closed: the snapshot never served.
+// failure snap is closed (its rate-limit client): it never served.
 func (s *Server) startListener(ctx context.Context, lc *config.Listener, snap *connmgr.Snapshot) error {
 	mgr := connmgr.New(snap, &s.draining)
 	ln, err := listener.Listen(ctx, lc, mgr, s.listenerStats(lc), s.log)
 	if err != nil {
-		closeRateLimiter(snap)
+		_ = snap.Close()
 		return err
 	}
 	// A port-0 listener learns its address only now.
@@ -261,7 +261,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 	for i := range cfg.Listeners {
 		if snaps[i], err = buildSnapshot(cfg, &cfg.Listeners[i], s.snapshotDeps(clusters, tc.t)); err != nil {
 			for _, snap := range snaps[:i] {
-				closeRateLimiter(snap)
+				_ = snap.Close()
 			}
 			clusters.Close()
 			s.tracers.discard(tc)
@@ -278,7 +278,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 		if live := s.listeners[lc.Name]; live != nil {
 			s.setListenerHTTPStats(snaps[i], live.ln, lc)
 			live.ln.SetStats(s.listenerStats(lc)(live.ln.Addr()))
-			retireRateLimiter(live.mgr.Snapshot())
+			live.mgr.Snapshot().Retire(rateLimitGrace)
 			live.mgr.Swap(snaps[i])
 			if err := live.ln.Update(lc); err != nil {
 				s.log.Error("listener update failed; it keeps its previous server settings", "listener", lc.Name, "err", err)
@@ -297,7 +297,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Lifecycle.DrainTime.D()+time.Second)
 				defer cancel()
 				_ = live.ln.Shutdown(ctx)
-				closeRateLimiter(live.mgr.Snapshot())
+				_ = live.mgr.Snapshot().Close()
 			}()
 			s.log.Info("listener removed", "listener", name)
 		}
@@ -352,7 +352,7 @@ func (s *Server) stopLocked(ctx context.Context) {
 	for _, live := range s.listeners {
 		wg.Go(func() {
 			_ = live.ln.Shutdown(ctx)
-			closeRateLimiter(live.mgr.Snapshot())
+			_ = live.mgr.Snapshot().Close()
 		})
 	}
 	wg.Wait()
