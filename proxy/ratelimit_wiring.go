@@ -6,7 +6,6 @@ import (
 
 	"github.com/hopwatch/hopwatch/proxy/cluster"
 	"github.com/hopwatch/hopwatch/proxy/config"
-	"github.com/hopwatch/hopwatch/proxy/connmgr"
 	"github.com/hopwatch/hopwatch/proxy/ratelimit"
 	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/stats"
@@ -14,7 +13,8 @@ import (
 
 // This file connects rate limiting to the proxy: each listener snapshot
 // gets its own long-lived client of the rate-limit service, closed when a
-// reload replaces the snapshot, and each local limiter its stats.
+// reload replaces the snapshot (connmgr.Snapshot.Retire) or its listener
+// stops (Snapshot.Close), and each local limiter its stats.
 
 // rateLimitGrace is how long a replaced snapshot's rate-limit client stays
 // open for the requests still running on it. A call takes at most the
@@ -43,33 +43,13 @@ func rateLimiter(cfg *config.Config, lc *config.Listener, clusters *cluster.Mana
 
 // setLocalRateLimitStats gives every local limiter of the table its stats
 // (<stat_prefix>.http_local_rate_limit.*) in store, before the table
-// serves; nothing when stats are off (store nil).
+// serves.
 func setLocalRateLimitStats(store *stats.Store, table *route.Table) {
-	if store == nil {
-		return
-	}
 	for _, vh := range table.VirtualHosts() {
 		for _, rt := range vh.Routes() {
-			if l := rt.LocalRateLimit; l != nil && l.Stats == nil {
+			if l := rt.LocalRateLimit; l != nil && l.Stats == nil { // a virtual host's limiter, met again
 				l.Stats = store.LocalRateLimitStats(l.StatPrefix)
 			}
 		}
-	}
-}
-
-// closeRateLimiter closes a snapshot's rate-limit client now (a snapshot
-// that never served).
-func closeRateLimiter(snap *connmgr.Snapshot) {
-	if snap != nil && snap.RateLimit != nil {
-		_ = snap.RateLimit.Close()
-	}
-}
-
-// retireRateLimiter closes a replaced snapshot's rate-limit client once
-// the requests running on it are done.
-func retireRateLimiter(snap *connmgr.Snapshot) {
-	if snap != nil && snap.RateLimit != nil {
-		g := snap.RateLimit
-		time.AfterFunc(rateLimitGrace, func() { _ = g.Close() })
 	}
 }

@@ -49,11 +49,12 @@ type Server struct {
 
 	// store holds every stat for the life of the process: stats are keyed
 	// by name, so a reload that keeps a cluster or listener keeps its
-	// counts. flusher sends them to the configured StatsD sinks.
-	store         *stats.Store
-	statsDisabled bool
-	server        *stats.ServerStats
-	flusher       *stats.Flusher
+	// counts. flusher sends them to the configured StatsD sinks. With
+	// stats_config.disabled the store is a null one (stats.NewNullStore):
+	// everything counts into stats nobody reads, and no flusher runs.
+	store   *stats.Store
+	server  *stats.ServerStats
+	flusher *stats.Flusher
 
 	// tracers owns the tracing providers (tracing_wiring.go).
 	tracers *tracerSet
@@ -90,17 +91,17 @@ func New(path string, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := stats.NewStore(stats.Config{HistogramBuckets: cfg.StatsConfig.HistogramBuckets, MaxStats: cfg.StatsConfig.MaxStats,
+	newStore := stats.NewStore
+	if cfg.StatsConfig.Disabled {
+		newStore = stats.NewNullStore
+	}
+	store, err := newStore(stats.Config{HistogramBuckets: cfg.StatsConfig.HistogramBuckets, MaxStats: cfg.StatsConfig.MaxStats,
 		FixedTags: cfg.StatsConfig.FixedTags()})
 	if err != nil {
 		return nil, fmt.Errorf("%s: stats_config: %w", path, err)
 	}
-	s := &Server{path: path, log: log, cfg: cfg, store: store, statsDisabled: cfg.StatsConfig.Disabled, listeners: map[string]*liveListener{}, logs: newAccessLogs(), loadedStamp: stamp}
-	var tracerStore *stats.Store
-	if !cfg.StatsConfig.Disabled {
-		tracerStore = store
-	}
-	s.tracers = newTracerSet(log, tracerStore)
+	s := &Server{path: path, log: log, cfg: cfg, store: store, listeners: map[string]*liveListener{}, logs: newAccessLogs(), loadedStamp: stamp}
+	s.tracers = newTracerSet(log, store)
 	for _, o := range opts {
 		o(s)
 	}
@@ -187,20 +188,16 @@ func (s *Server) ListenerAddr(name string) net.Addr {
 
 // snapshotDeps are the running pieces a snapshot built now refers to.
 func (s *Server) snapshotDeps(clusters *cluster.Manager, tr *tracer.Tracer) snapshotDeps {
-	d := snapshotDeps{clusters: clusters, tracer: tr, logs: s.logs}
-	if s.statsOn() {
-		d.store = s.store
-	}
-	return d
+	return snapshotDeps{clusters: clusters, store: s.store, tracer: tr, logs: s.logs}
 }
 
 // startListener binds lc's listener, serving snap, and registers it. On
-// failure snap's rate-limit client is closed: the snapshot never served.
+// failure snap is closed (its rate-limit client): it never served.
 func (s *Server) startListener(ctx context.Context, lc *config.Listener, snap *connmgr.Snapshot) error {
 	mgr := connmgr.New(snap, &s.draining)
 	ln, err := listener.Listen(ctx, lc, mgr, s.listenerStats(lc), s.log)
 	if err != nil {
-		closeRateLimiter(snap)
+		_ = snap.Close()
 		return err
 	}
 	// A port-0 listener learns its address only now.
@@ -265,7 +262,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 	for i := range cfg.Listeners {
 		if snaps[i], err = buildSnapshot(cfg, &cfg.Listeners[i], s.snapshotDeps(clusters, tc.t)); err != nil {
 			for _, snap := range snaps[:i] {
-				closeRateLimiter(snap)
+				_ = snap.Close()
 			}
 			clusters.Close()
 			s.tracers.discard(tc)
@@ -282,7 +279,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 		if live := s.listeners[lc.Name]; live != nil {
 			s.setListenerHTTPStats(snaps[i], live.ln, lc)
 			live.ln.SetStats(s.listenerStats(lc)(live.ln.Addr()))
-			retireRateLimiter(live.mgr.Snapshot())
+			live.mgr.Snapshot().Retire(rateLimitGrace)
 			live.mgr.Swap(snaps[i])
 			if err := live.ln.Update(lc); err != nil {
 				s.log.Error("listener update failed; it keeps its previous server settings", "listener", lc.Name, "err", err)
@@ -301,7 +298,7 @@ func (s *Server) reloadLocked(ctx context.Context) error {
 				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Lifecycle.DrainTime.D()+time.Second)
 				defer cancel()
 				_ = live.ln.Shutdown(ctx)
-				closeRateLimiter(live.mgr.Snapshot())
+				_ = live.mgr.Snapshot().Close()
 			}()
 			s.log.Info("listener removed", "listener", name)
 		}
@@ -356,7 +353,7 @@ func (s *Server) stopLocked(ctx context.Context) {
 	for _, live := range s.listeners {
 		wg.Go(func() {
 			_ = live.ln.Shutdown(ctx)
-			closeRateLimiter(live.mgr.Snapshot())
+			_ = live.mgr.Snapshot().Close()
 		})
 	}
 	wg.Wait()

@@ -15,8 +15,8 @@ import (
 )
 
 // snapshotDeps are what a listener's snapshot is built from besides its
-// configuration: the cluster manager it routes to, the stats store (nil
-// when stats are off), the tracer (nil when tracing is off) and the open
+// configuration: the cluster manager it routes to, the stats store (a null
+// one when stats are off), the tracer (nil when tracing is off) and the open
 // access logs.
 type snapshotDeps struct {
 	clusters *cluster.Manager

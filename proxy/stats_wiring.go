@@ -23,10 +23,6 @@ import (
 // created here, from configuration, so request data can never add one:
 // the store's size is bounded by the configuration, whatever the traffic.
 
-// statsOn reports whether stats are counted at all. stats_config is fixed
-// for the life of the process (a reload keeps it), so reading it needs no lock.
-func (s *Server) statsOn() bool { return !s.statsDisabled }
-
 // startFlusher starts sending stats to the configured sinks.
 func (s *Server) startFlusher(ctx context.Context) error {
 	sc := s.cfg.StatsConfig
@@ -54,9 +50,6 @@ func (s *Server) startFlusher(ctx context.Context) error {
 // stats once its address is known.
 func (s *Server) listenerStats(lc *config.Listener) func(net.Addr) *listener.Stats {
 	return func(addr net.Addr) *listener.Stats {
-		if !s.statsOn() {
-			return nil
-		}
 		if slices.Contains(lc.Protocols, "http2") {
 			// Envoy creates http2.* at the first HTTP/2 connection; a
 			// listener that may speak HTTP/2 shows them at 0 from the
@@ -74,12 +67,8 @@ func (s *Server) listenerStats(lc *config.Listener) func(net.Addr) *listener.Sta
 
 // requestStats builds the stats in store that one listener's requests
 // update under cfg, which is the configuration being loaded (on a reload
-// the running one's clusters and node.zone may differ); nil when stats
-// are off (store nil).
+// the running one's clusters and node.zone may differ).
 func requestStats(store *stats.Store, cfg *config.Config, lc *config.Listener, table *route.Table) *connmgr.Stats {
-	if store == nil {
-		return nil
-	}
 	st := &connmgr.Stats{
 		HTTP:     store.HTTPConnManagerStats(lc.StatPrefix),
 		Upstream: make(map[string]*router.UpstreamStats, len(cfg.Clusters)),
@@ -184,9 +173,6 @@ func (c *upstreamConn) Close() error {
 
 // DialDone implements cluster.DialObserver.
 func (d dialStats) DialDone(_ context.Context, clusterName, _ string, elapsed time.Duration, err error) {
-	if d.store == nil {
-		return
-	}
 	cs := d.store.ClusterStats(clusterName)
 	if err != nil {
 		cs.UpstreamCxConnectFail.Inc()
@@ -209,9 +195,6 @@ func (s *Server) refreshMembership(ctx context.Context) {
 }
 
 func (s *Server) updateMembership() {
-	if !s.statsOn() {
-		return
-	}
 	s.mu.Lock()
 	clusters := s.clusters
 	s.mu.Unlock()
@@ -242,26 +225,20 @@ func (s *Server) updateMembership() {
 // upstream connection counter, the cluster stats the clusters update
 // themselves (lb_zone_*), and the zone-aware routing settings.
 func (s *Server) clusterOptions(cfg *config.Config) cluster.Options {
-	o := cluster.Options{
+	return cluster.Options{
 		DialObserver:     s.dialObserver(cfg.Clusters),
 		LocalZone:        cfg.Node.Zone,
 		LocalClusterName: cfg.ClusterManager.LocalClusterName,
-	}
-	if s.statsOn() {
-		o.ClusterStats = s.store.ClusterStats
+		ClusterStats:     s.store.ClusterStats,
 		// Circuit breakers (cluster.Breaker) keep the *_overflow counters,
 		// the pending-request stats and the circuit_breakers.default.*
 		// gauges in ClusterStats, and remaining_* with track_remaining.
-		o.CircuitBreakerRemainingStats = s.store.CircuitBreakerRemainingStats
+		CircuitBreakerRemainingStats: s.store.CircuitBreakerRemainingStats,
 	}
-	return o
 }
 
-// dialObserver returns the upstream connection counter, nil with stats off.
+// dialObserver returns the upstream connection counter.
 func (s *Server) dialObserver(clusters []config.Cluster) cluster.DialObserver {
-	if !s.statsOn() {
-		return nil
-	}
 	ds := dialStats{store: s.store, http2: map[string]bool{}}
 	for _, c := range clusters {
 		ds.http2[c.Name] = c.Protocol == "http2" || c.Protocol == "h2c"
@@ -272,9 +249,7 @@ func (s *Server) dialObserver(clusters []config.Cluster) cluster.DialObserver {
 // setListenerHTTPStats names listener.<address>.http.<prefix>.* once the
 // listener's address is known.
 func (s *Server) setListenerHTTPStats(snap *connmgr.Snapshot, ln *listener.Listener, lc *config.Listener) {
-	if snap.Stats != nil {
-		snap.Stats.Listener = s.store.ListenerHTTPStats(ln.Addr().String(), lc.StatPrefix)
-	}
+	snap.Stats.Listener = s.store.ListenerHTTPStats(ln.Addr().String(), lc.StatPrefix)
 }
 
 // setCertExpiry sets each TLS listener's
@@ -285,7 +260,7 @@ func (s *Server) setListenerHTTPStats(snap *connmgr.Snapshot, ln *listener.Liste
 // reload that could not read new files reports the certificate still in use.
 // The caller holds s.mu.
 func (s *Server) setCertExpiry() {
-	if s.server == nil || !s.statsOn() {
+	if s.server == nil {
 		return
 	}
 	var first time.Time

@@ -80,7 +80,7 @@ func tracingConfig(cfg *config.Config, lookupEnv func(string) (string, bool)) (t
 type tracerSet struct {
 	log   *slog.Logger
 	opts  []tracing.Option
-	store *stats.Store // nil when stats are off
+	store *stats.Store
 
 	mu             sync.Mutex
 	current        *tracer.Tracer
@@ -134,7 +134,7 @@ func (ts *tracerSet) start(ctx context.Context, cfg *config.Config) error {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	ts.current, ts.cfg = t, tc
-	if t != nil && ts.store != nil {
+	if t != nil {
 		ts.stats = ts.store.TracerStats()
 	}
 	return nil
@@ -182,7 +182,7 @@ func (ts *tracerSet) install(c tracerChange) {
 	defer ts.mu.Unlock()
 	old := ts.current
 	ts.current, ts.cfg = c.t, c.cfg
-	if c.t != nil && ts.store != nil && ts.stats == nil {
+	if c.t != nil && ts.stats == nil {
 		ts.stats = ts.store.TracerStats()
 	}
 	ts.log.Info("tracing configuration changed; new requests use the new tracing provider", "tracing", c.t != nil)

@@ -38,7 +38,7 @@ func (*idleHandoff) Error() string { return "dial answered by an idle pooled con
 // connection meanwhile, or it ended. The request never sees this error.
 var errAbandoned = errors.New("dial abandoned: the request no longer needs a new connection")
 
-// BreakerStats are the stats a Breaker keeps. Nil means stats are off.
+// BreakerStats are the stats a Breaker keeps.
 type BreakerStats struct {
 	// Cluster are the cluster's stats: the *_overflow counters, the pending
 	// request counters and the circuit_breakers.default.*_open gauges.
@@ -70,8 +70,8 @@ type Breaker struct {
 	budgetPct    float64
 	minRetryConc int64
 
-	cs  *stats.ClusterStats // nil when stats are off
-	rem *stats.CircuitBreakerRemainingStats
+	cs  *stats.ClusterStats
+	rem *stats.CircuitBreakerRemainingStats // nil unless track_remaining
 
 	cx, pending, rq, retries atomic.Int64
 
@@ -84,7 +84,7 @@ type Breaker struct {
 }
 
 // newBreaker builds the breakers of a cluster from its config; a nil cfg
-// means Envoy's defaults. st may be nil (stats off).
+// means Envoy's defaults. A nil st means stats of a null store of its own.
 func newBreaker(cfg *config.CircuitBreakers, st *BreakerStats) *Breaker {
 	if cfg == nil {
 		cfg = &config.CircuitBreakers{
@@ -108,11 +108,12 @@ func newBreaker(cfg *config.CircuitBreakers, st *BreakerStats) *Breaker {
 			b.minRetryConc = int64(*rb.MinRetryConcurrency)
 		}
 	}
-	if st != nil {
-		b.cs = st.Cluster
-		if cfg.TrackRemaining {
-			b.rem = st.Remaining
-		}
+	if st == nil {
+		st = &BreakerStats{Cluster: stats.MustNewNullStore().ClusterStats("")}
+	}
+	b.cs = st.Cluster
+	if cfg.TrackRemaining {
+		b.rem = st.Remaining
 	}
 	// Start every gauge from its true value: a limit of 0 is open at once,
 	// and the remaining gauges start at their maximum, as in Envoy.
@@ -120,13 +121,11 @@ func newBreaker(cfg *config.CircuitBreakers, st *BreakerStats) *Breaker {
 	b.syncPending()
 	b.syncRq()
 	b.syncRetries()
-	if b.cs != nil {
-		// hopwatch has no max_connection_pools (one pool per host), so
-		// the connection pool breaker is never open. Set, it is reported
-		// like the other breakers' gauges (a gauge never set is not
-		// flushed), so dashboards that chart it read 0, as on Envoy.
-		b.cs.CircuitBreakers.CxPoolOpen.Set(0)
-	}
+	// hopwatch has no max_connection_pools (one pool per host), so
+	// the connection pool breaker is never open. Set, it is reported
+	// like the other breakers' gauges (a gauge never set is not
+	// flushed), so dashboards that chart it read 0, as on Envoy.
+	b.cs.CircuitBreakers.CxPoolOpen.Set(0)
 	return b
 }
 
@@ -149,9 +148,7 @@ func tryTake(n *atomic.Int64, limit int64) bool {
 // 503 with flag UO. A successful call must be paired with ReleaseRequest.
 func (b *Breaker) AcquireRequest() bool {
 	if !tryTake(&b.rq, b.maxRq) {
-		if b.cs != nil {
-			b.cs.UpstreamRqPendingOverflow.Inc()
-		}
+		b.cs.UpstreamRqPendingOverflow.Inc()
 		return false
 	}
 	b.syncRq()
@@ -171,9 +168,7 @@ func (b *Breaker) ReleaseRequest() {
 // successful call must be paired with ReleaseRetry.
 func (b *Breaker) AcquireRetry() bool {
 	if !tryTake(&b.retries, b.retryLimit()) {
-		if b.cs != nil {
-			b.cs.UpstreamRqRetryOverflow.Inc()
-		}
+		b.cs.UpstreamRqRetryOverflow.Inc()
 		b.syncRetries()
 		return false
 	}
@@ -212,9 +207,6 @@ func (b *Breaker) Counts() (cx, pending, rq, retries int64) {
 // the gauges are exact whenever the count rests.
 
 func (b *Breaker) syncCx() {
-	if b.cs == nil {
-		return
-	}
 	for {
 		n := b.cx.Load()
 		b.cs.CircuitBreakers.CxOpen.Set(open(n, b.maxCx))
@@ -228,9 +220,6 @@ func (b *Breaker) syncCx() {
 }
 
 func (b *Breaker) syncPending() {
-	if b.cs == nil {
-		return
-	}
 	for {
 		n := b.pending.Load()
 		b.cs.CircuitBreakers.RqPendingOpen.Set(open(n, b.maxPending))
@@ -244,9 +233,6 @@ func (b *Breaker) syncPending() {
 }
 
 func (b *Breaker) syncRq() {
-	if b.cs == nil {
-		return
-	}
 	for {
 		n := b.rq.Load()
 		b.cs.CircuitBreakers.RqOpen.Set(open(n, b.maxRq))
@@ -264,9 +250,6 @@ func (b *Breaker) syncRq() {
 // is as of the last retry taken or returned, and remaining_retries stays 0
 // (Envoy does not track it either).
 func (b *Breaker) syncRetries() {
-	if b.cs == nil {
-		return
-	}
 	for {
 		n := b.retries.Load()
 		limit := b.retryLimit()
@@ -340,17 +323,13 @@ func (b *Breaker) acquireConn(ctx context.Context, addr string) (*connWait, erro
 		return w, b.takeCxNow(w)
 	}
 	if !tryTake(&b.pending, b.maxPending) {
-		if b.cs != nil {
-			b.cs.UpstreamRqPendingOverflow.Inc()
-		}
+		b.cs.UpstreamRqPendingOverflow.Inc()
 		b.syncPending()
 		return nil, ErrOverflow
 	}
 	w.pending.Store(true)
-	if b.cs != nil {
-		b.cs.UpstreamRqPendingTotal.Inc()
-		b.cs.UpstreamRqPendingActive.Inc()
-	}
+	b.cs.UpstreamRqPendingTotal.Inc()
+	b.cs.UpstreamRqPendingActive.Inc()
 	b.syncPending()
 	if tk != nil && !tk.add(w) {
 		w.endPending()
@@ -360,9 +339,7 @@ func (b *Breaker) acquireConn(ctx context.Context, addr string) (*connWait, erro
 		b.syncCx()
 		return w, nil
 	}
-	if b.cs != nil {
-		b.cs.UpstreamCxOverflow.Inc()
-	}
+	b.cs.UpstreamCxOverflow.Inc()
 	w.ch = make(chan struct{}, 1)
 	b.mu.Lock()
 	// Count the waiter before the last try, so that a connection closing
@@ -560,9 +537,7 @@ func (w *connWait) endPending() {
 	if w.pending.CompareAndSwap(true, false) {
 		b := w.b
 		b.pending.Add(-1)
-		if b.cs != nil {
-			b.cs.UpstreamRqPendingActive.Dec()
-		}
+		b.cs.UpstreamRqPendingActive.Dec()
 		b.syncPending()
 	}
 }
@@ -732,14 +707,11 @@ func withIdlePool(ctx context.Context, pool idlePool) context.Context {
 // Breaker returns the cluster's circuit breakers.
 func (c *Cluster) Breaker() *Breaker { return c.breaker }
 
-// breakerStats picks the stats the cluster's breaker keeps; nil with stats
-// off. c.stats must be set.
+// breakerStats picks the stats the cluster's breaker keeps. c.stats must
+// be set and opts must have its stats functions (withNullStats).
 func (c *Cluster) breakerStats(cfg *config.Cluster, opts Options) *BreakerStats {
-	if c.stats == nil {
-		return nil
-	}
 	st := &BreakerStats{Cluster: c.stats}
-	if cb := cfg.CircuitBreakers; cb != nil && cb.TrackRemaining && opts.CircuitBreakerRemainingStats != nil {
+	if cb := cfg.CircuitBreakers; cb != nil && cb.TrackRemaining {
 		st.Remaining = opts.CircuitBreakerRemainingStats(cfg.Name)
 	}
 	return st

@@ -53,7 +53,8 @@ type Cluster struct {
 	zone     zoneState
 	zoneEnv  atomic.Pointer[zoneEnv]
 	zonePlan atomic.Pointer[zonePlan]
-	// stats are the cluster's own counters (lb_zone_*); nil with stats off.
+	// stats are the cluster's own counters (lb_zone_*), never nil: a null
+	// store's when stats are off.
 	stats *stats.ClusterStats
 
 	// panicThreshold is common_lb_config.healthy_panic_threshold, percent.
@@ -129,9 +130,8 @@ func newCluster(cfg *config.Cluster, opts Options, log *slog.Logger) (*Cluster, 
 	if c.zone.rnd == nil {
 		c.zone.rnd = rand.Uint64
 	}
-	if opts.ClusterStats != nil {
-		c.stats = opts.ClusterStats(cfg.Name)
-	}
+	opts = opts.withNullStats()
+	c.stats = opts.ClusterStats(cfg.Name)
 	spec, err := newTransport(cfg, opts.DialObserver, c.serverName)
 	if err != nil {
 		return nil, err
@@ -181,6 +181,10 @@ func cloneClusterConfig(cfg *config.Cluster) config.Cluster {
 // Name returns the cluster's name.
 func (c *Cluster) Name() string { return c.name }
 
+// Stats returns the cluster's stats: the ones Options.ClusterStats gave
+// it, or a null store's. Never nil.
+func (c *Cluster) Stats() *stats.ClusterStats { return c.stats }
+
 // Config returns the configuration the cluster runs. It is shared and must
 // not be modified.
 func (c *Cluster) Config() *config.Cluster { return &c.cfg }
@@ -207,7 +211,7 @@ func (c *Cluster) Pick(lb *LBContext) *Host {
 	if len(cands.hosts) == 0 {
 		return nil
 	}
-	if set.panic && c.stats != nil {
+	if set.panic {
 		c.stats.LbHealthyPanic.Inc()
 	}
 	if set.panic && c.zone.cfg.failTrafficOnPanic {

@@ -76,7 +76,7 @@ type healthChecker struct {
 	header             http.Header
 	expected           []config.StatusRange
 	transport          pooledTransport
-	stats              *stats.HealthCheckStats // nil when stats are off
+	stats              *stats.HealthCheckStats
 	rnd                randSource
 
 	// gaugeMu makes counting the healthy hosts and setting the gauge one
@@ -232,9 +232,7 @@ func newHealthChecker(c *Cluster, cfg *config.Cluster, h *config.HealthCheck, op
 	}
 	hc.transport = spec.client
 	hc.url.Scheme = spec.scheme
-	if c.stats != nil {
-		hc.stats = &c.stats.HealthCheck
-	}
+	hc.stats = &c.stats.HealthCheck
 	return hc, nil
 }
 
@@ -345,9 +343,6 @@ func (hc *healthChecker) nextInterval() time.Duration {
 // updateHealthyGauge sets health_check.healthy to the number of hosts that
 // have not failed active health checking.
 func (hc *healthChecker) updateHealthyGauge() {
-	if hc.stats == nil {
-		return
-	}
 	hc.gaugeMu.Lock()
 	defer hc.gaugeMu.Unlock()
 	n := 0
@@ -395,9 +390,7 @@ func (s *hcSession) check(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	if hc.stats != nil {
-		hc.stats.Attempt.Inc()
-	}
+	hc.stats.Attempt.Inc()
 	cctx, cancel := context.WithTimeout(ctx, hc.timeout)
 	defer cancel()
 	u := hc.url
@@ -454,9 +447,7 @@ func (s *hcSession) handleSuccess() {
 	}
 	s.firstCheck = false
 	s.mu.Unlock()
-	if hc.stats != nil {
-		hc.stats.Success.Inc()
-	}
+	hc.stats.Success.Inc()
 	if changed {
 		hc.c.log.Info("health check: host is healthy", "host", h.Address())
 		hc.updateHealthyGauge()
@@ -486,14 +477,13 @@ func (s *hcSession) handleFailure(kind hcFailure) {
 	}
 	s.firstCheck = false
 	s.mu.Unlock()
-	if st := hc.stats; st != nil {
-		st.Failure.Inc()
-		switch kind {
-		case hcNetwork:
-			st.NetworkFailure.Inc()
-		case hcPassive:
-			st.PassiveFailure.Inc()
-		}
+	st := hc.stats
+	st.Failure.Inc()
+	switch kind {
+	case hcNetwork:
+		st.NetworkFailure.Inc()
+	case hcPassive:
+		st.PassiveFailure.Inc()
 	}
 	if changed {
 		hc.c.log.Warn("health check: host is unhealthy", "host", h.Address(), "failure", kind.String())

@@ -27,17 +27,36 @@ type Options struct {
 	// this service's own instances, whose host set every cluster's
 	// zone-aware routing compares itself with. Empty: no zone-aware routing.
 	LocalClusterName string
-	// ClusterStats, when set, returns the stats of the named cluster, which
-	// the cluster updates itself (the lb_zone_* counters, lb_healthy_panic,
+	// ClusterStats returns the stats of the named cluster, which the
+	// cluster updates itself (the lb_zone_* counters, lb_healthy_panic,
 	// health_check.* and outlier_detection.*). A carried-over cluster keeps
-	// the stats it was built with.
+	// the stats it was built with. Default: a null store's (see
+	// withNullStats), counted and read by nobody.
 	ClusterStats func(cluster string) *stats.ClusterStats
-	// CircuitBreakerRemainingStats, when set with ClusterStats, returns the
-	// remaining_* gauges of a cluster with circuit_breakers.track_remaining.
+	// CircuitBreakerRemainingStats returns the remaining_* gauges of a
+	// cluster with circuit_breakers.track_remaining. Default: a null
+	// store's.
 	CircuitBreakerRemainingStats func(cluster string) *stats.CircuitBreakerRemainingStats
 
 	// rnd replaces the balancers' random source in tests.
 	rnd randSource
+}
+
+// withNullStats returns o with its unset stats functions taken from a new
+// null store, shared by every cluster built with the result: a cluster
+// always has stats objects, which nobody reads when the caller gave none.
+func (o Options) withNullStats() Options {
+	if o.ClusterStats != nil && o.CircuitBreakerRemainingStats != nil {
+		return o
+	}
+	null := stats.MustNewNullStore()
+	if o.ClusterStats == nil {
+		o.ClusterStats = null.ClusterStats
+	}
+	if o.CircuitBreakerRemainingStats == nil {
+		o.CircuitBreakerRemainingStats = null.CircuitBreakerRemainingStats
+	}
+	return o
 }
 
 // Manager owns the clusters of one configuration (Envoy's cluster manager).
@@ -64,6 +83,7 @@ func NewManagerWithOptions(ctx context.Context, cfgs []config.Cluster, prev *Man
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	opts = opts.withNullStats()
 	m := &Manager{
 		clusters: make([]*Cluster, 0, len(cfgs)),
 		byName:   make(map[string]*Cluster, len(cfgs)),

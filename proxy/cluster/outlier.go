@@ -114,7 +114,7 @@ type outlierConfig struct {
 type outlierDetector struct {
 	c     *Cluster
 	cfg   outlierConfig
-	stats *stats.OutlierDetectionStats // nil when stats are off
+	stats *stats.OutlierDetectionStats
 	rnd   randSource
 	now   func() time.Time
 
@@ -164,9 +164,7 @@ func newOutlierDetector(c *Cluster, o *config.OutlierDetection, rnd randSource, 
 		return nil, fmt.Errorf("max_ejection_time (%s) must be at least base_ejection_time (%s)", cfg.maxEjectionTime, cfg.baseEjectionTime)
 	}
 	d := &outlierDetector{c: c, cfg: cfg, rnd: rnd, now: now, stopCh: make(chan struct{}), done: make(chan struct{})}
-	if c.stats != nil {
-		d.stats = &c.stats.OutlierDetection
-	}
+	d.stats = &c.stats.OutlierDetection
 	return d, nil
 }
 
@@ -239,9 +237,7 @@ func (d *outlierDetector) onConsecutiveError(h *Host, t ejectionType) {
 	// detected even without a success in between.
 	switch t {
 	case ejectConsecutive5xx:
-		if d.stats != nil {
-			d.stats.EjectionsConsecutive5xx.Inc()
-		}
+		d.stats.EjectionsConsecutive5xx.Inc()
 		h.od.consecutive5xx.Store(0)
 	case ejectConsecutiveGatewayFailure:
 		h.od.consecutiveGatewayFailure.Store(0)
@@ -259,12 +255,10 @@ func (d *outlierDetector) ejectLocked(h *Host, t ejectionType, now time.Time) {
 		allowed = true
 	}
 	if !allowed {
-		if d.stats != nil {
-			d.stats.EjectionsOverflow.Inc()
-		}
+		d.stats.EjectionsOverflow.Inc()
 		return
 	}
-	if d.stats != nil && (t == ejectConsecutive5xx || t == ejectSuccessRate) {
+	if t == ejectConsecutive5xx || t == ejectSuccessRate {
 		d.stats.EjectionsTotal.Inc() // deprecated in Envoy, kept as it counts
 	}
 	if !d.enforced(t) {
@@ -284,20 +278,19 @@ func (d *outlierDetector) ejectLocked(h *Host, t ejectionType, now time.Time) {
 	if time.Duration(o.backoff)*d.cfg.baseEjectionTime < d.cfg.maxEjectionTime+d.cfg.baseEjectionTime {
 		o.backoff++
 	}
-	if s := d.stats; s != nil {
-		s.EjectionsEnforcedTotal.Inc()
-		switch t {
-		case ejectConsecutive5xx:
-			s.EjectionsEnforcedConsecutive5xx.Inc()
-		case ejectConsecutiveGatewayFailure:
-			s.EjectionsEnforcedConsecutiveGatewayFail.Inc()
-		case ejectSuccessRate:
-			s.EjectionsEnforcedSuccessRate.Inc()
-		case ejectFailurePercentage:
-			s.EjectionsEnforcedFailurePercentage.Inc()
-		}
-		s.EjectionsActive.Set(uint64(active + 1))
+	s := d.stats
+	s.EjectionsEnforcedTotal.Inc()
+	switch t {
+	case ejectConsecutive5xx:
+		s.EjectionsEnforcedConsecutive5xx.Inc()
+	case ejectConsecutiveGatewayFailure:
+		s.EjectionsEnforcedConsecutiveGatewayFail.Inc()
+	case ejectSuccessRate:
+		s.EjectionsEnforcedSuccessRate.Inc()
+	case ejectFailurePercentage:
+		s.EjectionsEnforcedFailurePercentage.Inc()
 	}
+	s.EjectionsActive.Set(uint64(active + 1))
 	d.c.log.Warn("outlier detection: host ejected", "host", h.Address(), "type", t.String(),
 		"ejections", o.numEjections, "for", d.ejectionTime(o))
 }
@@ -315,9 +308,6 @@ func (d *outlierDetector) enforced(t ejectionType) bool {
 
 func (d *outlierDetector) countDetected(t ejectionType) {
 	s := d.stats
-	if s == nil {
-		return
-	}
 	switch t {
 	case ejectConsecutive5xx:
 		s.EjectionsDetectedConsecutive5xx.Inc()
@@ -475,9 +465,7 @@ func ejectedCount(hosts []*Host) int {
 // updateActiveGauge sets ejections_active from the current host set, which
 // also forgets hosts that DNS removed while ejected.
 func (d *outlierDetector) updateActiveGauge() {
-	if d.stats != nil {
-		d.stats.EjectionsActive.Set(uint64(ejectedCount(d.c.Hosts())))
-	}
+	d.stats.EjectionsActive.Set(uint64(ejectedCount(d.c.Hosts())))
 }
 
 // start runs the sweep every interval until stop.

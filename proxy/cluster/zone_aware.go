@@ -296,30 +296,22 @@ func newZoneCandidates(hosts []*Host) *candidates {
 }
 
 // choose picks the zone of one request in the direct or residual state
-// (Envoy's tryChooseLocalLocalityHosts) and counts it in cs, which may be
-// nil. It returns an index into p.zones.
+// (Envoy's tryChooseLocalLocalityHosts) and counts it in cs. It returns an
+// index into p.zones.
 func (p *zonePlan) choose(rnd randSource, cs *stats.ClusterStats) int {
 	if p.state == zoneDirect {
-		if cs != nil {
-			cs.LbZoneRoutingAllDirectly.Inc()
-		}
+		cs.LbZoneRoutingAllDirectly.Inc()
 		return 0
 	}
 	if uint64(rnd.intN(basisPoints)) < p.localPercentToRoute {
-		if cs != nil {
-			cs.LbZoneRoutingSampled.Inc()
-		}
+		cs.LbZoneRoutingSampled.Inc()
 		return 0
 	}
-	if cs != nil {
-		cs.LbZoneRoutingCrossZone.Inc()
-	}
+	cs.LbZoneRoutingCrossZone.Inc()
 	total := p.residual[len(p.residual)-1]
 	if total == 0 {
 		// Only rounding can get here; Envoy draws any zone.
-		if cs != nil {
-			cs.LbZoneNoCapacityLeft.Inc()
-		}
+		cs.LbZoneNoCapacityLeft.Inc()
 		return int(rnd.intN(int64(len(p.zones))))
 	}
 	x := uint64(rnd.intN(int64(total)))
@@ -367,9 +359,7 @@ func (c *Cluster) zoneCandidates(set *hostSet) (cands *candidates, fail bool) {
 		return nil, false
 	}
 	if p.localPanic {
-		if c.stats != nil {
-			c.stats.LbLocalClusterNotOK.Inc()
-		}
+		c.stats.LbLocalClusterNotOK.Inc()
 		return nil, c.zone.cfg.failTrafficOnPanic
 	}
 	z := p.zones[p.choose(c.zone.rnd, c.stats)]
@@ -392,14 +382,13 @@ func (c *Cluster) replanZones(set, local *hostSet, env *zoneEnv) *zonePlan {
 	p := planZones(env.zone, set.all, local.all, c.zone.cfg)
 	p.upstream, p.local, p.env = set, local, env
 	c.zonePlan.Store(p)
-	if cs := c.stats; cs != nil {
-		cs.LbRecalculateZoneStructs.Inc()
-		switch p.exit {
-		case zoneExitLocalClusterNotOK:
-			cs.LbLocalClusterNotOK.Inc()
-		case zoneExitTooSmall:
-			cs.LbZoneClusterTooSmall.Inc()
-		}
+	cs := c.stats
+	cs.LbRecalculateZoneStructs.Inc()
+	switch p.exit {
+	case zoneExitLocalClusterNotOK:
+		cs.LbLocalClusterNotOK.Inc()
+	case zoneExitTooSmall:
+		cs.LbZoneClusterTooSmall.Inc()
 	}
 	return p
 }

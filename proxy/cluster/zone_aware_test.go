@@ -257,9 +257,6 @@ func TestZoneChooseDirectAndNoCapacity(t *testing.T) {
 	if cs.LbZoneNoCapacityLeft.Value() != 3000 || cs.LbZoneRoutingCrossZone.Value() != 3000 {
 		t.Errorf("no_capacity_left = %d, cross_zone = %d, want 3000 each", cs.LbZoneNoCapacityLeft.Value(), cs.LbZoneRoutingCrossZone.Value())
 	}
-	// A nil stats pointer (stats off) is fine.
-	_ = none.choose(rnd, nil)
-	_ = direct.choose(rnd, nil)
 }
 
 func TestZoneConfigDefaults(t *testing.T) {
@@ -718,9 +715,9 @@ func FuzzPlanZones(f *testing.F) {
 				t.Fatalf("residual capacity decreases: %v", p.residual)
 			}
 		}
-		rnd := seeded()
+		rnd, cs := seeded(), stats.MustNewNullStore().ClusterStats("c")
 		for range 50 {
-			i := p.choose(rnd, nil)
+			i := p.choose(rnd, cs)
 			if len(p.zones[i].hosts) == 0 && p.residual[len(p.residual)-1] != 0 {
 				t.Fatalf("chose zone %s without healthy hosts; plan %+v", p.names[i], p)
 			}

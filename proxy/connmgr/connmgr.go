@@ -42,7 +42,8 @@ type Snapshot struct {
 	Clusters *cluster.Manager
 	// AccessLog receives one line per request; nil disables logging.
 	AccessLog accesslog.Logger
-	// Stats are the listener's stats; nil when stats are off.
+	// Stats are the listener's stats; with stats off, a null store's. New
+	// and Swap give a snapshot without them a null store's of the Manager.
 	Stats *Stats
 	// Tracer makes the requests' spans; nil when tracing is off. A reload
 	// that changes tracing gives new snapshots a new Tracer, while requests
@@ -77,18 +78,35 @@ type Manager struct {
 	// shadows its shadow requests in flight; both outlive reloads.
 	faults  fault.Active
 	shadows router.ShadowLimit
+	// null is the stats store of snapshots given without stats, made on
+	// first need.
+	null func() *stats.Store
 }
 
 // New returns a Manager serving snap. draining is shared by every listener
 // of the process and flipped by /healthcheck/fail and SIGTERM.
 func New(snap *Snapshot, draining *atomic.Bool) *Manager {
-	m := &Manager{draining: draining}
-	m.snap.Store(snap)
+	m := &Manager{draining: draining, null: sync.OnceValue(stats.MustNewNullStore)}
+	m.snap.Store(m.withStats(snap))
 	return m
 }
 
 // Swap installs a new snapshot; requests already running keep the old one.
-func (m *Manager) Swap(snap *Snapshot) { m.snap.Store(snap) }
+func (m *Manager) Swap(snap *Snapshot) { m.snap.Store(m.withStats(snap)) }
+
+// withStats gives snap, when it has no stats (a caller without a store),
+// stats of the Manager's null store, so that requests count without
+// checking for nil. It sets snap.Stats in place and returns snap.
+func (m *Manager) withStats(snap *Snapshot) *Snapshot {
+	if snap.Stats == nil {
+		prefix := ""
+		if snap.Listener != nil {
+			prefix = snap.Listener.StatPrefix
+		}
+		snap.Stats = &Stats{HTTP: m.null().HTTPConnManagerStats(prefix)}
+	}
+	return snap
+}
 
 // Snapshot returns the current snapshot.
 func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
@@ -141,10 +159,8 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req.Body = body
 	}
 	st := snap.Stats
-	if st != nil {
-		listener.MarkProtocol(req)
-		st.requestStarted(req)
-	}
+	listener.MarkProtocol(req)
+	st.requestStarted(req)
 	outcome := m.handle(s, req, snap, lc)
 	if body != nil {
 		info.BytesReceived += body.n.Load()
@@ -155,9 +171,7 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		info.ResponseCode = rw.status
 	}
 	info.ResponseHeaders = rw.Header()
-	if st != nil {
-		st.requestFinished(info, outcome.Abort, s.traceID)
-	}
+	st.requestFinished(info, outcome.Abort, s.traceID)
 	if s.span != nil {
 		// Before the access log: it prints the IDs EndServer fills in.
 		snap.Tracer.EndServer(s.span, info, outcome.Abort)
@@ -189,13 +203,12 @@ func (m *Manager) RecordRejected(remoteAddr string, status int) {
 		ResponseCodeDetails:     "http1.codec_error",
 	}
 	info.ResponseFlags.Set(streaminfo.DownstreamProtocolError)
-	if st := snap.Stats; st != nil {
-		st.HTTP.DownstreamRqTotal.Inc()
-		st.HTTP.DownstreamRqHTTP1Total.Inc()
-		st.HTTP.RecordResponse(status)
-		if st.Listener != nil {
-			st.Listener.RecordResponse(status)
-		}
+	st := snap.Stats
+	st.HTTP.DownstreamRqTotal.Inc()
+	st.HTTP.DownstreamRqHTTP1Total.Inc()
+	st.HTTP.RecordResponse(status)
+	if st.Listener != nil {
+		st.Listener.RecordResponse(status)
 	}
 	if snap.AccessLog != nil {
 		snap.AccessLog.Log(&info)
@@ -239,9 +252,6 @@ func (m *Manager) startSpan(s *stream, req *http.Request, snap *Snapshot, rid st
 			s.traceID = stats.TraceID(sc.TraceID())
 		}
 	}
-	if snap.Stats == nil {
-		return
-	}
 	ts := &snap.Stats.HTTP.Tracing
 	switch reason {
 	case tracer.Sampling:
@@ -269,9 +279,7 @@ func (m *Manager) prepare(lc *config.Listener, rid string, st *Stats) func(http.
 		}
 		if draining {
 			h["Connection"] = []string{"close"}
-			if st != nil {
-				st.HTTP.DownstreamCxDrainClose.Inc()
-			}
+			st.HTTP.DownstreamCxDrainClose.Inc()
 		}
 	}
 }

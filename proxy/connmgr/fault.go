@@ -5,7 +5,6 @@ import (
 
 	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/router"
-	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
 )
 
@@ -15,12 +14,8 @@ import (
 // true when the request is finished: aborted, or abandoned by a client
 // that left during the delay (DC, no response).
 func (m *Manager) injectFault(s *stream, req *http.Request, rt *route.Route, snap *Snapshot, serverName string, prepare func(http.Header)) bool {
-	var st *stats.FaultStats
-	if snap.Stats != nil {
-		st = &snap.Stats.HTTP.Fault
-	}
 	info := &s.info
-	res := rt.Fault.Run(req.Context(), req.Header, &m.faults, st)
+	res := rt.Fault.Run(req.Context(), req.Header, &m.faults, &snap.Stats.HTTP.Fault)
 	if res.Delay > 0 {
 		info.ResponseFlags.Set(streaminfo.DelayInjected)
 	}

@@ -210,9 +210,7 @@ func selectRoute(m *Manager, s *stream) filterStatus {
 		d.rt = d.vh.Match(d.req)
 	}
 	if d.rt == nil {
-		if d.snap.Stats != nil {
-			d.snap.Stats.HTTP.NoRoute.Inc()
-		}
+		d.snap.Stats.HTTP.NoRoute.Inc()
 		info.ResponseFlags.Set(streaminfo.NoRouteFound)
 		info.ResponseCodeDetails = "route_not_found"
 		return s.reply(http.StatusNotFound, "")
@@ -245,16 +243,12 @@ func directOrRedirect(m *Manager, s *stream) filterStatus {
 	switch d.rt.Action {
 	case route.ActionDirectResponse:
 		status, body := d.rt.DirectResponse()
-		if st != nil {
-			st.HTTP.RqDirectResponse.Inc()
-		}
+		st.HTTP.RqDirectResponse.Inc()
 		info.ResponseCodeDetails = "direct_response"
 		return s.reply(status, body)
 	case route.ActionRedirect:
 		loc, status := d.rt.RedirectLocation(d.req)
-		if st != nil {
-			st.HTTP.RqRedirect.Inc()
-		}
+		st.HTTP.RqRedirect.Inc()
 		info.ResponseCodeDetails = "redirect"
 		s.rw.Header()["Location"] = []string{loc}
 		return s.reply(status, "")
@@ -269,9 +263,7 @@ func pickCluster(m *Manager, s *stream) filterStatus {
 	d.target = d.rt.PickCluster(d.req, rand.Uint64())
 	d.cl = d.snap.Clusters.Get(d.target.Name)
 	if d.cl == nil {
-		if d.snap.Stats != nil {
-			d.snap.Stats.HTTP.NoCluster.Inc()
-		}
+		d.snap.Stats.HTTP.NoCluster.Inc()
 		info.UpstreamCluster = d.target.Name
 		info.ResponseFlags.Set(streaminfo.NoClusterFound)
 		info.ResponseCodeDetails = "cluster_not_found"
@@ -305,16 +297,12 @@ func upstreamRequest(m *Manager, s *stream) filterStatus {
 	vars := &s.vars
 	*vars = route.Vars{RemoteAddr: d.req.RemoteAddr, UpstreamCluster: target.Name, Request: h}
 	rt.ApplyRequest(target, h, vars)
-	var upStats *router.UpstreamStats
 	var routeStats *stats.RouteStats
-	if st := d.snap.Stats; st != nil {
-		upStats = st.Upstream[target.Name]
-		if rt.StatPrefix != "" {
-			routeStats = st.Routes[rt]
-		}
+	if rt.StatPrefix != "" {
+		routeStats = d.snap.Stats.Routes[rt]
 	}
 	s.fwd = router.Request{
-		Stats:             upStats,
+		Stats:             d.snap.Stats.Upstream[target.Name], // nil: the router counts in d.cl's own
 		RouteStats:        routeStats,
 		Downstream:        d.req,
 		Header:            h,
@@ -334,10 +322,7 @@ func upstreamRequest(m *Manager, s *stream) filterStatus {
 		HeaderValues:      &d.vals,
 	}
 	if len(rt.Mirrors) > 0 {
-		s.fwd.Shadow = router.ShadowEnv{Clusters: d.snap.Clusters, Limit: &m.shadows}
-		if d.snap.Stats != nil {
-			s.fwd.Shadow.Stats = d.snap.Stats.Upstream
-		}
+		s.fwd.Shadow = router.ShadowEnv{Clusters: d.snap.Clusters, Limit: &m.shadows, Stats: d.snap.Stats.Upstream}
 	}
 	return continueChain
 }

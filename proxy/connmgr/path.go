@@ -67,9 +67,7 @@ func normalizePath(w http.ResponseWriter, req *http.Request, info *streaminfo.In
 		refusePath(w, info, st, pathnorm.ErrEscapedSlash, serverName, prepare)
 		return true
 	}
-	if st != nil {
-		st.HTTP.DownstreamRqRedirectedWithNormalizedPath.Inc()
-	}
+	st.HTTP.DownstreamRqRedirectedWithNormalizedPath.Inc()
 	info.ResponseCodeDetails = pathNormalizationFailed
 	w.Header()["Location"] = []string{out}
 	router.WriteLocalReply(w, http.StatusTemporaryRedirect, "", serverName, prepare)
@@ -78,9 +76,7 @@ func normalizePath(w http.ResponseWriter, req *http.Request, info *streaminfo.In
 
 // refusePath answers 400 to a request whose path was refused, naming why.
 func refusePath(w http.ResponseWriter, info *streaminfo.Info, st *Stats, why error, serverName string, prepare func(http.Header)) {
-	if st != nil {
-		st.HTTP.DownstreamRqFailedPathNormalization.Inc()
-	}
+	st.HTTP.DownstreamRqFailedPathNormalization.Inc()
 	info.ResponseCodeDetails = pathNormalizationFailed
 	router.WriteLocalReply(w, http.StatusBadRequest, "invalid request path: "+why.Error()+"\n", serverName, prepare)
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/hopwatch/hopwatch/proxy/ratelimit"
 	"github.com/hopwatch/hopwatch/proxy/route"
 	"github.com/hopwatch/hopwatch/proxy/router"
-	"github.com/hopwatch/hopwatch/proxy/stats"
 	"github.com/hopwatch/hopwatch/proxy/streaminfo"
 )
 
@@ -50,20 +49,12 @@ func globalRateLimit(ctx context.Context, w http.ResponseWriter, req *http.Reque
 	if len(descs) == 0 {
 		return prepare, false
 	}
-	var cs *stats.ClusterStats
-	var rs *stats.RateLimitStats
-	if snap.Stats != nil {
-		if us := snap.Stats.Upstream[target]; us != nil && us.Cluster != nil {
-			cs, rs = us.Cluster, &us.Cluster.RateLimit
-		}
-	}
-	d := g.Check(ctx, descs, rs)
+	cs := snap.Stats.Upstream[target].Or(snap.Clusters.Get(target)).Cluster
+	d := g.Check(ctx, descs, &cs.RateLimit)
 	switch d.Outcome {
 	case ratelimit.OverLimit:
-		if cs != nil {
-			// Envoy charges the refusal to the cluster as a 429 response.
-			cs.RecordResponse(http.StatusTooManyRequests, false)
-		}
+		// Envoy charges the refusal to the cluster as a 429 response.
+		cs.RecordResponse(http.StatusTooManyRequests, false)
 		info.UpstreamCluster = target
 		info.ResponseFlags.Set(streaminfo.RateLimited)
 		info.ResponseCodeDetails = ratelimit.DetailsRateLimited

@@ -160,23 +160,20 @@ type Result struct {
 // Run draws and injects the route's faults for one request, whose headers
 // are h: it waits out a delay (returning early, with ClientGone, when ctx
 // ends) and returns the abort status, if one was drawn. active is the
-// listener's fault count and st its fault stats (nil when stats are off).
+// listener's fault count and st its fault stats (never nil: a null
+// store's when stats are off).
 func (f *Fault) Run(ctx context.Context, h http.Header, active *Active, st *stats.FaultStats) Result {
 	var res Result
 	held := false // this request holds one active fault
 	defer func() {
 		if held {
 			active.n.Add(-1)
-			if st != nil {
-				st.ActiveFaults.Dec()
-			}
+			st.ActiveFaults.Dec()
 		}
 	}()
 	if d, ok := f.delayFor(h); ok && f.tryActivate(active, st, &held) {
 		res.Delay = d
-		if st != nil {
-			st.DelaysInjected.Inc()
-		}
+		st.DelaysInjected.Inc()
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -188,9 +185,7 @@ func (f *Fault) Run(ctx context.Context, h http.Header, active *Active, st *stat
 	}
 	if status, ok := f.abortFor(h); ok && f.tryActivate(active, st, &held) {
 		res.AbortStatus = status
-		if st != nil {
-			st.AbortsInjected.Inc()
-		}
+		st.AbortsInjected.Inc()
 	}
 	return res
 }
@@ -205,9 +200,7 @@ func (f *Fault) tryActivate(active *Active, st *stats.FaultStats, held *bool) bo
 	for {
 		n := active.n.Load()
 		if f.maxActive >= 0 && n >= f.maxActive {
-			if st != nil {
-				st.FaultsOverflow.Inc()
-			}
+			st.FaultsOverflow.Inc()
 			return false
 		}
 		if active.n.CompareAndSwap(n, n+1) {
@@ -215,9 +208,7 @@ func (f *Fault) tryActivate(active *Active, st *stats.FaultStats, held *bool) bo
 		}
 	}
 	*held = true
-	if st != nil {
-		st.ActiveFaults.Inc()
-	}
+	st.ActiveFaults.Inc()
 	return true
 }
 

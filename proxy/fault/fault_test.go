@@ -107,9 +107,10 @@ func TestFractions(t *testing.T) {
 		f := mustNew(t, &config.Fault{Abort: &config.FaultAbort{HTTPStatus: 503, Percentage: tt.p}})
 		f.rnd = seeded(42)
 		var active Active
+		st := faultStats(t)
 		aborted := 0
 		for range n {
-			if f.Run(context.Background(), http.Header{}, &active, nil).AbortStatus == 503 {
+			if f.Run(context.Background(), http.Header{}, &active, st).AbortStatus == 503 {
 				aborted++
 			}
 		}

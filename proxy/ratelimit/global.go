@@ -125,8 +125,9 @@ func requestEnded(ctx context.Context, own time.Time) bool {
 }
 
 // Check asks the service about descs and counts the answer in st
-// (cluster.<routed cluster>.ratelimit.*; nil when stats are off). With no
-// descriptors the service is not asked and the request is allowed.
+// (cluster.<routed cluster>.ratelimit.*; never nil: a null store's when
+// stats are off). With no descriptors the service is not asked and the
+// request is allowed.
 func (g *Global) Check(ctx context.Context, descs []Descriptor, st *stats.RateLimitStats) GlobalDecision {
 	if len(descs) == 0 {
 		return GlobalDecision{}
@@ -145,15 +146,11 @@ func (g *Global) Check(ctx context.Context, descs []Descriptor, st *stats.RateLi
 		return GlobalDecision{Outcome: Canceled, Err: err}
 	}
 	if err != nil {
-		if st != nil {
-			st.Error.Inc()
-		}
+		st.Error.Inc()
 		if g.failureModeDeny {
 			return GlobalDecision{Outcome: FailedDeny, Status: g.statusOnError, Err: err}
 		}
-		if st != nil {
-			st.FailureModeAllowed.Inc()
-		}
+		st.FailureModeAllowed.Inc()
 		return GlobalDecision{Outcome: FailedAllow, Err: err}
 	}
 	d := GlobalDecision{ResponseHeaders: headerValues(res.GetResponseHeadersToAdd())}
@@ -168,9 +165,7 @@ func (g *Global) Check(ctx context.Context, descs []Descriptor, st *stats.RateLi
 		}
 	}
 	if res.GetOverallCode() == rlsv3.RateLimitResponse_OVER_LIMIT {
-		if st != nil {
-			st.OverLimit.Inc()
-		}
+		st.OverLimit.Inc()
 		d.Outcome, d.Status, d.Body = OverLimit, g.rateLimitedStatus, string(res.GetRawBody())
 		if d.ResponseHeaders == nil {
 			d.ResponseHeaders = http.Header{}
@@ -179,9 +174,7 @@ func (g *Global) Check(ctx context.Context, descs []Descriptor, st *stats.RateLi
 		return d
 	}
 	// OK, or UNKNOWN, which Envoy treats as OK.
-	if st != nil {
-		st.OK.Inc()
-	}
+	st.OK.Inc()
 	d.RequestHeaders = headerValues(res.GetRequestHeadersToAdd())
 	return d
 }

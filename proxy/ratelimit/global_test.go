@@ -192,10 +192,6 @@ func TestGlobalServiceDown(t *testing.T) {
 	if d.Outcome != FailedAllow || st.Error.Value() != 1 || st.FailureModeAllowed.Value() != 1 {
 		t.Fatalf("dead service: %+v, error %d, failure_mode_allowed %d", d, st.Error.Value(), st.FailureModeAllowed.Value())
 	}
-	// Without stats (nil) as well.
-	if d := g.Check(context.Background(), []Descriptor{{{"k", "v"}}}, nil); d.Outcome != FailedAllow {
-		t.Fatalf("dead service without stats: %+v", d)
-	}
 }
 
 // TestGlobalCanceled: a client that leaves during the call ends it, and

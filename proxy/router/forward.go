@@ -19,6 +19,7 @@ import (
 // to retry, and finally respond with the upstream's response or a local
 // reply.
 func Forward(w http.ResponseWriter, fr *Request) Outcome {
+	fr.Stats = fr.Stats.Or(fr.Cluster)
 	var f forwarder
 	if out, done := f.decodeHeaders(w, fr); done {
 		return out
@@ -188,9 +189,7 @@ func (f *forwarder) startAttempt(n int) (u *upstreamRequest, req *http.Request, 
 	fr.Info.Attempts = n
 	host := f.hosts.pick(fr.Cluster)
 	if host == nil {
-		if cs := fr.clusterStats(); cs != nil {
-			cs.UpstreamCxNoneHealthy.Inc()
-		}
+		fr.clusterStats().UpstreamCxNoneHealthy.Inc()
 		return nil, nil, f.localReply(replyNoHealthyUpstream, nil), true
 	}
 	fr.Info.UpstreamHost = host.Address()

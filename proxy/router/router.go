@@ -62,7 +62,8 @@ type Request struct {
 	PrepareResponse func(http.Header)
 	// Upgrade is the protocol the client asked to switch to, if any.
 	Upgrade string
-	// Stats are the cluster's stats; nil when stats are off.
+	// Stats are the cluster's stats. Default (nil): the cluster's own,
+	// without zone stats.
 	Stats *UpstreamStats
 	// RouteStats are the route's opt-in stats (vhost.<vh>.route.<prefix>.); nil when off.
 	RouteStats *stats.RouteStats
@@ -111,6 +112,16 @@ type UpstreamStats struct {
 	// Zones holds cluster.<name>.zone.<local zone>.<upstream zone>. stats
 	// keyed by upstream zone; nil when this proxy has no zone.
 	Zones map[string]*stats.ZoneStats
+}
+
+// Or returns us, or when the caller gave none (a tool or test using the
+// router without a store) c's own stats, which are a null store's when c
+// was built without any: the router then counts without checking for nil.
+func (us *UpstreamStats) Or(c *cluster.Cluster) *UpstreamStats {
+	if us != nil {
+		return us
+	}
+	return &UpstreamStats{Cluster: c.Stats()}
 }
 
 // Outcome tells the caller how the response ended.

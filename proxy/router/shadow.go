@@ -52,7 +52,8 @@ const shadowDrainLimit = 1 << 20
 type ShadowEnv struct {
 	// Clusters resolves the mirror policies' clusters by name.
 	Clusters *cluster.Manager
-	// Stats holds every cluster's stats by name; nil when stats are off.
+	// Stats holds every cluster's stats by name; a cluster missing from it
+	// counts in its own (UpstreamStats.Or).
 	Stats map[string]*UpstreamStats
 	// Limit bounds the listener's shadows in flight; nil disables shadowing.
 	Limit *ShadowLimit
@@ -135,7 +136,7 @@ type shadowOrigin struct {
 	path, rawPath, query string
 	requestID            string
 	env                  ShadowEnv
-	primary              *stats.ClusterStats // for retry_or_shadow_abandoned; nil when stats are off
+	primary              *stats.ClusterStats // for retry_or_shadow_abandoned
 	tracer               *tracer.Tracer
 	traceCtx             context.Context
 	// traceID is the primary's sampled trace (zero if not sampled): the
@@ -147,9 +148,7 @@ type shadowOrigin struct {
 // abandoned counts a shadow given up for its body limit on the primary
 // cluster, as Envoy does.
 func (o *shadowOrigin) abandoned() {
-	if o.primary != nil {
-		o.primary.RetryOrShadowAbandoned.Inc()
-	}
+	o.primary.RetryOrShadowAbandoned.Inc()
 }
 
 // startShadows draws the route's mirror policies for fr and sends the
@@ -240,15 +239,10 @@ func startShadows(fr *Request, body *requestBody) {
 // buffered retry body and the tee's finished copy are both read-only.
 func (o *shadowOrigin) send(s *shadow, body []byte) {
 	name := s.cluster.Name()
-	var st *UpstreamStats
-	if o.env.Stats != nil {
-		st = o.env.Stats[name]
-	}
-	sr := &Request{Stats: st, TraceID: o.traceID} // counts in the mirror cluster's stats
+	// Counts in the mirror cluster's stats.
+	sr := &Request{Stats: o.env.Stats[name].Or(s.cluster), TraceID: o.traceID}
 	if !o.env.Limit.acquire() {
-		if cs := sr.clusterStats(); cs != nil {
-			cs.UpstreamRqPendingOverflow.Inc()
-		}
+		sr.clusterStats().UpstreamRqPendingOverflow.Inc()
 		return
 	}
 	path, rawPath := o.path, o.rawPath
@@ -304,9 +298,7 @@ func (j *shadowJob) run() {
 	defer j.limit.release()
 	host := j.cluster.Pick(&cluster.LBContext{})
 	if host == nil {
-		if cs := j.sr.clusterStats(); cs != nil {
-			cs.UpstreamCxNoneHealthy.Inc()
-		}
+		j.sr.clusterStats().UpstreamCxNoneHealthy.Inc()
 		return
 	}
 	// The shadow outlives the downstream request: its context is its own,

@@ -13,40 +13,32 @@ import (
 // retry.upstream_rq_<code> (Envoy charges it with the "retry" prefix); the
 // final response, or the 503/504 the proxy answers for a failed attempt,
 // counts under upstream_rq_<code>, canary.* for canary hosts and
-// zone.<from>.<to>.* when both zones are known. All methods are no-ops when
-// stats are off.
+// zone.<from>.<to>.* when both zones are known. fr.Stats is set (Forward
+// and the shadow give a default); with stats off it holds a null store's.
 
-func (fr *Request) clusterStats() *stats.ClusterStats {
-	if fr.Stats == nil {
-		return nil
-	}
-	return fr.Stats.Cluster
-}
+func (fr *Request) clusterStats() *stats.ClusterStats { return fr.Stats.Cluster }
 
 func (fr *Request) beginAttempt() {
-	if cs := fr.clusterStats(); cs != nil {
-		cs.UpstreamRqTotal.Inc()
-		cs.UpstreamRqActive.Inc()
-	}
+	cs := fr.clusterStats()
+	cs.UpstreamRqTotal.Inc()
+	cs.UpstreamRqActive.Inc()
 	if rs := fr.RouteStats; rs != nil {
 		rs.UpstreamRqTotal.Inc()
 	}
 }
 
 func (fr *Request) endAttempt() {
-	if cs := fr.clusterStats(); cs != nil {
-		cs.UpstreamRqActive.Dec()
-	}
+	cs := fr.clusterStats()
+	cs.UpstreamRqActive.Dec()
 }
 
 // retried counts a retry; code is the response that caused it, 0 for a
 // failure without a response.
 func (fr *Request) retried(code int) {
-	if cs := fr.clusterStats(); cs != nil {
-		cs.UpstreamRqRetry.Inc()
-		if code != 0 {
-			cs.RecordRetriedResponse(code)
-		}
+	cs := fr.clusterStats()
+	cs.UpstreamRqRetry.Inc()
+	if code != 0 {
+		cs.RecordRetriedResponse(code)
 	}
 	if rs := fr.RouteStats; rs != nil {
 		rs.UpstreamRqRetry.Inc()
@@ -54,18 +46,14 @@ func (fr *Request) retried(code int) {
 }
 
 func (fr *Request) retrySucceeded() {
-	if cs := fr.clusterStats(); cs != nil {
-		cs.UpstreamRqRetrySuccess.Inc()
-	}
+	fr.clusterStats().UpstreamRqRetrySuccess.Inc()
 	if rs := fr.RouteStats; rs != nil {
 		rs.UpstreamRqRetrySuccess.Inc()
 	}
 }
 
 func (fr *Request) retryLimitExceeded() {
-	if cs := fr.clusterStats(); cs != nil {
-		cs.UpstreamRqRetryLimitExceeded.Inc()
-	}
+	fr.clusterStats().UpstreamRqRetryLimitExceeded.Inc()
 	if rs := fr.RouteStats; rs != nil {
 		rs.UpstreamRqRetryLimitExceeded.Inc()
 	}
@@ -74,14 +62,13 @@ func (fr *Request) retryLimitExceeded() {
 // recordResponse counts the final upstream response of a request.
 func (fr *Request) recordResponse(host *cluster.Host, code int, serviceTime time.Duration) {
 	ms := uint64(max(serviceTime.Milliseconds(), 0))
-	if cs := fr.clusterStats(); cs != nil {
-		canary := host.Canary()
-		cs.RecordResponse(code, canary)
-		cs.RecordResponseTime(ms, canary, fr.TraceID)
-		if zs := fr.Stats.Zones[host.Zone()]; zs != nil {
-			zs.RecordResponse(code)
-			zs.RecordResponseTime(ms, fr.TraceID)
-		}
+	cs := fr.clusterStats()
+	canary := host.Canary()
+	cs.RecordResponse(code, canary)
+	cs.RecordResponseTime(ms, canary, fr.TraceID)
+	if zs := fr.Stats.Zones[host.Zone()]; zs != nil {
+		zs.RecordResponse(code)
+		zs.RecordResponseTime(ms, fr.TraceID)
 	}
 	if rs := fr.RouteStats; rs != nil {
 		rs.RecordResponse(code)
@@ -95,11 +82,9 @@ func (fr *Request) recordLocalReply(host *cluster.Host, code int) {
 	if code == 0 {
 		return
 	}
-	if cs := fr.clusterStats(); cs != nil {
-		cs.RecordResponse(code, host.Canary())
-		if zs := fr.Stats.Zones[host.Zone()]; zs != nil {
-			zs.RecordResponse(code)
-		}
+	fr.clusterStats().RecordResponse(code, host.Canary())
+	if zs := fr.Stats.Zones[host.Zone()]; zs != nil {
+		zs.RecordResponse(code)
 	}
 	if rs := fr.RouteStats; rs != nil {
 		rs.RecordResponse(code)
@@ -109,9 +94,6 @@ func (fr *Request) recordLocalReply(host *cluster.Host, code int) {
 // recordFailure counts why an attempt ended without a response.
 func (fr *Request) recordFailure(cause failureCause, f retry.Failure) {
 	cs := fr.clusterStats()
-	if cs == nil {
-		return
-	}
 	switch {
 	case cause == causeRouteTimeout:
 		cs.UpstreamRqTimeout.Inc()

@@ -76,14 +76,20 @@ type Store struct {
 
 	self   selfStats
 	server *ServerStats
+
+	// null marks a store that counts into stats nobody reads (null.go).
+	null bool
 }
 
 // NewStore returns an empty store.
-func NewStore(cfg Config) (*Store, error) {
+func NewStore(cfg Config) (*Store, error) { return newStore(cfg, false) }
+
+func newStore(cfg Config, null bool) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	s := &Store{
+		null:     null,
 		bounds:   DefaultBuckets(),
 		maxStats: cfg.MaxStats,
 		start:    time.Now(),
@@ -299,6 +305,9 @@ func (s *Store) refreshServer() {
 // lists returns the current stat lists. The slices only grow and their
 // elements never change, so the headers taken under the lock stay valid.
 func (s *Store) lists() ([]*Counter, []*Gauge, []*Histogram) {
+	if s.null {
+		return nil, nil, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.counters, s.gauges, s.histograms
@@ -306,6 +315,9 @@ func (s *Store) lists() ([]*Counter, []*Gauge, []*Histogram) {
 
 // Len returns the number of stats in the store.
 func (s *Store) Len() int {
+	if s.null {
+		return 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.byName)
@@ -320,8 +332,12 @@ func (s *Store) Gauges() []*Gauge { _, g, _ := s.lists(); return g }
 // Histograms returns every histogram, in creation order.
 func (s *Store) Histograms() []*Histogram { _, _, h := s.lists(); return h }
 
-// Find returns the stat with flat name name, or nil.
+// Find returns the stat with flat name name, or nil (always nil in a null
+// store).
 func (s *Store) Find(name string) Stat {
+	if s.null {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.byName[name]
@@ -396,7 +412,7 @@ func (s *Store) register(kind Kind, m meta, ignoreCap bool) (Stat, error) {
 }
 
 func (s *Store) newHistogram(m meta) *Histogram {
-	return &Histogram{
+	h := &Histogram{
 		bounds: s.bounds,
 		counts: make([]atomic.Uint64, len(s.bounds)+1),
 		sums:   make([]atomic.Uint64, len(s.bounds)+1),
@@ -404,4 +420,8 @@ func (s *Store) newHistogram(m meta) *Histogram {
 		store:  s,
 		meta:   m,
 	}
+	if s.null {
+		h.store = nil // never queued for a timer-mode sink
+	}
+	return h
 }
