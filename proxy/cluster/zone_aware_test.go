@@ -299,6 +299,26 @@ func withMinClusterSize(cfg config.Cluster, n int) config.Cluster {
 	return cfg
 }
 
+// evenSelf is the local cluster of the even three-zone setup: one proxy
+// instance in each of zones a, b and c.
+func evenSelf() config.Cluster { return zoneCluster("self", "", 1, "a", "b", "c") }
+
+// evenUp is the upstream of the even three-zone setup, under lb policy
+// policy: two hosts in each of zones a, b and c, so that every zone's
+// share matches the local cluster's.
+func evenUp(policy string) config.Cluster {
+	return zoneCluster("up", policy, 2, "a", "a", "b", "b", "c", "c")
+}
+
+// evenZoneA builds the even three-zone setup under lb policy policy and
+// returns the upstream with its two hosts in zone a, the proxy's own zone.
+func evenZoneA(t *testing.T, policy string) (c *Cluster, a1, a2 *Host) {
+	t.Helper()
+	m, _ := zoneTestManager(t, evenSelf(), evenUp(policy))
+	c = m.Get("up")
+	return c, c.Hosts()[0], c.Hosts()[1]
+}
+
 // zoneTestManager builds a manager for a proxy in zone "a" whose local
 // cluster is "self", with stats in a fresh store and seeded randomness.
 func zoneTestManager(t *testing.T, cfgs ...config.Cluster) (*Manager, *stats.Store) {
@@ -360,9 +380,7 @@ func TestZoneAwarePickResidual(t *testing.T) {
 }
 
 func TestZoneAwareRoundRobinPerZone(t *testing.T) {
-	m, st := zoneTestManager(t,
-		zoneCluster("self", "", 1, "a", "b", "c"),
-		zoneCluster("up", "round_robin", 2, "a", "a", "b", "b", "c", "c"))
+	m, st := zoneTestManager(t, evenSelf(), evenUp("round_robin"))
 	c := m.Get("up")
 	a := c.Hosts()[:2]
 	for i := range 6 {
@@ -378,11 +396,7 @@ func TestZoneAwareRoundRobinPerZone(t *testing.T) {
 // TestZoneAwareLeastRequest is "zone aware least request": the zone is
 // chosen first, then least request compares the zone's hosts only.
 func TestZoneAwareLeastRequest(t *testing.T) {
-	m, _ := zoneTestManager(t,
-		zoneCluster("self", "", 1, "a", "b", "c"),
-		zoneCluster("up", "least_request", 2, "a", "a", "b", "b", "c", "c"))
-	c := m.Get("up")
-	a1, a2 := c.Hosts()[0], c.Hosts()[1]
+	c, a1, a2 := evenZoneA(t, "least_request")
 	for range 5 {
 		a1.BeginRequest()
 	}
@@ -404,9 +418,7 @@ func TestZoneAwareLeastRequest(t *testing.T) {
 }
 
 func TestZoneAwareRecalculatesOnHostSetChange(t *testing.T) {
-	m, st := zoneTestManager(t,
-		zoneCluster("self", "", 1, "a", "b", "c"),
-		withMinClusterSize(zoneCluster("up", "", 2, "a", "a", "b", "b", "c", "c"), 0))
+	m, st := zoneTestManager(t, evenSelf(), withMinClusterSize(evenUp(""), 0))
 	c, self := m.Get("up"), m.Get("self")
 	cs := st.ClusterStats("up")
 	recalcs := func() uint64 { return cs.LbRecalculateZoneStructs.Value() }
@@ -447,9 +459,9 @@ func TestZoneAwareRecalculatesOnHostSetChange(t *testing.T) {
 func TestZoneAwareLocalClusterPanic(t *testing.T) {
 	for _, fail := range []bool{false, true} {
 		t.Run(fmt.Sprintf("fail_traffic_on_panic=%v", fail), func(t *testing.T) {
-			up := zoneCluster("up", "", 2, "a", "a", "b", "b", "c", "c")
+			up := evenUp("")
 			up.CommonLBConfig.ZoneAwareLBConfig.FailTrafficOnPanic = fail
-			m, st := zoneTestManager(t, zoneCluster("self", "", 1, "a", "b", "c"), up)
+			m, st := zoneTestManager(t, evenSelf(), up)
 			c, self := m.Get("up"), m.Get("self")
 			self.setHostHealth(self.Hosts()[1], false)
 			self.setHostHealth(self.Hosts()[2], false) // 1 of 3 healthy: panic
@@ -484,7 +496,7 @@ func TestZoneAwareUpstreamPanic(t *testing.T) {
 		t.Run(fmt.Sprintf("fail_traffic_on_panic=%v", fail), func(t *testing.T) {
 			up := withMinClusterSize(zoneCluster("up", "", 2, "a", "b", "c", "c"), 0)
 			up.CommonLBConfig.ZoneAwareLBConfig.FailTrafficOnPanic = fail
-			m, st := zoneTestManager(t, zoneCluster("self", "", 1, "a", "b", "c"), up)
+			m, st := zoneTestManager(t, evenSelf(), up)
 			c := m.Get("up")
 			for _, h := range c.Hosts()[1:] {
 				c.setHostHealth(h, false) // 1 of 4 healthy: panic
@@ -510,9 +522,9 @@ func TestZoneAwareUpstreamPanic(t *testing.T) {
 func TestZoneAwareRoutingEnabled(t *testing.T) {
 	for _, pct := range []float64{0, 25, 100} {
 		t.Run(fmt.Sprint(pct), func(t *testing.T) {
-			up := zoneCluster("up", "random", 2, "a", "a", "b", "b", "c", "c")
+			up := evenUp("random")
 			up.CommonLBConfig.ZoneAwareLBConfig.RoutingEnabled = &pct
-			m, st := zoneTestManager(t, zoneCluster("self", "", 1, "a", "b", "c"), up)
+			m, st := zoneTestManager(t, evenSelf(), up)
 			const n = 20000
 			shares, _ := zoneShares(m.Get("up"), n)
 			// Routed requests all stay in a; the others spread evenly.
@@ -532,7 +544,7 @@ func TestZoneAwareOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgs := []config.Cluster{zoneCluster("self", "", 1, "a", "b", "c"), zoneCluster("up", "", 2, "a", "a", "b", "b", "c", "c")}
+	cfgs := []config.Cluster{evenSelf(), evenUp("")}
 	for name, opts := range map[string]Options{
 		"no node.zone":           {LocalClusterName: "self"},
 		"no local cluster":       {LocalZone: "a"},
@@ -564,8 +576,8 @@ func TestZoneAwareReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := zoneCluster("up", "", 2, "a", "a", "b", "b", "c", "c")
-	self := zoneCluster("self", "", 1, "a", "b", "c")
+	up := evenUp("")
+	self := evenSelf()
 	m1 := newTestManager(t, Options{LocalZone: "a", LocalClusterName: "self", ClusterStats: st.ClusterStats}, self, up)
 	if shares, _ := zoneShares(m1.Get("up"), 100); shares["a"] != 1 {
 		t.Fatalf("zone a: shares %v", shares)
@@ -598,11 +610,7 @@ func TestZoneAwareReload(t *testing.T) {
 }
 
 func TestZoneAwareRetry(t *testing.T) {
-	m, _ := zoneTestManager(t,
-		zoneCluster("self", "", 1, "a", "b", "c"),
-		zoneCluster("up", "", 2, "a", "a", "b", "b", "c", "c"))
-	c := m.Get("up")
-	a1, a2 := c.Hosts()[0], c.Hosts()[1]
+	c, a1, a2 := evenZoneA(t, "")
 	for range 10 {
 		if h := c.Pick(&LBContext{Attempted: []*Host{a1}}); h != a2 {
 			t.Fatalf("retry after a1 picked %s, want a2 (the zone's untried host)", h.Address())
@@ -633,9 +641,7 @@ func TestZoneAwarePickDoesNotAllocate(t *testing.T) {
 // the request's hash and never by zone.
 func TestZoneAwareNotForHashPolicies(t *testing.T) {
 	for _, policy := range []string{"ring_hash", "maglev"} {
-		m, st := zoneTestManager(t,
-			zoneCluster("self", "", 1, "a", "b", "c"),
-			zoneCluster("up", policy, 2, "a", "a", "b", "b", "c", "c"))
+		m, st := zoneTestManager(t, evenSelf(), evenUp(policy))
 		if shares, _ := zoneShares(m.Get("up"), 3000); shares["a"] > 0.5 {
 			t.Errorf("%s: zone a share %.4f, want about 1/3", policy, shares["a"])
 		}
