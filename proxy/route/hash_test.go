@@ -166,13 +166,28 @@ func TestHashPolicyGeneratesCookie(t *testing.T) {
 	}
 }
 
+// lookupCase is one case of a hash key lookup: in is what the request
+// carries (cookie lines, a query string), name the key looked up.
+type lookupCase[In any] struct {
+	in    In
+	name  string
+	want  string
+	found bool
+}
+
+// checkLookups runs lookup, called fn in messages, over tests.
+func checkLookups[In any](t *testing.T, fn string, lookup func(In, string) (string, bool), tests []lookupCase[In]) {
+	t.Helper()
+	for _, tt := range tests {
+		got, found := lookup(tt.in, tt.name)
+		if got != tt.want || found != tt.found {
+			t.Errorf("%s(%q, %q) = %q, %v; want %q, %v", fn, any(tt.in), tt.name, got, found, tt.want, tt.found)
+		}
+	}
+}
+
 func TestCookieValue(t *testing.T) {
-	tests := []struct {
-		lines []string
-		name  string
-		want  string
-		found bool
-	}{
+	checkLookups(t, "CookieValue", CookieValue, []lookupCase[[]string]{
 		{[]string{"a=1"}, "a", "1", true},
 		{[]string{"a=1; b=2"}, "b", "2", true},
 		{[]string{"a=1;b=2"}, "b", "2", true},
@@ -192,21 +207,11 @@ func TestCookieValue(t *testing.T) {
 		{nil, "b", "", false},
 		{[]string{""}, "b", "", false},
 		{[]string{"=1"}, "", "1", true},
-	}
-	for _, tt := range tests {
-		got, found := CookieValue(tt.lines, tt.name)
-		if got != tt.want || found != tt.found {
-			t.Errorf("CookieValue(%q, %q) = %q, %v; want %q, %v", tt.lines, tt.name, got, found, tt.want, tt.found)
-		}
-	}
+	})
 }
 
 func TestQueryParameterValue(t *testing.T) {
-	tests := []struct {
-		query, name string
-		want        string
-		found       bool
-	}{
+	checkLookups(t, "QueryParameterValue", QueryParameterValue, []lookupCase[string]{
 		{"a=1", "a", "1", true},
 		{"a=1&b=2", "b", "2", true},
 		{"b=1&b=2", "b", "1", true},
@@ -219,13 +224,7 @@ func TestQueryParameterValue(t *testing.T) {
 		{"a=b", "b", "", false},
 		{"", "b", "", false},
 		{"b;c=1", "b", "", false},
-	}
-	for _, tt := range tests {
-		got, found := QueryParameterValue(tt.query, tt.name)
-		if got != tt.want || found != tt.found {
-			t.Errorf("QueryParameterValue(%q, %q) = %q, %v; want %q, %v", tt.query, tt.name, got, found, tt.want, tt.found)
-		}
-	}
+	})
 }
 
 func TestCompileHashPolicyErrors(t *testing.T) {
