@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -42,40 +43,41 @@ var benchRequests = []struct{ name, head string }{
 	},
 }
 
+// benchReads runs read once an iteration on a buffered reader rewound to
+// raw, as a connection's reader would hold it, counting raw's bytes.
+func benchReads(b *testing.B, raw string, read func(*bufio.Reader) error) {
+	sr := strings.NewReader(raw)
+	r := bufio.NewReaderSize(sr, bufferSize)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		sr.Reset(raw)
+		r.Reset(sr)
+		if err := read(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkParseRequest(b *testing.B) {
 	for _, br := range benchRequests {
 		b.Run(br.name+"/hopwatch", func(b *testing.B) {
-			sr := strings.NewReader(br.head)
-			r := bufio.NewReaderSize(sr, bufferSize)
 			var buf []byte
-			b.ReportAllocs()
-			b.SetBytes(int64(len(br.head)))
-			for b.Loop() {
-				sr.Reset(br.head)
-				r.Reset(sr)
+			benchReads(b, br.head, func(r *bufio.Reader) error {
 				head, err := readHead(r, buf, defaultMaxHeaderBytes)
 				if err != nil {
-					b.Fatal(err)
+					return err
 				}
 				buf = head[:0] // the connection keeps its head buffer
-				req := new(http.Request)
-				if _, err := parseHead(string(head), req); err != nil {
-					b.Fatal(err)
-				}
-			}
+				_, err = parseHead(string(head), new(http.Request))
+				return err
+			})
 		})
 		b.Run(br.name+"/net_http", func(b *testing.B) {
-			sr := strings.NewReader(br.head)
-			r := bufio.NewReaderSize(sr, bufferSize)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(br.head)))
-			for b.Loop() {
-				sr.Reset(br.head)
-				r.Reset(sr)
-				if _, err := http.ReadRequest(r); err != nil {
-					b.Fatal(err)
-				}
-			}
+			benchReads(b, br.head, func(r *bufio.Reader) error {
+				_, err := http.ReadRequest(r)
+				return err
+			})
 		})
 	}
 }
@@ -178,41 +180,26 @@ var benchResponses = []struct {
 func BenchmarkReadResponse(b *testing.B) {
 	req := &http.Request{Method: "GET"}
 	for _, tc := range benchResponses {
-		b.Run(tc.name+"/hopwatch", func(b *testing.B) {
-			sr := strings.NewReader(tc.raw)
-			r := bufio.NewReaderSize(sr, bufferSize)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(tc.raw)))
-			for b.Loop() {
-				sr.Reset(tc.raw)
-				r.Reset(sr)
-				res, err := ReadResponse(r, req, defaultMaxHeaderBytes)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if n, err := io.Copy(io.Discard, res.Body); err != nil || n != tc.bodyLen {
-					b.Fatalf("body: %d bytes, %v", n, err)
-				}
-				_ = res.Body.Close()
+		// drain reads the whole body, as the proxy copies it downstream.
+		drain := func(res *http.Response, err error) error {
+			if err != nil {
+				return err
 			}
+			n, err := io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			if err != nil {
+				return fmt.Errorf("body after %d bytes: %w", n, err)
+			}
+			if n != tc.bodyLen {
+				return fmt.Errorf("body: %d bytes, want %d", n, tc.bodyLen)
+			}
+			return nil
+		}
+		b.Run(tc.name+"/hopwatch", func(b *testing.B) {
+			benchReads(b, tc.raw, func(r *bufio.Reader) error { return drain(ReadResponse(r, req, defaultMaxHeaderBytes)) })
 		})
 		b.Run(tc.name+"/net_http", func(b *testing.B) {
-			sr := strings.NewReader(tc.raw)
-			r := bufio.NewReaderSize(sr, bufferSize)
-			b.ReportAllocs()
-			b.SetBytes(int64(len(tc.raw)))
-			for b.Loop() {
-				sr.Reset(tc.raw)
-				r.Reset(sr)
-				res, err := http.ReadResponse(r, req)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if n, err := io.Copy(io.Discard, res.Body); err != nil || n != tc.bodyLen {
-					b.Fatalf("body: %d bytes, %v", n, err)
-				}
-				_ = res.Body.Close()
-			}
+			benchReads(b, tc.raw, func(r *bufio.Reader) error { return drain(http.ReadResponse(r, req)) })
 		})
 	}
 }
