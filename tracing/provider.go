@@ -175,16 +175,18 @@ func newOTLPExporter(ctx context.Context, c Config) (sdktrace.SpanExporter, erro
 		return nil, err
 	}
 	timeout := c.Batch.ExportTimeout.D()
-	const initialBackoff, maxBackoff = 100 * time.Millisecond, time.Second
+	// One retry policy for both transports; the two packages' RetryConfig
+	// types have the same fields.
+	retry := otlptracehttp.RetryConfig{
+		Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: timeout,
+	}
 	switch c.Protocol {
 	case ProtocolHTTP:
 		opts := []otlptracehttp.Option{
 			otlptracehttp.WithEndpoint(ep.hostPort),
 			otlptracehttp.WithURLPath(cmp.Or(ep.path, "/v1/traces")),
 			otlptracehttp.WithTimeout(timeout),
-			otlptracehttp.WithRetry(otlptracehttp.RetryConfig{
-				Enabled: true, InitialInterval: initialBackoff, MaxInterval: maxBackoff, MaxElapsedTime: timeout,
-			}),
+			otlptracehttp.WithRetry(retry),
 		}
 		if *c.Insecure {
 			opts = append(opts, otlptracehttp.WithInsecure())
@@ -194,9 +196,7 @@ func newOTLPExporter(ctx context.Context, c Config) (sdktrace.SpanExporter, erro
 		opts := []otlptracegrpc.Option{
 			otlptracegrpc.WithEndpoint(ep.hostPort),
 			otlptracegrpc.WithTimeout(timeout),
-			otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{
-				Enabled: true, InitialInterval: initialBackoff, MaxInterval: maxBackoff, MaxElapsedTime: timeout,
-			}),
+			otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig(retry)),
 		}
 		if *c.Insecure {
 			opts = append(opts, otlptracegrpc.WithInsecure())
