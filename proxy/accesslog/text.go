@@ -99,25 +99,29 @@ var hints = map[string]string{
 	"SPAN_ID":    "Envoy has no span operator; the JSON format has span_id",
 }
 
-// field names an Info field that a header name maps to.
-type field uint8
-
-const (
-	fieldNone field = iota
-	fieldMethod
-	fieldPath
-	fieldAuthority
-	fieldUserAgent
-	fieldXForwardedFor
-	fieldRequestID
-	fieldUpstreamServiceTime
-)
-
 // headerRef is one header name of REQ/RESP, resolved at compile time.
 type headerRef struct {
-	key   string // canonical MIME key for http.Header lookups
-	field field  // an Info field that stands for this header, if any
+	key string // canonical MIME key for http.Header lookups
+	// info reads the Info field that stands for this header; nil if none.
+	info func(*streaminfo.Info) string
+	// serviceTime marks x-envoy-upstream-service-time, which Info keeps as
+	// a duration.
+	serviceTime bool
 }
+
+// requestInfoFields are the request headers that Info carries, by
+// lower-case name, with the field that holds each.
+var requestInfoFields = map[string]func(*streaminfo.Info) string{
+	":method":         func(i *streaminfo.Info) string { return i.Method },
+	":path":           func(i *streaminfo.Info) string { return i.Path },
+	":authority":      infoAuthority,
+	"host":            infoAuthority,
+	"user-agent":      func(i *streaminfo.Info) string { return i.UserAgent },
+	"x-forwarded-for": func(i *streaminfo.Info) string { return i.XForwardedFor },
+	"x-request-id":    func(i *streaminfo.Info) string { return i.RequestID },
+}
+
+func infoAuthority(i *streaminfo.Info) string { return i.Authority }
 
 type segment struct {
 	op      opKind
@@ -337,24 +341,9 @@ func resolveHeader(name string, resp bool) headerRef {
 	lower := strings.ToLower(name)
 	ref := headerRef{key: textproto.CanonicalMIMEHeaderKey(name)}
 	if resp {
-		if lower == "x-envoy-upstream-service-time" {
-			ref.field = fieldUpstreamServiceTime
-		}
-		return ref
-	}
-	switch lower {
-	case ":method":
-		ref.field = fieldMethod
-	case ":path":
-		ref.field = fieldPath
-	case ":authority", "host":
-		ref.field = fieldAuthority
-	case "user-agent":
-		ref.field = fieldUserAgent
-	case "x-forwarded-for":
-		ref.field = fieldXForwardedFor
-	case "x-request-id":
-		ref.field = fieldRequestID
+		ref.serviceTime = lower == "x-envoy-upstream-service-time"
+	} else {
+		ref.info = requestInfoFields[lower]
 	}
 	return ref
 }
@@ -421,12 +410,12 @@ func appendHeader(dst []byte, info *streaminfo.Info, s *segment) []byte {
 	} else {
 		h = info.ResponseHeaders
 	}
-	if s.main.field == fieldUpstreamServiceTime && info.HasUpstreamServiceTime {
+	if s.main.serviceTime && info.HasUpstreamServiceTime {
 		return strconv.AppendInt(dst, info.UpstreamServiceTime.Milliseconds(), 10)
 	}
 	v, ok := lookupHeader(info, h, s.main)
 	if !ok && s.hasAlt {
-		if s.alt.field == fieldUpstreamServiceTime && info.HasUpstreamServiceTime {
+		if s.alt.serviceTime && info.HasUpstreamServiceTime {
 			return strconv.AppendInt(dst, info.UpstreamServiceTime.Milliseconds(), 10)
 		}
 		v, ok = lookupHeader(info, h, s.alt)
@@ -444,19 +433,8 @@ func appendHeader(dst []byte, info *streaminfo.Info, s *segment) []byte {
 // stands for it. ok is false when the header is absent.
 func lookupHeader(info *streaminfo.Info, h http.Header, ref headerRef) (string, bool) {
 	var v string
-	switch ref.field {
-	case fieldMethod:
-		v = info.Method
-	case fieldPath:
-		v = info.Path
-	case fieldAuthority:
-		v = info.Authority
-	case fieldUserAgent:
-		v = info.UserAgent
-	case fieldXForwardedFor:
-		v = info.XForwardedFor
-	case fieldRequestID:
-		v = info.RequestID
+	if ref.info != nil {
+		v = ref.info(info)
 	}
 	if v != "" {
 		return v, true
