@@ -40,13 +40,8 @@ func TestServerEnded(t *testing.T) {
 	})
 	want := func(t *testing.T, w endedCall) {
 		t.Helper()
-		select {
-		case got := <-ended:
-			if got != w {
-				t.Errorf("Ended(remote=%v, activeRequest=%v), want (remote=%v, activeRequest=%v)", got.remote, got.active, w.remote, w.active)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("Ended was not called within 10 s")
+		if got := recvWithin(t, ended, 10*time.Second, "Ended was not called within 10 s"); got != w {
+			t.Errorf("Ended(remote=%v, activeRequest=%v), want (remote=%v, activeRequest=%v)", got.remote, got.active, w.remote, w.active)
 		}
 	}
 
@@ -79,11 +74,7 @@ func TestServerEnded(t *testing.T) {
 	t.Run("client leaves during a request", func(t *testing.T) {
 		c := ls.dialWire(t)
 		c.send("GET /wait HTTP/1.1\r\nHost: a\r\n\r\n")
-		select {
-		case <-entered:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the request never reached the handler")
-		}
+		recvWithin(t, entered, 10*time.Second, "the request never reached the handler")
 		_ = c.nc.Close()
 		want(t, endedCall{remote: true, active: true})
 	})

@@ -408,3 +408,16 @@ func serveLoopback(tb testing.TB, srv *Server) string {
 	tb.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
 }
+
+// recvWithin returns the next value from ch, failing the test with msg if
+// none arrives within d.
+func recvWithin[T any](t *testing.T, ch <-chan T, d time.Duration, msg string) T {
+	t.Helper()
+	var v T
+	select {
+	case v = <-ch:
+	case <-time.After(d):
+		t.Fatal(msg)
+	}
+	return v
+}

@@ -649,12 +649,7 @@ func TestServerResponseFraming(t *testing.T) {
 			} else if err != nil {
 				t.Fatalf("reading the response: %v", err)
 			}
-			var res *result
-			select {
-			case res = <-results:
-			case <-time.After(5 * time.Second):
-				t.Fatal("handler did not finish")
-			}
+			res := recvWithin(t, results, 5*time.Second, "handler did not finish")
 			tc.check(t, r, res)
 			switch {
 			case tc.readErr:
@@ -978,13 +973,8 @@ func TestServerPeerClose(t *testing.T) {
 			c.send(tc.request)
 			<-entered
 			_ = c.nc.Close()
-			select {
-			case o := <-outcomes:
-				if !o.cancelled || o.body != tc.body || o.err != nil {
-					t.Errorf("cancelled=%v body=%q err=%v, want the context cancelled after body %q", o.cancelled, o.body, o.err, tc.body)
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("handler never returned")
+			if o := recvWithin(t, outcomes, 15*time.Second, "handler never returned"); !o.cancelled || o.body != tc.body || o.err != nil {
+				t.Errorf("cancelled=%v body=%q err=%v, want the context cancelled after body %q", o.cancelled, o.body, o.err, tc.body)
 			}
 		})
 	}
@@ -1052,22 +1042,13 @@ func TestServerPeerCloseAfterIdle(t *testing.T) {
 	c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	c.read("GET")
 	c.send("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the second request never reached the handler")
-	}
+	recvWithin(t, entered, 10*time.Second, "the second request never reached the handler")
 	// The scenario itself: the client goes away only once the idle
 	// deadline set before this request has passed.
 	time.Sleep(1300 * time.Millisecond)
 	_ = c.nc.Close()
-	select {
-	case ok := <-cancelled:
-		if !ok {
-			t.Error("the request's context was not cancelled when the client closed")
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("handler did not return")
+	if !recvWithin(t, cancelled, 15*time.Second, "handler did not return") {
+		t.Error("the request's context was not cancelled when the client closed")
 	}
 }
 
@@ -1128,13 +1109,8 @@ func TestServerHijack(t *testing.T) {
 		t.Fatalf("after Shutdown: got %q, %v", line, err)
 	}
 	_ = c.nc.Close()
-	select {
-	case err := <-handlerDone:
-		if err != nil {
-			t.Error(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("handler did not return")
+	if err := recvWithin(t, handlerDone, 10*time.Second, "handler did not return"); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -1182,13 +1158,8 @@ func TestServerShutdown(t *testing.T) {
 		t.Errorf("active request's response %q\n%s", r.body, r.head)
 	}
 	active.expectClosed()
-	select {
-	case err := <-errc:
-		if err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Shutdown did not return")
+	if err := recvWithin(t, errc, 15*time.Second, "Shutdown did not return"); err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }
 
