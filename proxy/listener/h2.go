@@ -95,7 +95,7 @@ func (s *h2Server) serveConn(c *h2Conn) {
 	if st := s.stats(); st != nil && st.HTTP2 != nil {
 		c.codec = st.HTTP2()
 	}
-	s.srv.ServeConn(nc, &http2.ServeConnOpts{Context: ctx, Handler: s.h, BaseConfig: s.base}) //nolint:staticcheck // see h2Server
+	s.srv.ServeConn(nc, &http2.ServeConnOpts{Context: ctx, Handler: h2Handler{s.h}, BaseConfig: s.base}) //nolint:staticcheck // see h2Server
 }
 
 func (s *h2Server) track(c net.Conn) bool {
