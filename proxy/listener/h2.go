@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -215,6 +216,13 @@ type h2Conn struct {
 	net.Conn
 	tc     *tls.Conn // set on a TLS connection
 	prefix []byte
+	// in reads a plaintext connection ahead. x/net's framer reads each
+	// frame with two Reads, its 9-byte header and then its payload, and
+	// on a bare TCP connection each Read is a syscall: two per request
+	// for the HEADERS frames a client sends in one segment. A TLS
+	// connection needs none: tls.Conn serves small Reads from the record
+	// it decrypted.
+	in     *bufio.Reader
 	codec  *stats.HTTP2CodecStats // nil when stats are off
 	rx, tx frameScanner
 	// maxStream is the highest stream a client opened: a HEADERS frame on
@@ -222,8 +230,17 @@ type h2Conn struct {
 	maxStream uint32
 }
 
+// h2ReadAhead is how much of a plaintext HTTP/2 connection h2Conn reads
+// at once: a client's burst of HEADERS frames, the request bodies' DATA
+// frames up to it. bufio reads a larger Read straight into its caller's
+// buffer, so DATA frames of 16 KiB are not copied twice.
+const h2ReadAhead = 4 << 10
+
 func newH2Conn(c net.Conn, tc *tls.Conn, prefix []byte) *h2Conn {
 	h := &h2Conn{Conn: c, tc: tc, prefix: prefix}
+	if tc == nil {
+		h.in = bufio.NewReaderSize(c, h2ReadAhead)
+	}
 	h.rx.skip = len(http2.ClientPreface)
 	return h
 }
@@ -234,6 +251,8 @@ func (c *h2Conn) Read(p []byte) (int, error) {
 	if len(c.prefix) > 0 {
 		n = copy(p, c.prefix)
 		c.prefix = c.prefix[n:]
+	} else if c.in != nil {
+		n, err = c.in.Read(p)
 	} else {
 		n, err = c.Conn.Read(p)
 	}
