@@ -102,9 +102,6 @@ func (s *h2Server) serveConn(c *h2Conn) {
 	if tc := unwrapTracked(c.Conn); tc != nil {
 		ctx = context.WithValue(ctx, connKey{}, tc)
 	}
-	if st := s.stats(); st != nil && st.HTTP2 != nil {
-		c.codec = st.HTTP2()
-	}
 	s.srv.ServeConn(nc, &http2.ServeConnOpts{Context: ctx, Handler: h2Handler{s.h}, BaseConfig: s.base}) //nolint:staticcheck // see h2Server
 }
 
@@ -183,18 +180,11 @@ func (s *h2Server) close() {
 // frame on the wire (h2Conn).
 func (s *h2Server) countError(errType string) {
 	st := s.stats()
-	if st == nil {
-		return
-	}
-	var codec *stats.HTTP2CodecStats
-	if st.HTTP2 != nil {
-		codec = st.HTTP2()
-	}
+	codec := st.HTTP2()
 	switch {
 	case errType == "frame_windowupdate_zero_inc_stream":
 	case strings.HasPrefix(errType, "conn_"), strings.HasPrefix(errType, "frame_"):
 		st.HTTP.DownstreamCxProtocolError.Inc()
-	case codec == nil:
 	case strings.HasPrefix(errType, "stream_PROTOCOL_ERROR_"):
 		codec.RxMessagingError.Inc()
 	case strings.HasPrefix(errType, "stream_REFUSED_STREAM_"):
@@ -223,7 +213,7 @@ type h2Conn struct {
 	// connection needs none: tls.Conn serves small Reads from the record
 	// it decrypted.
 	in     *bufio.Reader
-	codec  *stats.HTTP2CodecStats // nil when stats are off
+	codec  *stats.HTTP2CodecStats
 	rx, tx frameScanner
 	// maxStream is the highest stream a client opened: a HEADERS frame on
 	// a stream already open is a trailer.
@@ -236,8 +226,8 @@ type h2Conn struct {
 // buffer, so DATA frames of 16 KiB are not copied twice.
 const h2ReadAhead = 4 << 10
 
-func newH2Conn(c net.Conn, tc *tls.Conn, prefix []byte) *h2Conn {
-	h := &h2Conn{Conn: c, tc: tc, prefix: prefix}
+func newH2Conn(c net.Conn, tc *tls.Conn, prefix []byte, codec *stats.HTTP2CodecStats) *h2Conn {
+	h := &h2Conn{Conn: c, tc: tc, prefix: prefix, codec: codec}
 	if tc == nil {
 		h.in = bufio.NewReaderSize(c, h2ReadAhead)
 	}
@@ -256,7 +246,7 @@ func (c *h2Conn) Read(p []byte) (int, error) {
 	} else {
 		n, err = c.Conn.Read(p)
 	}
-	if c.codec != nil && n > 0 {
+	if n > 0 {
 		c.rx.scan(p[:n], c.received)
 	}
 	return n, err
@@ -264,7 +254,7 @@ func (c *h2Conn) Read(p []byte) (int, error) {
 
 func (c *h2Conn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	if c.codec != nil && n > 0 {
+	if n > 0 {
 		c.tx.scan(p[:n], c.sent)
 	}
 	return n, err

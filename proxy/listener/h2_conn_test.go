@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/http2"
+
+	"github.com/hopwatch/hopwatch/proxy/stats"
 )
 
 // countingConn counts the Reads that reach the connection.
@@ -39,7 +41,7 @@ func TestH2ConnReadsAhead(t *testing.T) {
 	}
 	want := bytes.Clone(wire.Bytes())
 	cc := &countingConn{r: bytes.NewReader(want)}
-	c := newH2Conn(cc, nil, []byte(http2.ClientPreface))
+	c := newH2Conn(cc, nil, []byte(http2.ClientPreface), stats.MustNewNullStore().HTTP2CodecStats())
 
 	preface := make([]byte, len(http2.ClientPreface))
 	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {

@@ -105,23 +105,36 @@ type Stats struct {
 	HTTP     *stats.HTTPConnManagerStats
 	// HTTP2 returns http2.*; it is called at the first HTTP/2 connection
 	// (the proxy has already created them, at 0, for a listener with
-	// HTTP/2 enabled). Nil leaves them uncounted.
+	// HTTP/2 enabled).
 	HTTP2 func() *stats.HTTP2CodecStats
 }
 
-// Listen binds cfg.Address and starts serving h on it. statsFor, when not
-// nil, returns the stats for the bound address (which is only known once
-// bound when the port is 0).
+// nullStats are the stats of a listener that was given none: counted in
+// a null store of its own (stats.NewNullStore), so that the connection
+// code never asks whether stats are on.
+func nullStats(addr net.Addr) *Stats {
+	store := stats.MustNewNullStore()
+	return &Stats{
+		Listener: store.ListenerStats(addr.String()),
+		HTTP:     store.HTTPConnManagerStats("null"),
+		HTTP2:    store.HTTP2CodecStats,
+	}
+}
+
+// Listen binds cfg.Address and starts serving h on it. statsFor returns
+// the stats for the bound address (which is only known once bound when
+// the port is 0); nil, or a nil answer, counts in a null store.
 func Listen(ctx context.Context, cfg *config.Listener, h http.Handler, statsFor func(addr net.Addr) *Stats, log *slog.Logger) (*Listener, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", cfg.Name, err)
 	}
-	l := &Listener{sock: newSocket(ln, cfg.Limits.MaxConnections), log: log.With("listener", cfg.Name), h: h}
+	var st *Stats
 	if statsFor != nil {
-		l.sock.stats.Store(statsFor(ln.Addr()))
+		st = statsFor(ln.Addr())
 	}
+	l := &Listener{sock: newSocket(ln, cfg.Limits.MaxConnections, st), log: log.With("listener", cfg.Name), h: h}
 	if cfg.TLS != nil {
 		cert, err := loadCert(cfg)
 		if err != nil {
@@ -200,8 +213,9 @@ func (l *Listener) Update(cfg *config.Listener) error {
 }
 
 // SetStats replaces the stats new connections count in (a reload may
-// change the stat_prefix); open connections keep theirs.
-func (l *Listener) SetStats(st *Stats) { l.sock.stats.Store(st) }
+// change the stat_prefix); open connections keep theirs. Nil counts in a
+// null store.
+func (l *Listener) SetStats(st *Stats) { l.sock.setStats(st) }
 
 // SetKeepAlivesEnabled turns HTTP/1 keep-alive off while draining.
 func (l *Listener) SetKeepAlivesEnabled(v bool) {
@@ -317,7 +331,7 @@ func (s *servers) serveH2(c net.Conn, br *bufio.Reader) {
 	_ = c.SetReadDeadline(time.Time{})
 	ahead, _ := br.Peek(br.Buffered())
 	tc, _ := c.(*tls.Conn)
-	s.h2.serveConn(newH2Conn(c, tc, bytes.Clone(ahead)))
+	s.h2.serveConn(newH2Conn(c, tc, bytes.Clone(ahead), s.h2.stats().HTTP2()))
 }
 
 // headerDeadline is when the connection's first request head (or HTTP/2
@@ -342,7 +356,7 @@ func acceptedAt(c net.Conn) time.Time {
 // (closed, timed out or failed its handshake before its first request),
 // and counts how it ended.
 func (s *servers) endedEarly(c net.Conn, err error) {
-	if tc := unwrapTracked(c); tc != nil && tc.st != nil {
+	if tc := unwrapTracked(c); tc != nil {
 		tc.st.HTTP.RecordDestroy(!isTimeout(err), false)
 	}
 	_ = c.Close()
@@ -395,7 +409,7 @@ func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert f
 				rr.RecordRejected(c.RemoteAddr().String(), status)
 			}
 			tc := unwrapTracked(c)
-			if tc == nil || tc.st == nil {
+			if tc == nil {
 				return
 			}
 			switch {
@@ -406,17 +420,17 @@ func newServer(cfg *config.Listener, h http.Handler, log *slog.Logger, getCert f
 			}
 		},
 		IdleClosed: func(c net.Conn) {
-			if tc := unwrapTracked(c); tc != nil && tc.st != nil {
+			if tc := unwrapTracked(c); tc != nil {
 				tc.st.HTTP.DownstreamCxIdleTimeout.Inc()
 			}
 		},
 		Ended: func(c net.Conn, remote, activeRequest bool) {
-			if tc := unwrapTracked(c); tc != nil && tc.st != nil {
+			if tc := unwrapTracked(c); tc != nil {
 				tc.st.HTTP.RecordDestroy(remote, activeRequest)
 			}
 		},
 		Hijacked: func(c net.Conn) {
-			if tc := unwrapTracked(c); tc != nil && tc.st != nil {
+			if tc := unwrapTracked(c); tc != nil {
 				tc.upgraded.Store(true)
 				tc.st.HTTP.DownstreamCxUpgradesTotal.Inc()
 				tc.st.HTTP.DownstreamCxUpgradesActive.Inc()
@@ -480,11 +494,23 @@ type socket struct {
 	Overflow atomic.Uint64
 }
 
-func newSocket(ln net.Listener, maxConns int) *socket {
+// newSocket starts accepting on ln; connections count in st (nil: a null
+// store), which is in place before the first accept.
+func newSocket(ln net.Listener, maxConns int, st *Stats) *socket {
 	s := &socket{ln: ln, conns: make(chan net.Conn), done: make(chan struct{})}
 	s.maxConns.Store(int64(maxConns))
+	s.setStats(st)
 	go s.acceptLoop()
 	return s
+}
+
+// setStats replaces the stats new connections count in; nil counts in a
+// null store.
+func (s *socket) setStats(st *Stats) {
+	if st == nil {
+		st = nullStats(s.ln.Addr())
+	}
+	s.stats.Store(st)
 }
 
 func (s *socket) acceptLoop() {
@@ -513,9 +539,7 @@ func (s *socket) acceptLoop() {
 		st := s.stats.Load()
 		if limit := s.maxConns.Load(); limit > 0 && s.active.Load() >= limit {
 			s.Overflow.Add(1)
-			if st != nil {
-				st.Listener.DownstreamCxOverflow.Inc()
-			}
+			st.Listener.DownstreamCxOverflow.Inc()
 			_ = c.Close()
 			continue
 		}
@@ -580,7 +604,7 @@ func (v *socketView) Addr() net.Addr { return v.s.ln.Addr() }
 type trackedConn struct {
 	net.Conn
 	s     *socket
-	st    *Stats // nil when stats are off
+	st    *Stats
 	start time.Time
 	once  sync.Once
 	// proto is 0 until the first request says 1 (HTTP/1.x) or 2 (HTTP/2).
@@ -592,9 +616,6 @@ type trackedConn struct {
 }
 
 func (c *trackedConn) opened() {
-	if c.st == nil {
-		return
-	}
 	c.st.Listener.DownstreamCxTotal.Inc()
 	c.st.Listener.DownstreamCxActive.Inc()
 	c.st.HTTP.DownstreamCxTotal.Inc()
@@ -603,7 +624,7 @@ func (c *trackedConn) opened() {
 
 func (c *trackedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && c.st != nil {
+	if n > 0 {
 		c.st.HTTP.DownstreamCxRxBytesTotal.Add(uint64(n))
 	}
 	return n, err
@@ -611,7 +632,7 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 
 func (c *trackedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	if n > 0 && c.st != nil {
+	if n > 0 {
 		c.st.HTTP.DownstreamCxTxBytesTotal.Add(uint64(n))
 	}
 	return n, err
@@ -620,9 +641,6 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.s.active.Add(-1)
-		if c.st == nil {
-			return
-		}
 		ms := uint64(max(time.Since(c.start).Milliseconds(), 0))
 		c.st.Listener.DownstreamCxDestroy.Inc()
 		c.st.Listener.DownstreamCxActive.Dec()
@@ -649,7 +667,7 @@ func (c *trackedConn) Close() error {
 
 // markProtocol records the connection's protocol at its first request.
 func (c *trackedConn) markProtocol(major int, isTLS bool) {
-	if c.st == nil || c.proto.Load() != 0 {
+	if c.proto.Load() != 0 {
 		return
 	}
 	p := int32(1)

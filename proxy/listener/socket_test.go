@@ -62,7 +62,7 @@ func dial(t *testing.T, addr net.Addr) net.Conn {
 // TestSocketViewHandover: a detached view never takes a connection; the
 // current one gets it; closing the socket ends every view.
 func TestSocketViewHandover(t *testing.T) {
-	s := newSocket(loopback(t), 0)
+	s := newSocket(loopback(t), 0, nil)
 	t.Cleanup(s.close)
 	old := s.view()
 	_ = old.Close()
@@ -99,7 +99,7 @@ func TestSocketViewHandover(t *testing.T) {
 // TestMaxConnectionsOverflow: past max_connections a connection is closed
 // at once and counted; a closed one frees its place.
 func TestMaxConnectionsOverflow(t *testing.T) {
-	s := newSocket(loopback(t), 1)
+	s := newSocket(loopback(t), 1, nil)
 	t.Cleanup(s.close)
 	v := s.view()
 	first := acceptAsync(v)
